@@ -1,0 +1,157 @@
+"""SQLModel tables for everything supportbot logs.
+
+Times are stored as timezone-aware UTC. Indexes cover the nightly job's queries (time windows, foreign keys).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(*, index: bool = True, nullable: bool = False) -> Any:
+    return Field(
+        default_factory=utcnow if not nullable else None,
+        sa_column=Column(DateTime(timezone=True), index=index, nullable=nullable),
+    )
+
+
+def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey(target, ondelete=ondelete), index=True, nullable=nullable),
+    )
+
+
+class Conversation(SQLModel, table=True):
+    """One Slack thread (or one terminal chat session)."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "thread_ts", name="uq_conversation_thread"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=64)
+    thread_ts: str = Field(max_length=32)
+    started_by: str | None = Field(default=None, max_length=32, index=True)
+    source: str = Field(default="slack", max_length=16)
+    created_at: datetime = _time()
+    last_activity_at: datetime = _time()
+
+
+class Message(SQLModel, table=True):
+    """A message in a conversation: the customer's (`user`), the bot's, or a human agent's."""
+
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = _fk("conversations.id")
+    role: str = Field(max_length=8)
+    user_id: str | None = Field(default=None, max_length=32, index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    slack_ts: str | None = Field(default=None, max_length=32)
+    event_id: str | None = Field(default=None, max_length=64, unique=True)
+    created_at: datetime = _time()
+
+
+class Answer(SQLModel, table=True):
+    """The engine's prediction and the answer given for one question."""
+
+    __tablename__ = "answers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = _fk("conversations.id")
+    question_id: int = _fk("messages.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    source: str = Field(max_length=16)  # intent | retrieval | handoff
+    intent: str | None = Field(default=None, max_length=128, index=True)
+    confidence: float | None = None
+    doc_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    doc_scores: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    model_version: str | None = Field(default=None, max_length=64)
+    latency_ms: float | None = None
+    status: str = Field(default="pending", max_length=16)  # pending | posted | failed
+    channel_id: str | None = Field(default=None, max_length=64)
+    slack_ts: str | None = Field(default=None, max_length=32, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _time()
+
+
+class Rating(SQLModel, table=True):
+    """A customer's or agent's verdict on an answer, optionally with a correction."""
+
+    __tablename__ = "ratings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: int = _fk("answers.id")
+    rater_id: str = Field(max_length=32, index=True)
+    rater_role: str = Field(max_length=16)  # agent | customer
+    helpful: bool | None = None
+    corrected_intent: str | None = Field(default=None, max_length=128)
+    corrected_answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    source: str = Field(default="button", max_length=16)  # button | reaction | modal | cli
+    created_at: datetime = _time()
+
+
+class Handoff(SQLModel, table=True):
+    """A question passed to a human agent."""
+
+    __tablename__ = "handoffs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = _fk("conversations.id")
+    answer_id: int | None = _fk("answers.id", nullable=True, ondelete="SET NULL")
+    reason: str = Field(max_length=32)  # abstained | customer_request | not_helpful
+    agent_channel_ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _time()
+
+
+class EvalExample(SQLModel, table=True):
+    """A labelled example set aside for the frozen evaluation set; never trained on."""
+
+    __tablename__ = "eval_examples"
+
+    id: int | None = Field(default=None, primary_key=True)
+    text_key: str = Field(max_length=64, unique=True)  # sha256 of the normalised text
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    label: str = Field(max_length=128)
+    origin: str = Field(max_length=32)  # seed | log
+    created_at: datetime = _time()
+
+
+class ModelVersion(SQLModel, table=True):
+    """A trained model (and the index built with it) in the registry."""
+
+    __tablename__ = "model_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: str = Field(max_length=64, unique=True)
+    status: str = Field(default="candidate", max_length=16, index=True)  # candidate|production|retired|rejected
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dataset_hash: str = Field(max_length=64)
+    created_at: datetime = _time()
+    promoted_at: datetime | None = _time(index=False, nullable=True)
+
+
+class TrainingRun(SQLModel, table=True):
+    """One run of the nightly job."""
+
+    __tablename__ = "training_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trigger: str = Field(max_length=32)
+    status: str = Field(default="running", max_length=16)  # running | promoted | rejected | failed
+    candidate_version: str | None = Field(default=None, max_length=64)
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    report_path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime = _time()
+    finished_at: datetime | None = _time(index=False, nullable=True)
