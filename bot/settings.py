@@ -137,6 +137,5 @@ def load_settings(**overrides: object) -> Settings:
             name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
             problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
         raise ConfigError(
-            "invalid configuration: " + "; ".join(problems) + ". Fix it in .env or the environment "
-            "(see .env.example)."
+            "invalid configuration: " + "; ".join(problems) + ". Fix it in .env or the environment (see .env.example)."
         ) from None
