@@ -73,6 +73,22 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @field_validator(
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "agent_channel_id",
+        "agent_usergroup_id",
+        "database_url",
+        "base_model",
+        "intents_file",
+        "kb_dir",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("support_channel_ids", "agent_user_ids", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:

@@ -1,0 +1,68 @@
+"""The one settings object: every field documented, bad values named, .env.example valid."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), flags=re.M))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_env_example_is_valid(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    settings = load_settings()
+    assert settings.slack_mode == "socket"
+    assert settings.support_channel_ids == ["C0123456789"]
+    assert settings.agent_user_ids == []
+    assert settings.database_url is None and settings.db_url.startswith("sqlite:///")
+    assert settings.intents_path.name == "intents.yaml"
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = load_settings()
+    assert settings.pii_masking is True
+    assert Path(settings.base_model_name).is_dir()
+    assert settings.db_url.endswith("supportbot.db")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("SLACK_MODE", "carrier-pigeon"), ("HTTP_PORT", "99999"), ("TARGET_PRECISION", "high"), ("PII_MASKING", "maybe")],
+)
+def test_malformed_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name) as info:
+        load_settings()
+    assert ".env" in str(info.value)
+
+
+def test_require_slack_names_missing_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
+        load_settings().require_slack()
+    monkeypatch.setenv("SLACK_MODE", "http")
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        load_settings().require_slack()
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    load_settings().require_slack()
+
+
+def test_api_base_url_gets_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_API_BASE_URL", "http://127.0.0.1:9/api")
+    assert load_settings().slack_api_base_url == "http://127.0.0.1:9/api/"
