@@ -1,0 +1,70 @@
+"""What an answering engine returns, and the interface the front ends (Slack, CLI) code against.
+
+A tiny neutral module: `bot/engine.py` implements `EngineLike`, `bot/slack` and `bot/cli` consume it, and
+neither has to import the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+AnswerKind = Literal["intent", "retrieval", "handoff"]
+
+
+@dataclass(frozen=True)
+class SourceDoc:
+    """A knowledge-base document an answer is drawn from.
+
+    Args:
+        doc_id: stable id of the document (or chunk) in the index.
+        title: human-readable title shown to the customer.
+        url: link to the document, when it has one.
+        score: similarity score of the hit (cosine, higher is closer).
+    """
+
+    doc_id: str
+    title: str
+    url: str | None
+    score: float
+
+
+@dataclass(frozen=True)
+class EngineAnswer:
+    """The engine's decision for one question.
+
+    Args:
+        text: what to say: the curated answer, the knowledge-base passage, or the hand-off text.
+        source: `intent` (curated answer), `retrieval` (knowledge-base passage) or `handoff` (not confident).
+        intent: the predicted intent, when the classifier produced one (also its best guess on a hand-off).
+        confidence: the classifier's probability for `intent`.
+        sources: knowledge-base documents backing the answer, best first.
+        model_version: registry version of the model that answered, `None` before any model is trained.
+        latency_ms: time the engine spent on the question.
+    """
+
+    text: str
+    source: AnswerKind
+    intent: str | None
+    confidence: float | None
+    sources: list[SourceDoc] = field(default_factory=list)
+    model_version: str | None = None
+    latency_ms: float = 0.0
+
+
+class EngineLike(Protocol):
+    """Anything that answers questions: `bot.engine.Engine` or the hot-reloading holder in `bot.runtime`."""
+
+    def answer(self, text: str) -> EngineAnswer:
+        """Answer one question. Synchronous and CPU-bound: async callers run it off the event loop."""
+        ...
+
+    @property
+    def intents(self) -> list[str]:
+        """The intents the current model knows (offered to agents when they correct an answer)."""
+        ...
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """The current model's version and evaluation metrics (shown on the agents' App Home)."""
+        ...
