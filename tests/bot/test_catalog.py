@@ -1,0 +1,224 @@
+"""IntentCatalog: loading, lookups and every validation error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.catalog import CatalogError, IntentCatalog, normalize_question
+from bot.cli.common import USER_ERRORS
+
+VALID = """\
+company: Acme Cloud
+intents:
+  - name: reset_password
+    description: "Customer cannot log in"
+    answer: |
+      Use *Forgot password?* on the sign-in page.
+    sources: [accounts/reset-password.md]
+    examples:
+      - How do I reset my password?
+      - forgot my password
+  - name: cancel_subscription
+    answer: Go to Settings > Billing > Cancel.
+    examples:
+      - cancel my plan
+out_of_scope:
+  - What's the weather tomorrow?
+"""
+
+
+def write(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "intents.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, text: str | bytes) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(CatalogError) as info:
+        IntentCatalog.load(path)
+    message = str(info.value)
+    assert str(path) in message, "the error must name the file"
+    return message
+
+
+def test_load_valid_catalog(tmp_path: Path) -> None:
+    catalog = IntentCatalog.load(write(tmp_path, VALID))
+
+    assert catalog.company == "Acme Cloud"
+    assert catalog.intents == ["reset_password", "cancel_subscription"]
+    assert catalog.answer_for("reset_password") == "Use *Forgot password?* on the sign-in page."
+    assert catalog.sources_for("reset_password") == ["accounts/reset-password.md"]
+    assert catalog.sources_for("cancel_subscription") == []
+    assert catalog.out_of_scope_examples == ("What's the weather tomorrow?",)
+    assert catalog.path == tmp_path / "intents.yaml"
+    assert len(catalog) == 2
+    assert "cancel_subscription" in catalog
+    assert [intent.name for intent in catalog] == catalog.intents
+    intent = catalog.get("reset_password")
+    assert intent is not None
+    assert intent.examples == ("How do I reset my password?", "forgot my password")
+
+
+def test_unknown_intent_lookups(tmp_path: Path) -> None:
+    catalog = IntentCatalog.load(write(tmp_path, VALID))
+
+    assert catalog.answer_for("out_of_scope") is None
+    assert catalog.sources_for("nope") == []
+    assert catalog.get("nope") is None
+    assert "out_of_scope" not in catalog
+
+
+def test_describe_uses_description_then_humanised_name(tmp_path: Path) -> None:
+    catalog = IntentCatalog.load(write(tmp_path, VALID))
+
+    assert catalog.describe("reset_password") == "Customer cannot log in"
+    assert catalog.describe("cancel_subscription") == "Cancel subscription"
+    assert catalog.describe("retired_intent") == "Retired intent"
+
+
+def test_sources_for_returns_a_copy(tmp_path: Path) -> None:
+    catalog = IntentCatalog.load(write(tmp_path, VALID))
+    catalog.sources_for("reset_password").append("x.md")
+    assert catalog.sources_for("reset_password") == ["accounts/reset-password.md"]
+
+
+def test_missing_sources(tmp_path: Path) -> None:
+    catalog = IntentCatalog.load(write(tmp_path, VALID))
+    kb = tmp_path / "kb"
+    assert catalog.missing_sources(kb) == [("reset_password", "accounts/reset-password.md")]
+    (kb / "accounts").mkdir(parents=True)
+    (kb / "accounts" / "reset-password.md").write_text("# Reset\n", encoding="utf-8")
+    assert catalog.missing_sources(kb) == []
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(CatalogError, match="absent.yaml not found"):
+        IntentCatalog.load(path)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="is a directory"):
+        IntentCatalog.load(tmp_path)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    message = load_error(tmp_path, VALID.replace("Acme", "Acm\xe9").encode("latin-1"))
+    assert "not UTF-8" in message
+    assert "0xe9" in message
+
+
+def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "company: X\nintents: [\n  - name: a\n")
+    assert "not valid YAML" in message
+    assert "line" in message
+
+
+@pytest.mark.parametrize("text", ["", "- just\n- a list\n", "just a string\n"])
+def test_top_level_must_be_a_mapping(tmp_path: Path, text: str) -> None:
+    assert "expected a mapping" in load_error(tmp_path, text)
+
+
+def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("    answer: Go to Settings", "    answer: first\n    answer: Go to Settings")
+    message = load_error(tmp_path, text)
+    assert "duplicate key 'answer'" in message
+
+
+def test_missing_answer(tmp_path: Path) -> None:
+    text = VALID.replace("    answer: Go to Settings > Billing > Cancel.\n", "")
+    message = load_error(tmp_path, text)
+    assert "intents[1] (cancel_subscription).answer: missing" in message
+
+
+def test_blank_answer(tmp_path: Path) -> None:
+    text = VALID.replace("answer: Go to Settings > Billing > Cancel.", 'answer: "   "')
+    assert "(cancel_subscription).answer: the answer is empty" in load_error(tmp_path, text)
+
+
+def test_duplicate_intent_name(tmp_path: Path) -> None:
+    text = VALID.replace("name: cancel_subscription", "name: reset_password")
+    assert "duplicate intent name 'reset_password'" in load_error(tmp_path, text)
+
+
+def test_empty_examples(tmp_path: Path) -> None:
+    text = VALID.replace("    examples:\n      - cancel my plan\n", "    examples: []\n")
+    assert "(cancel_subscription).examples: no examples" in load_error(tmp_path, text)
+
+
+def test_missing_examples(tmp_path: Path) -> None:
+    text = VALID.replace("    examples:\n      - cancel my plan\n", "")
+    assert "(cancel_subscription).examples: missing" in load_error(tmp_path, text)
+
+
+def test_blank_example(tmp_path: Path) -> None:
+    text = VALID.replace("      - cancel my plan\n", '      - cancel my plan\n      - "  "\n')
+    assert "example #2 is blank" in load_error(tmp_path, text)
+
+
+@pytest.mark.parametrize("name", ["Reset-Password", "2fa", "reset password"])
+def test_intent_name_must_be_snake_case(tmp_path: Path, name: str) -> None:
+    text = VALID.replace("name: cancel_subscription", f"name: {name}")
+    assert "snake_case" in load_error(tmp_path, text)
+
+
+def test_out_of_scope_is_a_reserved_name(tmp_path: Path) -> None:
+    text = VALID.replace("name: cancel_subscription", "name: out_of_scope")
+    assert "reserved" in load_error(tmp_path, text)
+
+
+def test_example_under_two_labels(tmp_path: Path) -> None:
+    text = VALID.replace("- cancel my plan", "- Forgot my password!")
+    message = load_error(tmp_path, text)
+    assert "'reset_password' and 'cancel_subscription'" in message
+
+
+def test_example_also_out_of_scope(tmp_path: Path) -> None:
+    text = VALID.replace("- What's the weather tomorrow?", "- cancel my plan")
+    assert "'cancel_subscription' and 'out_of_scope'" in load_error(tmp_path, text)
+
+
+@pytest.mark.parametrize("source", ["/etc/passwd", "../secrets.md", "accounts\\\\reset.md"])
+def test_sources_must_be_relative_to_the_kb(tmp_path: Path, source: str) -> None:
+    text = VALID.replace("sources: [accounts/reset-password.md]", f'sources: ["{source}"]')
+    assert "relative to the knowledge-base folder" in load_error(tmp_path, text)
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("    answer: Go to Settings", "    anwser: typo\n    answer: Go to Settings")
+    assert "(cancel_subscription).anwser" in load_error(tmp_path, text)
+
+
+def test_missing_company(tmp_path: Path) -> None:
+    assert "company: missing" in load_error(tmp_path, VALID.replace("company: Acme Cloud\n", ""))
+
+
+def test_no_intents(tmp_path: Path) -> None:
+    assert "intents: no intents" in load_error(tmp_path, "company: X\nintents: []\n")
+
+
+def test_from_yaml_names_the_given_source() -> None:
+    with pytest.raises(CatalogError, match="my-intents.yaml is invalid"):
+        IntentCatalog.from_yaml("company: X\nintents: []\n", source="my-intents.yaml")
+
+
+def test_catalog_error_is_a_user_error() -> None:
+    assert CatalogError in USER_ERRORS
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("  How do I  reset my password?! ", "how do i reset my password"),
+        ("REFUND?", "refund"),
+        ("can't log-in", "can t log in"),
+    ],
+)
+def test_normalize_question(text: str, expected: str) -> None:
+    assert normalize_question(text) == expected
