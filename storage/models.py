@@ -1,6 +1,10 @@
 """SQLModel tables for everything supportbot logs.
 
-Times are stored as timezone-aware UTC. Indexes cover the nightly job's queries (time windows, foreign keys).
+Times are stored as timezone-aware UTC (`UTCDateTime`: SQLite keeps naive UTC text, PostgreSQL
+`timestamptz`; both read back as aware UTC datetimes). Indexes cover the nightly job's queries (time
+windows, foreign keys). Constraint names follow `NAMING_CONVENTION` so that migrations can address them.
+The schema is created by the Alembic migrations in `storage/migrations`, never by `create_all`; a test
+keeps the two identical.
 """
 
 from __future__ import annotations
@@ -8,18 +12,48 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (naive values are taken to be UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # SQLite has no time zones: store naive UTC so that text comparisons order correctly.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _time(*, index: bool = True, nullable: bool = False) -> Any:
     return Field(
         default_factory=utcnow if not nullable else None,
-        sa_column=Column(DateTime(timezone=True), index=index, nullable=nullable),
+        sa_column=Column(UTCDateTime(), index=index, nullable=nullable),
     )
 
 
@@ -130,6 +164,16 @@ class ModelVersion(SQLModel, table=True):
     """A trained model (and the index built with it) in the registry."""
 
     __tablename__ = "model_versions"
+    __table_args__ = (
+        # At most one production version, enforced by the database itself.
+        Index(
+            "uq_model_versions_one_production",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'production'"),
+            postgresql_where=text("status = 'production'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     version: str = Field(max_length=64, unique=True)
