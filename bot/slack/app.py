@@ -1,0 +1,105 @@
+"""`build_app`: the Bolt `AsyncApp` with every listener registered, from plain values."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.answer import EngineLike
+from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory
+from bot.slack.deps import Deps
+from bot.slack.listeners import actions, home, messages, other, reactions, views
+from storage.repository import Repository
+
+logger = logging.getLogger(__name__)
+
+SLACK_API = "https://slack.com/api/"
+
+
+def build_client(*, bot_token: str, api_base_url: str = SLACK_API, max_retries: int = 3) -> AsyncWebClient:
+    """A Web API client that retries rate limits (honouring Retry-After), 5xx answers and connection resets."""
+    client = AsyncWebClient(token=bot_token, base_url=api_base_url)
+    if max_retries > 0:
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries))
+        client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=max_retries))
+    return client
+
+
+def build_app(
+    *,
+    engine: EngineLike,
+    repo: Repository,
+    bot_token: str,
+    signing_secret: str | None = None,
+    api_base_url: str = SLACK_API,
+    agent_channel_id: str | None = None,
+    agent_usergroup_id: str | None = None,
+    agent_user_ids: Iterable[str] = (),
+    support_channel_ids: Iterable[str] = (),
+    max_retries: int = 3,
+    max_question_chars: int = 4000,
+    out_of_scope_label: str = "out_of_scope",
+    agent_cache_ttl_s: float = DEFAULT_TTL_S,
+) -> AsyncApp:
+    """Build the bot.
+
+    Events are acknowledged at once (`process_before_response=False`); the model and the store run in
+    worker threads afterwards. Serve it with `bot.slack.server` (Socket Mode or HTTP).
+
+    Args:
+        engine: answers questions (`bot.runtime.build_engine(settings)` in production).
+        repo: the store; Slack retries are deduplicated through it, so processes sharing it answer once.
+        bot_token: the `xoxb-` bot token.
+        signing_secret: verifies HTTP requests (not needed in Socket Mode).
+        api_base_url: Slack Web API base URL (a local stand-in in tests).
+        agent_channel_id: agents' channel: hand-offs are posted there, and its members are agents.
+        agent_usergroup_id: user group whose members are agents.
+        agent_user_ids: users who are always agents.
+        support_channel_ids: channels where every new top-level message is a question.
+        max_retries: retries of a Web API call on 429 (after Retry-After) and on 5xx.
+        max_question_chars: longer questions are truncated for the model.
+        out_of_scope_label: the intent agents choose for questions the bot should hand off.
+        agent_cache_ttl_s: how long group and channel membership is cached.
+
+    Example:
+        >>> app = build_app(engine=engine, repo=Repository(url), bot_token="xoxb-...")  # doctest: +SKIP
+    """
+    client = build_client(bot_token=bot_token, api_base_url=api_base_url, max_retries=max_retries)
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "",
+        process_before_response=False,
+        logger=logging.getLogger("bot.slack.bolt"),
+    )
+    deps = Deps(
+        engine=engine,
+        repo=repo,
+        agents=AgentDirectory(
+            user_ids=agent_user_ids,
+            usergroup_id=agent_usergroup_id,
+            channel_id=agent_channel_id,
+            ttl_s=agent_cache_ttl_s,
+        ),
+        agent_channel_id=agent_channel_id or None,
+        support_channel_ids=frozenset(support_channel_ids),
+        max_question_chars=max_question_chars,
+        out_of_scope_label=out_of_scope_label,
+    )
+    messages.register(app, deps)
+    reactions.register(app, deps)
+    home.register(app, deps)
+    actions.register(app, deps)
+    views.register(app, deps)
+    other.register(app)  # last: its catch-all acknowledges whatever nothing else matched
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any]) -> None:
+        kind = body.get("type") if isinstance(body, dict) else None
+        logger.error("listener failed on a %s payload", kind, exc_info=error)
+
+    return app

@@ -1,0 +1,344 @@
+"""Pure Block Kit builders: plain data in, Slack JSON (dicts) out. No I/O, no Slack client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.answer import EngineAnswer
+from bot.slack import texts
+
+Block = dict[str, Any]
+
+# Interactive ids shared by the builders and the listeners that handle them.
+ACTION_HELPFUL = "answer_helpful"
+ACTION_NOT_HELPFUL = "answer_not_helpful"
+ACTION_HUMAN = "answer_handoff"
+ACTION_CORRECT = "answer_correct"
+ANSWER_ACTIONS_BLOCK = "answer_actions"
+CORRECTION_CALLBACK = "correct_answer"
+INTENT_BLOCK = "intent"
+INTENT_ACTION = "intent"
+BETTER_ANSWER_BLOCK = "better_answer"
+BETTER_ANSWER_ACTION = "better_answer"
+
+SECTION_MAX = 3000  # Slack's limit for a section's text
+FALLBACK_MAX = 3000  # notification text; Slack truncates beyond 40k but shorter reads better
+OPTION_TEXT_MAX = 75
+OPTIONS_PER_GROUP = 100
+MAX_BLOCKS = 50
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _plain(text: str, *, emoji: bool = True) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": emoji}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _sections(text: str, *, limit: int = SECTION_MAX) -> list[Block]:
+    """Split `text` into section blocks of at most `limit` characters, preferring paragraph breaks."""
+    chunks: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit)
+        if cut < limit // 2:
+            cut = rest.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return [{"type": "section", "text": _mrkdwn(chunk)} for chunk in chunks]
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
+    button: Block = {"type": "button", "text": _plain(text), "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def percent(value: float | None) -> str:
+    """`0.934` -> `93%`; `None` -> `n/a`."""
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def fallback_text(text: str) -> str:
+    """The plain-text `text` that accompanies blocks (notifications, screen readers)."""
+    text = text.strip() or "…"
+    return text if len(text) <= FALLBACK_MAX else text[: FALLBACK_MAX - 1] + "…"
+
+
+def answer_context(answer: EngineAnswer) -> str:
+    """The small grey line under an answer: where it came from, how sure, which model."""
+    parts = [texts.SOURCE_LABELS.get(answer.source, answer.source)]
+    if answer.intent:
+        parts.append(f"intent `{escape(answer.intent)}`")
+    if answer.confidence is not None:
+        parts.append(f"confidence {percent(answer.confidence)}")
+    if answer.model_version:
+        parts.append(f"model {escape(answer.model_version)}")
+    return " · ".join(parts)
+
+
+def answer_blocks(answer_id: int, answer: EngineAnswer, *, truncated_at: int | None = None) -> list[Block]:
+    """The bot's reply: answer text, sources, a context line and the rating / hand-off / correction buttons.
+
+    Args:
+        answer_id: the stored answer's id, carried in every button's value.
+        answer: what the engine decided.
+        truncated_at: when the question was cut for the model, the limit (mentioned to the customer).
+    """
+    body = escape(answer.text) if answer.source == "retrieval" else answer.text
+    blocks = _sections(body or "…")
+    if answer.sources and answer.source != "handoff":
+        lines = []
+        for doc in answer.sources[:5]:
+            title = escape(doc.title or doc.doc_id)
+            lines.append(f"• <{doc.url}|{title}>" if doc.url else f"• {title}")
+        blocks.append({"type": "section", "text": _mrkdwn(texts.SOURCES_HEADER + "\n" + "\n".join(lines))})
+    context = [_mrkdwn(answer_context(answer))]
+    if truncated_at is not None:
+        context.append(_mrkdwn(texts.TRUNCATED_NOTE.format(limit=truncated_at)))
+    blocks = blocks[: MAX_BLOCKS - 2]
+    blocks.append({"type": "context", "elements": context})
+    value = str(answer_id)
+    if answer.source == "handoff":
+        buttons = [_button(texts.BUTTON_CORRECT, ACTION_CORRECT, value)]
+    else:
+        buttons = [
+            _button(texts.BUTTON_HELPFUL, ACTION_HELPFUL, value, "primary"),
+            _button(texts.BUTTON_NOT_HELPFUL, ACTION_NOT_HELPFUL, value),
+            _button(texts.BUTTON_HUMAN, ACTION_HUMAN, value),
+            _button(texts.BUTTON_CORRECT, ACTION_CORRECT, value),
+        ]
+    blocks.append({"type": "actions", "block_id": ANSWER_ACTIONS_BLOCK, "elements": buttons})
+    return blocks
+
+
+@dataclass(frozen=True)
+class CorrectionTarget:
+    """What the correction modal is about; round-trips through the view's `private_metadata`."""
+
+    answer_id: int
+    channel_id: str
+    thread_ts: str
+    predicted_intent: str | None
+
+    def to_metadata(self) -> str:
+        return json.dumps({"a": self.answer_id, "c": self.channel_id, "t": self.thread_ts, "p": self.predicted_intent})
+
+    @classmethod
+    def from_metadata(cls, raw: object) -> CorrectionTarget | None:
+        """Parse `private_metadata`; `None` when it is missing or malformed."""
+        if not isinstance(raw, str):
+            return None
+        try:
+            data = json.loads(raw)
+            answer_id = int(data["a"])
+            channel, thread, predicted = data["c"], data["t"], data.get("p")
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(channel, str) or not isinstance(thread, str):
+            return None
+        return cls(answer_id, channel, thread, predicted if isinstance(predicted, str) else None)
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    text = label if len(label) <= OPTION_TEXT_MAX else label[: OPTION_TEXT_MAX - 1] + "…"
+    return {"text": _plain(text, emoji=False), "value": value[:150]}
+
+
+def correction_modal(
+    target: CorrectionTarget,
+    *,
+    intents: Sequence[str],
+    out_of_scope_label: str,
+    question: str | None,
+    confidence: float | None,
+) -> Block:
+    """The agents' correction modal: the question, the right intent (or out of scope), a better answer."""
+    labels = [name for name in dict.fromkeys(intents) if name and name != out_of_scope_label]
+    options = [_option(texts.OUT_OF_SCOPE_OPTION, out_of_scope_label)] + [_option(n, n) for n in labels]
+    select: Block = {
+        "type": "static_select",
+        "action_id": INTENT_ACTION,
+        "placeholder": _plain(texts.MODAL_INTENT_PLACEHOLDER),
+    }
+    if len(options) <= OPTIONS_PER_GROUP:
+        select["options"] = options
+    else:
+        select["option_groups"] = [
+            {"label": _plain(f"{i + 1}–{min(i + OPTIONS_PER_GROUP, len(options))}"), "options": options[i : i + 100]}
+            for i in range(0, len(options), OPTIONS_PER_GROUP)
+        ][:100]
+    predicted = target.predicted_intent
+    if predicted and (predicted in labels or predicted == out_of_scope_label):
+        select["initial_option"] = next(o for o in options if o["value"] == predicted[:150])
+    blocks: list[Block] = []
+    if question:
+        blocks += _sections(texts.MODAL_QUESTION.format(question=escape(question[:2800])))
+    if predicted:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    _mrkdwn(texts.MODAL_PREDICTED.format(intent=escape(predicted), confidence=percent(confidence)))
+                ],
+            }
+        )
+    blocks.append(
+        {"type": "input", "block_id": INTENT_BLOCK, "label": _plain(texts.MODAL_INTENT_LABEL), "element": select}
+    )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": BETTER_ANSWER_BLOCK,
+            "optional": True,
+            "label": _plain(texts.MODAL_ANSWER_LABEL),
+            "hint": _plain(texts.MODAL_ANSWER_HINT),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": BETTER_ANSWER_ACTION,
+                "multiline": True,
+                "max_length": 3000,
+            },
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": CORRECTION_CALLBACK,
+        "private_metadata": target.to_metadata(),
+        "title": _plain(texts.MODAL_TITLE),
+        "submit": _plain(texts.MODAL_SUBMIT),
+        "close": _plain(texts.MODAL_CLOSE),
+        "blocks": blocks,
+    }
+
+
+def handoff_guess(answer: EngineAnswer | None, *, intent: str | None, confidence: float | None) -> str:
+    """The bot's best guess, in words, for the agents' hand-off message."""
+    if answer is not None and answer.sources:
+        top = answer.sources[0]
+        doc = f"<{top.url}|{escape(top.title)}>" if top.url else escape(top.title)
+        if intent:
+            return f"`{escape(intent)}` ({percent(confidence)}); closest article: {doc}"
+        return f"closest article: {doc}"
+    if intent:
+        return f"`{escape(intent)}` ({percent(confidence)})"
+    return ""
+
+
+def handoff_agent_blocks(*, user_id: str, reason: str, question: str, guess: str, link: str) -> list[Block]:
+    """The message posted to the agents' channel when a conversation is handed off."""
+    reason_text = texts.HANDOFF_REASONS.get(reason, reason)
+    quoted = escape(question[:2500]).replace("\n", "\n>")
+    lines = [
+        texts.AGENT_HANDOFF_HEADER.format(user=user_id, reason=reason_text),
+        texts.AGENT_HANDOFF_QUESTION.format(question=quoted),
+        texts.AGENT_HANDOFF_GUESS.format(guess=guess) if guess else texts.AGENT_HANDOFF_NO_GUESS,
+        texts.AGENT_HANDOFF_LINK.format(link=link),
+    ]
+    return [{"type": "section", "text": _mrkdwn(line)} for line in lines]
+
+
+@dataclass(frozen=True)
+class PeriodStats:
+    """The counts shown for one period on the agents' App Home."""
+
+    label: str
+    questions: int
+    answered: int
+    handed_off: int
+    rated: int
+    helpful: int
+
+
+def _rate(part: int, whole: int) -> str:
+    return percent(part / whole) if whole else "n/a"
+
+
+def _format_value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, dict | list):
+        return escape(json.dumps(value)[:200])
+    return escape(str(value))
+
+
+def model_lines(model_info: Mapping[str, Any], *, limit: int = 20) -> list[str]:
+    """`key: value` lines for the model section, nested metric dicts flattened one level."""
+    lines: list[str] = []
+    for key, value in model_info.items():
+        if isinstance(value, Mapping):
+            for sub, inner in value.items():
+                if not isinstance(inner, Mapping | list):
+                    lines.append(f"{escape(str(key))}.{escape(str(sub))}: `{_format_value(inner)}`")
+        else:
+            lines.append(f"{escape(str(key))}: `{_format_value(value)}`")
+    return lines[:limit]
+
+
+def agent_home_view(
+    periods: Sequence[PeriodStats] | None,
+    *,
+    unhelpful_by_intent: Sequence[tuple[str, int]],
+    model_info: Mapping[str, Any],
+) -> Block:
+    """The agents' App Home: volumes and rates per period, weak intents, the model in production."""
+    blocks: list[Block] = [
+        {"type": "header", "text": _plain(texts.HOME_TITLE)},
+        {"type": "context", "elements": [_mrkdwn(texts.HOME_AGENT_INTRO)]},
+    ]
+    if periods is None:
+        blocks.append({"type": "section", "text": _mrkdwn(texts.HOME_STATS_FAILED)})
+    else:
+        fields = []
+        for period in periods:
+            counts = texts.HOME_COUNTS.format(
+                questions=period.questions,
+                answered=period.answered,
+                answered_rate=_rate(period.answered, period.questions),
+                handed_off=period.handed_off,
+                handoff_rate=_rate(period.handed_off, period.questions),
+                rated=period.rated,
+                helpful=period.helpful,
+                helpful_rate=_rate(period.helpful, period.rated),
+            )
+            fields.append(_mrkdwn(texts.HOME_PERIOD.format(label=period.label) + "\n" + counts))
+        blocks.append({"type": "section", "fields": fields[:10]})
+        blocks.append({"type": "divider"})
+        weak = [f"• `{escape(intent)}`: {count}" for intent, count in list(unhelpful_by_intent)[:10]]
+        blocks.append(
+            {
+                "type": "section",
+                "text": _mrkdwn(texts.HOME_UNHELPFUL + "\n" + ("\n".join(weak) or texts.HOME_UNHELPFUL_NONE)),
+            }
+        )
+    blocks.append({"type": "divider"})
+    lines = model_lines(model_info)
+    blocks.append(
+        {"type": "section", "text": _mrkdwn(texts.HOME_MODEL + "\n" + ("\n".join(lines) or texts.HOME_NO_MODEL))}
+    )
+    return {"type": "home", "blocks": blocks}
+
+
+def customer_home_view() -> Block:
+    """The App Home everyone who is not an agent sees: what the bot does and how to use it."""
+    return {
+        "type": "home",
+        "blocks": [
+            {"type": "header", "text": _plain(texts.HOME_TITLE)},
+            {"type": "section", "text": _mrkdwn(texts.HOME_CUSTOMER)},
+        ],
+    }

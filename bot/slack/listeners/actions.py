@@ -1,0 +1,139 @@
+"""The answer's buttons: Helpful / Not helpful, Talk to a human, and the agents' Correct."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import blocks, texts
+from bot.slack.answering import hand_off
+from bot.slack.deps import Deps
+from bot.slack.events import ButtonPress, parse_button
+from bot.slack.ratings import rater_role, set_rating
+from bot.slack.slack_io import CALL_ERRORS, SlackCallError, describe, post_ephemeral, post_message
+from bot.slack.threads import answer_thread, predicted_intent
+from storage.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+
+async def _tell(client: AsyncWebClient, press: ButtonPress, text: str) -> None:
+    await post_ephemeral(client, channel=press.channel_id, user=press.user_id, text=text, thread_ts=press.thread_ts)
+
+
+async def rate(deps: Deps, client: AsyncWebClient, press: ButtonPress, *, helpful: bool) -> None:
+    """Store a button rating, then confirm it to the rater (only once it is stored)."""
+    role = await rater_role(deps, client, press.user_id)
+    try:
+        await asyncio.to_thread(
+            set_rating, deps.repo, press.answer_id, rater_id=press.user_id, role=role, helpful=helpful, source="button"
+        )
+    except StorageError as exc:
+        logger.warning("rating of answer %s by %s not stored: %s", press.answer_id, press.user_id, exc)
+        await _tell(client, press, texts.RATING_FAILED)
+        return
+    await _tell(client, press, texts.RATED_HELPFUL if helpful else texts.RATED_NOT_HELPFUL)
+
+
+async def request_human(deps: Deps, client: AsyncWebClient, press: ButtonPress) -> None:
+    """The customer asked for a person: say so in the thread, tell the agents, store the hand-off."""
+    thread = await asyncio.to_thread(answer_thread, deps.repo, press)
+    if thread is None:
+        await _tell(client, press, texts.ANSWER_GONE)
+        return
+    if thread.handed_off:
+        await _tell(client, press, texts.HANDOFF_ALREADY)
+        return
+    conversation = thread.conversation
+    assert conversation.id is not None
+    try:
+        ts = await post_message(
+            client, channel=press.channel_id, thread_ts=press.thread_ts, text=texts.HANDOFF_CUSTOMER
+        )
+        await asyncio.to_thread(
+            deps.repo.add_message, conversation.id, role="bot", text=texts.HANDOFF_CUSTOMER, slack_ts=ts
+        )
+    except SlackCallError as exc:
+        logger.warning("hand-off notice not posted in %s: %s", press.channel_id, exc)
+    await hand_off(
+        deps,
+        client,
+        conversation=conversation,
+        answer_id=press.answer_id,
+        user_id=press.user_id,
+        question=thread.question,
+        reason="customer_request",
+        stored=thread.answer,
+    )
+
+
+async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress) -> None:
+    """Open the correction modal for an agent; anyone else gets a polite refusal and nothing is stored."""
+    if not await deps.agents.is_agent(client, press.user_id):
+        await _tell(client, press, texts.NOT_AN_AGENT)
+        return
+    thread = await asyncio.to_thread(answer_thread, deps.repo, press)
+    if thread is None or press.trigger_id is None:
+        await _tell(client, press, texts.ANSWER_GONE)
+        return
+    try:
+        intents = list(deps.engine.intents)
+    except Exception:
+        logger.exception("engine.intents failed; offering the stored intent only")
+        intents = [thread.answer.intent] if thread.answer.intent else []
+    target = blocks.CorrectionTarget(
+        answer_id=press.answer_id,
+        channel_id=press.channel_id,
+        thread_ts=press.thread_ts,
+        predicted_intent=predicted_intent(thread.answer, deps.out_of_scope_label),
+    )
+    view = blocks.correction_modal(
+        target,
+        intents=intents,
+        out_of_scope_label=deps.out_of_scope_label,
+        question=thread.question,
+        confidence=thread.answer.confidence,
+    )
+    try:
+        await client.views_open(trigger_id=press.trigger_id, view=view)
+    except CALL_ERRORS as exc:
+        logger.warning("views.open for answer %s failed: %s", press.answer_id, describe(exc))
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Listen to the four answer buttons, and acknowledge any other `block_actions`."""
+
+    async def on_helpful(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if (press := parse_button(body)) is not None:
+            await rate(deps, client, press, helpful=True)
+
+    async def on_not_helpful(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if (press := parse_button(body)) is not None:
+            await rate(deps, client, press, helpful=False)
+
+    async def on_human(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if (press := parse_button(body)) is not None:
+            await request_human(deps, client, press)
+
+    async def on_correct(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if (press := parse_button(body)) is not None:
+            await open_correction(deps, client, press)
+
+    async def on_other(ack: AsyncAck) -> None:
+        await ack()
+
+    app.action(blocks.ACTION_HELPFUL)(on_helpful)
+    app.action(blocks.ACTION_NOT_HELPFUL)(on_not_helpful)
+    app.action(blocks.ACTION_HUMAN)(on_human)
+    app.action(blocks.ACTION_CORRECT)(on_correct)
+    app.action(re.compile(".*"))(on_other)

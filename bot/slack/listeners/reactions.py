@@ -1,0 +1,60 @@
+"""Thumbs-up / thumbs-down reactions on the bot's answers, stored as ratings (and removed with them)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.deps import Deps
+from bot.slack.events import ReactionRating, parse_reaction
+from bot.slack.ratings import rater_role, set_rating, unset_rating
+
+logger = logging.getLogger(__name__)
+
+
+async def _answer_id(deps: Deps, reaction: ReactionRating) -> int | None:
+    answer = await asyncio.to_thread(
+        deps.repo.find_answer_by_slack_ts, channel_id=reaction.channel_id, slack_ts=reaction.message_ts
+    )
+    return answer.id if answer is not None else None
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Listen to `reaction_added` and `reaction_removed`."""
+
+    async def on_added(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        reaction = parse_reaction(event, bot_user_id=context.bot_user_id)
+        if reaction is None:
+            return
+        answer_id = await _answer_id(deps, reaction)
+        if answer_id is None:
+            return
+        role = await rater_role(deps, client, reaction.user_id)
+        await asyncio.to_thread(
+            set_rating,
+            deps.repo,
+            answer_id,
+            rater_id=reaction.user_id,
+            role=role,
+            helpful=reaction.helpful,
+            source="reaction",
+        )
+
+    async def on_removed(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        reaction = parse_reaction(event, bot_user_id=context.bot_user_id)
+        if reaction is None:
+            return
+        answer_id = await _answer_id(deps, reaction)
+        if answer_id is None:
+            return
+        await asyncio.to_thread(
+            unset_rating, deps.repo, answer_id, rater_id=reaction.user_id, helpful=reaction.helpful, source="reaction"
+        )
+
+    app.event("reaction_added")(on_added)
+    app.event("reaction_removed")(on_removed)

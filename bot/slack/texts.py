@@ -1,0 +1,78 @@
+"""Every sentence the bot says in Slack, in one place (wording changes never touch logic)."""
+
+from __future__ import annotations
+
+# --- answers -------------------------------------------------------------------------------------
+EMPTY_QUESTION = "Ask me a question in words and I'll do my best to answer it."
+ENGINE_FAILED = "Sorry, I couldn't work out an answer just now. A member of our support team will follow up here."
+HANDOFF_CUSTOMER = "I've passed your question to our support team; a human will follow up in this thread."
+HANDOFF_ALREADY = "Our support team already has your question; a human will follow up in this thread."
+HANDOFF_UNAVAILABLE = "Sorry, I couldn't reach our support team just now. Please try again in a moment."
+WAITING_FOR_HUMAN = "A member of our support team is handling this thread."
+SOURCES_HEADER = "*Sources*"
+TRUNCATED_NOTE = "(Your message was long, so I only read the first {limit:,} characters.)"
+
+BUTTON_HELPFUL = "Helpful"
+BUTTON_NOT_HELPFUL = "Not helpful"
+BUTTON_HUMAN = "Talk to a human"
+BUTTON_CORRECT = "Correct (agents)"
+
+SOURCE_LABELS = {
+    "intent": "curated answer",
+    "retrieval": "from the knowledge base",
+    "handoff": "handed off to a human",
+}
+
+# --- ratings ------------------------------------------------------------------------------------
+RATED_HELPFUL = "Thanks for the feedback, glad it helped!"
+RATED_NOT_HELPFUL = "Thanks for the feedback. Press *Talk to a human* if you'd like a person to help."
+RATING_FAILED = "Sorry, I couldn't save your feedback just now. Please try again."
+ANSWER_GONE = "Sorry, I can't find that answer any more."
+
+# --- agents -------------------------------------------------------------------------------------
+NOT_AN_AGENT = "Only support agents can correct answers. Use *Helpful* / *Not helpful* to tell us how it went."
+CORRECTION_SAVED = "Thanks, your correction is saved and will be used in the next retraining."
+CORRECTION_FAILED = "Couldn't save the correction just now; please try again."
+MODAL_TITLE = "Correct the answer"
+MODAL_SUBMIT = "Save"
+MODAL_CLOSE = "Cancel"
+MODAL_QUESTION = "*Question*\n{question}"
+MODAL_PREDICTED = "The bot answered as *{intent}* ({confidence})."
+MODAL_INTENT_LABEL = "Right intent"
+MODAL_INTENT_PLACEHOLDER = "Choose an intent"
+MODAL_ANSWER_LABEL = "Better answer (optional)"
+MODAL_ANSWER_HINT = "What the bot should have said."
+OUT_OF_SCOPE_OPTION = "Out of scope (hand off)"
+
+AGENT_HANDOFF_HEADER = ":raising_hand: *Hand-off* from <@{user}> ({reason})"
+AGENT_HANDOFF_QUESTION = "*Question*\n>{question}"
+AGENT_HANDOFF_GUESS = "*Bot's best guess:* {guess}"
+AGENT_HANDOFF_NO_GUESS = "*Bot's best guess:* none"
+AGENT_HANDOFF_LINK = "<{link}|Open the thread>"
+HANDOFF_REASONS = {
+    "abstained": "the bot was not confident",
+    "customer_request": "the customer asked for a human",
+    "engine_error": "the bot failed to answer",
+}
+
+# --- App Home -----------------------------------------------------------------------------------
+HOME_TITLE = "Support bot"
+HOME_CUSTOMER = (
+    "Hi! I answer support questions.\n"
+    "• Send me a direct message, mention me, or post in a support channel.\n"
+    "• I reply in the thread; press *Helpful* or *Not helpful* (or react :+1: / :-1:) so I can learn.\n"
+    "• Press *Talk to a human* at any time to reach our support team."
+)
+HOME_AGENT_INTRO = "Numbers for the support bot. Rate and correct answers in the threads to improve it."
+HOME_PERIOD = "*{label}*"
+HOME_TODAY = "Today"
+HOME_WEEK = "This week"
+HOME_COUNTS = (
+    "Questions: *{questions}*\nAnswered by the bot: *{answered}* ({answered_rate})\n"
+    "Handed off: *{handed_off}* ({handoff_rate})\nRated: *{rated}*, helpful: *{helpful}* ({helpful_rate})"
+)
+HOME_UNHELPFUL = "*Intents most often rated unhelpful (this week)*"
+HOME_UNHELPFUL_NONE = "No unhelpful ratings this week."
+HOME_MODEL = "*Model*"
+HOME_NO_MODEL = "No trained model yet: answers come from the base encoder and the knowledge base."
+HOME_STATS_FAILED = "Statistics are unavailable right now."
