@@ -1,0 +1,245 @@
+"""The nightly run's report: a Markdown page with PNG plots, written into the candidate's version directory.
+
+Contents: the gate's decision and reasons, overall metrics of production and candidate on the frozen
+evaluation set, where the training data came from, per-intent F1 old vs new (table + plot), the confusion cells
+that changed most (table + plot) and accuracy across the versions in the registry (plot).
+
+Plain values in, files out: `bot.retrain` gathers the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from training.gate import Decision, Scores
+
+Confusion = Mapping[tuple[str, str], int]
+"""(true label, predicted label) -> number of evaluation examples."""
+
+REPORT_FILE = "report.md"
+F1_PLOT = "f1_per_intent.png"
+CONFUSION_PLOT = "confusion_changes.png"
+HISTORY_PLOT = "accuracy_history.png"
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One registry version's evaluation figures (measured when it was trained)."""
+
+    version: str
+    created_at: datetime | None
+    accuracy: float | None
+    macro_f1: float | None
+    status: str
+
+
+@dataclass(frozen=True)
+class ConfusionChange:
+    """A (true, predicted) cell whose count differs between production and the candidate."""
+
+    true: str
+    predicted: str
+    before: int
+    after: int
+
+    @property
+    def delta(self) -> int:
+        return self.after - self.before
+
+
+def confusion_changes(before: Confusion | None, after: Confusion, *, top: int = 10) -> list[ConfusionChange]:
+    """The `top` off-diagonal cells whose counts changed most (by absolute change, then by name).
+
+    Example:
+        >>> old = {("a", "b"): 3, ("a", "a"): 5}
+        >>> new = {("a", "b"): 1, ("b", "a"): 1, ("a", "a"): 7}
+        >>> [(c.true, c.predicted, c.delta) for c in confusion_changes(old, new)]
+        [('a', 'b', -2), ('b', 'a', 1)]
+    """
+    before = before or {}
+    cells = {cell for cell in (*before, *after) if cell[0] != cell[1]}
+    changes = [
+        ConfusionChange(true, predicted, before.get((true, predicted), 0), after.get((true, predicted), 0))
+        for true, predicted in cells
+    ]
+    changes = [change for change in changes if change.delta != 0]
+    changes.sort(key=lambda change: (-abs(change.delta), change.true, change.predicted))
+    return changes[:top]
+
+
+def write_report(
+    out_dir: str | Path,
+    *,
+    candidate_version: str,
+    candidate: Scores,
+    candidate_confusion: Confusion,
+    decision: Decision,
+    production_version: str | None = None,
+    production: Scores | None = None,
+    production_confusion: Confusion | None = None,
+    provenance: Mapping[str, int] | None = None,
+    new_intents: Sequence[str] = (),
+    history: Sequence[HistoryPoint] = (),
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write `report.md` and its PNG plots into `out_dir` (created if needed).
+
+    Args:
+        out_dir: where to write (the candidate's version directory, or a folder in it).
+        candidate_version: the candidate's registry version.
+        candidate: the candidate's scores on the frozen evaluation set.
+        candidate_confusion: its confusion counts.
+        decision: the gate's decision.
+        production_version: production's version, None when there is none.
+        production: production's scores on the same set.
+        production_confusion: production's confusion counts.
+        provenance: where the training examples came from (`FeedbackDataset.provenance`).
+        new_intents: intents introduced by agents in this run.
+        history: registry versions, oldest first (the candidate is appended if missing).
+        notes: extra lines (timings, index rebuild, warnings).
+
+    Returns:
+        The path of `report.md`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    changes = confusion_changes(production_confusion, candidate_confusion)
+    points = list(history)
+    if not any(point.version == candidate_version for point in points):
+        points.append(HistoryPoint(candidate_version, None, candidate.accuracy, candidate.macro_f1, "candidate"))
+
+    _plot_f1(out / F1_PLOT, candidate, production)
+    _plot_confusion(out / CONFUSION_PLOT, changes)
+    _plot_history(out / HISTORY_PLOT, points)
+
+    verdict = "PROMOTED" if decision.promote else "REJECTED"
+    lines = [f"# Retraining report: {candidate_version}", "", f"**Decision: {verdict}**", ""]
+    lines += [f"- {reason}" for reason in decision.reasons]
+    lines += ["", "## Overall (frozen evaluation set)", ""]
+    lines += ["| | production | candidate |", "|---|---|---|"]
+    lines.append(f"| version | {production_version or '(none)'} | {candidate_version} |")
+    for name, new, old in [
+        ("accuracy", candidate.accuracy, production.accuracy if production else None),
+        ("macro-F1", candidate.macro_f1, production.macro_f1 if production else None),
+    ]:
+        lines.append(f"| {name} | {_fmt(old)} | {_fmt(new)} |")
+    lines.append(f"| evaluation examples | {sum(candidate.support.values())} | {sum(candidate.support.values())} |")
+    if provenance:
+        lines += ["", "## Training data", "", "| | count |", "|---|---|"]
+        lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in provenance.items()]
+    if new_intents:
+        lines += ["", "New intents introduced by agents: " + ", ".join(f"`{name}`" for name in new_intents)]
+    lines += ["", "## Per-intent F1", "", f"![per-intent F1]({F1_PLOT})", ""]
+    lines += ["| intent | support | production | candidate | change | gate |", "|---|---|---|---|---|---|"]
+    results = {check.name.removeprefix("f1:"): check for check in decision.checks if check.name.startswith("f1:")}
+    for intent in _intents(candidate, production):
+        new_f1 = candidate.per_intent_f1.get(intent)
+        old_f1 = production.per_intent_f1.get(intent) if production else None
+        change = "" if new_f1 is None or old_f1 is None else f"{new_f1 - old_f1:+.3f}"
+        if intent in results:
+            gate = "ok" if results[intent].passed else "**FAIL**"
+        else:
+            gate = decision.skipped.get(intent, "")
+        support = candidate.support.get(intent, 0)
+        lines.append(f"| `{intent}` | {support} | {_fmt(old_f1)} | {_fmt(new_f1)} | {change} | {gate} |")
+    lines += ["", "## Biggest confusion changes", "", f"![confusion changes]({CONFUSION_PLOT})", ""]
+    if changes:
+        lines += ["| true | predicted as | production | candidate | change |", "|---|---|---|---|---|"]
+        lines += [
+            f"| `{c.true}` | `{c.predicted}` | {c.before} | {c.after} | {c.delta:+d} |" for c in changes
+        ]
+    else:
+        lines.append("No off-diagonal cell changed.")
+    lines += ["", "## Accuracy across versions", "", f"![accuracy across versions]({HISTORY_PLOT})", ""]
+    lines.append("Each version's figures were measured on the evaluation set as it was when that version was trained.")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    path = out / REPORT_FILE
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _intents(candidate: Scores, production: Scores | None) -> list[str]:
+    names = set(candidate.support) | set(candidate.per_intent_f1)
+    if production is not None:
+        names |= set(production.per_intent_f1)
+    return sorted(names)
+
+
+def _figure(height: float) -> tuple[object, object]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, height))
+    return figure, axes
+
+
+def _save(figure: object, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()  # type: ignore[attr-defined]
+    figure.savefig(path, dpi=100)  # type: ignore[attr-defined]
+    plt.close(figure)  # type: ignore[arg-type]
+
+
+def _plot_f1(path: Path, candidate: Scores, production: Scores | None) -> None:
+    intents = _intents(candidate, production)
+    figure, axes = _figure(max(2.5, 0.28 * len(intents) + 1.2))
+    ys = list(range(len(intents)))
+    new = [candidate.per_intent_f1.get(name, 0.0) for name in intents]
+    if production is not None:
+        old = [production.per_intent_f1.get(name, 0.0) for name in intents]
+        axes.barh([y + 0.2 for y in ys], old, height=0.4, label="production", color="#9aa5b1")  # type: ignore[attr-defined]
+        axes.barh([y - 0.2 for y in ys], new, height=0.4, label="candidate", color="#2f6fdf")  # type: ignore[attr-defined]
+    else:
+        axes.barh(ys, new, height=0.6, label="candidate", color="#2f6fdf")  # type: ignore[attr-defined]
+    axes.set_yticks(ys, intents, fontsize=7)  # type: ignore[attr-defined]
+    axes.invert_yaxis()  # type: ignore[attr-defined]
+    axes.set_xlim(0, 1)  # type: ignore[attr-defined]
+    axes.set_xlabel("F1 on the frozen evaluation set")  # type: ignore[attr-defined]
+    axes.legend(loc="lower right", fontsize=8)  # type: ignore[attr-defined]
+    _save(figure, path)
+
+
+def _plot_confusion(path: Path, changes: Sequence[ConfusionChange]) -> None:
+    figure, axes = _figure(max(2.5, 0.35 * len(changes) + 1.2))
+    if changes:
+        names = [f"{c.true} → {c.predicted}" for c in changes]
+        colors = ["#2e9d5b" if c.delta < 0 else "#d64545" for c in changes]
+        axes.barh(range(len(changes)), [c.delta for c in changes], color=colors)  # type: ignore[attr-defined]
+        axes.set_yticks(range(len(changes)), names, fontsize=7)  # type: ignore[attr-defined]
+        axes.invert_yaxis()  # type: ignore[attr-defined]
+        axes.axvline(0, color="black", linewidth=0.8)  # type: ignore[attr-defined]
+        axes.set_xlabel("change in errors (candidate - production); green = fewer")  # type: ignore[attr-defined]
+    else:
+        axes.text(0.5, 0.5, "no confusion cell changed", ha="center", va="center")  # type: ignore[attr-defined]
+        axes.set_axis_off()  # type: ignore[attr-defined]
+    _save(figure, path)
+
+
+def _plot_history(path: Path, points: Sequence[HistoryPoint]) -> None:
+    figure, axes = _figure(3.2)
+    xs = list(range(len(points)))
+    for name, values, style in [
+        ("accuracy", [p.accuracy for p in points], "o-"),
+        ("macro-F1", [p.macro_f1 for p in points], "s--"),
+    ]:
+        axes.plot(xs, [math.nan if v is None else v for v in values], style, label=name)  # type: ignore[attr-defined]
+    for x, point in zip(xs, points, strict=True):
+        if point.status == "production":
+            axes.axvline(x, color="#2e9d5b", alpha=0.3, linewidth=6)  # type: ignore[attr-defined]
+    axes.set_xticks(xs, [p.version for p in points], rotation=30, ha="right", fontsize=7)  # type: ignore[attr-defined]
+    axes.set_ylim(0, 1.02)  # type: ignore[attr-defined]
+    axes.set_ylabel("on its evaluation set")  # type: ignore[attr-defined]
+    axes.legend(loc="lower right", fontsize=8)  # type: ignore[attr-defined]
+    _save(figure, path)
