@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
 from training.gate import Decision, Scores
 
 Confusion = Mapping[tuple[str, str], int]
@@ -149,9 +152,7 @@ def write_report(
     lines += ["", "## Biggest confusion changes", "", f"![confusion changes]({CONFUSION_PLOT})", ""]
     if changes:
         lines += ["| true | predicted as | production | candidate | change |", "|---|---|---|---|---|"]
-        lines += [
-            f"| `{c.true}` | `{c.predicted}` | {c.before} | {c.after} | {c.delta:+d} |" for c in changes
-        ]
+        lines += [f"| `{c.true}` | `{c.predicted}` | {c.before} | {c.after} | {c.delta:+d} |" for c in changes]
     else:
         lines.append("No off-diagonal cell changed.")
     lines += ["", "## Accuracy across versions", "", f"![accuracy across versions]({HISTORY_PLOT})", ""]
@@ -174,22 +175,14 @@ def _intents(candidate: Scores, production: Scores | None) -> list[str]:
     return sorted(names)
 
 
-def _figure(height: float) -> tuple[object, object]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, height))
-    return figure, axes
+def _figure(height: float) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(8, height))  # no pyplot: no global state, safe in any thread
+    return figure, figure.subplots()
 
 
-def _save(figure: object, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()  # type: ignore[attr-defined]
-    figure.savefig(path, dpi=100)  # type: ignore[attr-defined]
-    plt.close(figure)  # type: ignore[arg-type]
+def _save(figure: Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
 
 
 def _plot_f1(path: Path, candidate: Scores, production: Scores | None) -> None:
@@ -199,15 +192,15 @@ def _plot_f1(path: Path, candidate: Scores, production: Scores | None) -> None:
     new = [candidate.per_intent_f1.get(name, 0.0) for name in intents]
     if production is not None:
         old = [production.per_intent_f1.get(name, 0.0) for name in intents]
-        axes.barh([y + 0.2 for y in ys], old, height=0.4, label="production", color="#9aa5b1")  # type: ignore[attr-defined]
-        axes.barh([y - 0.2 for y in ys], new, height=0.4, label="candidate", color="#2f6fdf")  # type: ignore[attr-defined]
+        axes.barh([y + 0.2 for y in ys], old, height=0.4, label="production", color="#9aa5b1")
+        axes.barh([y - 0.2 for y in ys], new, height=0.4, label="candidate", color="#2f6fdf")
     else:
-        axes.barh(ys, new, height=0.6, label="candidate", color="#2f6fdf")  # type: ignore[attr-defined]
-    axes.set_yticks(ys, intents, fontsize=7)  # type: ignore[attr-defined]
-    axes.invert_yaxis()  # type: ignore[attr-defined]
-    axes.set_xlim(0, 1)  # type: ignore[attr-defined]
-    axes.set_xlabel("F1 on the frozen evaluation set")  # type: ignore[attr-defined]
-    axes.legend(loc="lower right", fontsize=8)  # type: ignore[attr-defined]
+        axes.barh(ys, new, height=0.6, label="candidate", color="#2f6fdf")
+    axes.set_yticks(ys, intents, fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("F1 on the frozen evaluation set")
+    axes.legend(loc="lower right", fontsize=8)
     _save(figure, path)
 
 
@@ -216,14 +209,14 @@ def _plot_confusion(path: Path, changes: Sequence[ConfusionChange]) -> None:
     if changes:
         names = [f"{c.true} → {c.predicted}" for c in changes]
         colors = ["#2e9d5b" if c.delta < 0 else "#d64545" for c in changes]
-        axes.barh(range(len(changes)), [c.delta for c in changes], color=colors)  # type: ignore[attr-defined]
-        axes.set_yticks(range(len(changes)), names, fontsize=7)  # type: ignore[attr-defined]
-        axes.invert_yaxis()  # type: ignore[attr-defined]
-        axes.axvline(0, color="black", linewidth=0.8)  # type: ignore[attr-defined]
-        axes.set_xlabel("change in errors (candidate - production); green = fewer")  # type: ignore[attr-defined]
+        axes.barh(range(len(changes)), [c.delta for c in changes], color=colors)
+        axes.set_yticks(range(len(changes)), names, fontsize=7)
+        axes.invert_yaxis()
+        axes.axvline(0, color="black", linewidth=0.8)
+        axes.set_xlabel("change in errors (candidate - production); green = fewer")
     else:
-        axes.text(0.5, 0.5, "no confusion cell changed", ha="center", va="center")  # type: ignore[attr-defined]
-        axes.set_axis_off()  # type: ignore[attr-defined]
+        axes.text(0.5, 0.5, "no confusion cell changed", ha="center", va="center")
+        axes.set_axis_off()
     _save(figure, path)
 
 
@@ -234,12 +227,12 @@ def _plot_history(path: Path, points: Sequence[HistoryPoint]) -> None:
         ("accuracy", [p.accuracy for p in points], "o-"),
         ("macro-F1", [p.macro_f1 for p in points], "s--"),
     ]:
-        axes.plot(xs, [math.nan if v is None else v for v in values], style, label=name)  # type: ignore[attr-defined]
+        axes.plot(xs, [math.nan if v is None else v for v in values], style, label=name)
     for x, point in zip(xs, points, strict=True):
         if point.status == "production":
-            axes.axvline(x, color="#2e9d5b", alpha=0.3, linewidth=6)  # type: ignore[attr-defined]
-    axes.set_xticks(xs, [p.version for p in points], rotation=30, ha="right", fontsize=7)  # type: ignore[attr-defined]
-    axes.set_ylim(0, 1.02)  # type: ignore[attr-defined]
-    axes.set_ylabel("on its evaluation set")  # type: ignore[attr-defined]
-    axes.legend(loc="lower right", fontsize=8)  # type: ignore[attr-defined]
+            axes.axvline(x, color="#2e9d5b", alpha=0.3, linewidth=6)
+    axes.set_xticks(xs, [p.version for p in points], rotation=30, ha="right", fontsize=7)
+    axes.set_ylim(0, 1.02)
+    axes.set_ylabel("on its evaluation set")
+    axes.legend(loc="lower right", fontsize=8)
     _save(figure, path)
