@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     base_model: str | None = None
     intents_file: Path | None = None
     kb_dir: Path | None = None
+    eval_file: Path | None = None
     out_of_scope_label: str = "out_of_scope"
     target_precision: float = Field(0.90, gt=0.0, le=1.0)
     retrieval_min_score: float = Field(0.55, ge=-1.0, le=1.0)
@@ -70,6 +71,8 @@ class Settings(BaseSettings):
     retrain_min_intent_support: int = Field(5, ge=1)
     retrain_epochs: int = Field(4, ge=1)
     retrain_post_summary: bool = False
+    retrain_tolerance: float = Field(0.005, ge=0.0, le=1.0)
+    retrain_warm_start: bool = True
 
     log_level: str = "INFO"
 
@@ -83,6 +86,7 @@ class Settings(BaseSettings):
         "base_model",
         "intents_file",
         "kb_dir",
+        "eval_file",
         mode="before",
     )
     @classmethod
@@ -127,6 +131,13 @@ class Settings(BaseSettings):
     @property
     def kb_path(self) -> Path:
         return (self.kb_dir or DEMO_DIR / "kb").expanduser()
+
+    @property
+    def eval_path(self) -> Path | None:
+        """The seed test split: EVAL_FILE, else the demo's test.csv when the demo intents are used, else None."""
+        if self.eval_file:
+            return self.eval_file.expanduser()
+        return DEMO_DIR / "test.csv" if self.intents_file is None else None
 
     def require_slack(self) -> None:
         """Raise ConfigError unless the tokens the chosen Slack mode needs are set."""

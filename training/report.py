@@ -200,7 +200,7 @@ def _plot_f1(path: Path, candidate: Scores, production: Scores | None) -> None:
     axes.invert_yaxis()
     axes.set_xlim(0, 1)
     axes.set_xlabel("F1 on the frozen evaluation set")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     _save(figure, path)
 
 
