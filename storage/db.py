@@ -141,6 +141,10 @@ def _check_writable(path: Path) -> None:
     hint = "set SUPPORTBOT_DATA_DIR or DATABASE_URL to a writable location"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StorageError(
+            f"cannot put the SQLite database in {path.parent}: it exists and is not a directory; {hint}."
+        ) from None
     except OSError as exc:
         raise StorageError(
             f"cannot create the directory {path.parent} for the SQLite database: {exc.strerror or exc}; {hint}."

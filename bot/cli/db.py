@@ -1,9 +1,83 @@
-"""`supportbot` commands: db (to be written)."""
+"""`supportbot db`: migrate the database, purge old conversations, forget a user."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Annotated
+
 import typer
+
+from bot.cli.common import settings
+from storage import db
+from storage.models import utcnow
+from storage.repository import Repository
+
+_TABLE_ORDER = ("conversations", "messages", "answers", "ratings", "handoffs", "eval_examples")
+
+
+def _describe(counts: dict[str, int]) -> str:
+    """'3 conversations, 10 messages, ...' in a fixed order."""
+    ordered = sorted(counts.items(), key=lambda item: _TABLE_ORDER.index(item[0]))
+    return ", ".join(f"{number} {table.replace('_', ' ')}" for table, number in ordered)
+
+
+def _repository() -> Repository:
+    current = settings()
+    return Repository(current.db_url, mask_pii=current.pii_masking)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add the `db` command group to the main app."""
+    db_app = typer.Typer(
+        name="db",
+        help="The database: create or migrate it, purge old conversations, forget a user.",
+        no_args_is_help=True,
+    )
+    app.add_typer(db_app, name="db")
+
+    @db_app.command("upgrade")
+    def upgrade() -> None:
+        """Create the database or migrate it to this version's schema (safe to run at any time)."""
+        url = settings().db_url
+        before, after = db.upgrade(url)
+        if before == after:
+            typer.echo(f"{db.safe_url(url)} is up to date (revision {after}).")
+        else:
+            typer.echo(f"{db.safe_url(url)} upgraded from {before or 'an empty database'} to revision {after}.")
+
+    @db_app.command("purge")
+    def purge(
+        older_than: Annotated[
+            int,
+            typer.Option("--older-than", metavar="DAYS", min=0, help="Delete conversations idle for more days."),
+        ],
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    ) -> None:
+        """Delete conversations last active more than DAYS ago, with their messages, answers and ratings."""
+        cutoff = utcnow() - timedelta(days=older_than)
+        what = f"conversations last active before {cutoff:%Y-%m-%d %H:%M} UTC"
+        with _repository() as repo:
+            planned = repo.purge_older_than(cutoff, dry_run=True)
+            if not any(planned.values()):
+                typer.echo(f"nothing to delete: no {what}.")
+                return
+            if not yes:
+                typer.confirm(f"Delete {_describe(planned)} ({what})?", abort=True)
+            deleted = repo.purge_older_than(cutoff)
+        typer.echo(f"deleted {_describe(deleted)}.")
+
+    @db_app.command("forget-user")
+    def forget_user(
+        slack_user_id: Annotated[str, typer.Argument(metavar="SLACK_USER_ID", help="e.g. U012AB3CD")],
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    ) -> None:
+        """Delete everything a user wrote or rated (their conversations, messages and ratings)."""
+        with _repository() as repo:
+            planned = repo.forget_user(slack_user_id, dry_run=True)
+            if not any(planned.values()):
+                typer.echo(f"nothing to delete: no data of user {slack_user_id}.")
+                return
+            if not yes:
+                typer.confirm(f"Delete {_describe(planned)} of user {slack_user_id}?", abort=True)
+            deleted = repo.forget_user(slack_user_id)
+        typer.echo(f"deleted {_describe(deleted)} of user {slack_user_id}.")
