@@ -1,9 +1,91 @@
-"""`supportbot` commands: serve (to be written)."""
+"""`supportbot serve`: run the Slack bot (Socket Mode by default, or HTTP Events)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
 import typer
+
+from bot.cli.common import settings
+
+if TYPE_CHECKING:
+    from slack_bolt.async_app import AsyncApp
+
+    from bot.answer import EngineLike
+    from bot.settings import Settings
+    from storage.repository import Repository
+
+
+class Mode(StrEnum):
+    """How Slack reaches the bot."""
+
+    socket = "socket"
+    http = "http"
+
+
+def make_app(current: Settings, *, engine: EngineLike, repo: Repository) -> AsyncApp:
+    """The Bolt app configured from the settings (plain values only cross into `bot.slack`)."""
+    from bot.slack import build_app
+
+    assert current.slack_bot_token is not None
+    secret = current.slack_signing_secret.get_secret_value() if current.slack_signing_secret else None
+    return build_app(
+        engine=engine,
+        repo=repo,
+        bot_token=current.slack_bot_token.get_secret_value(),
+        signing_secret=secret,
+        api_base_url=current.slack_api_base_url,
+        agent_channel_id=current.agent_channel_id,
+        agent_usergroup_id=current.agent_usergroup_id,
+        agent_user_ids=current.agent_user_ids,
+        support_channel_ids=current.support_channel_ids,
+        max_retries=current.slack_max_retries,
+        max_question_chars=current.max_question_chars,
+        out_of_scope_label=current.out_of_scope_label,
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add `serve` to the main app."""
+
+    @app.command("serve")
+    def serve(
+        mode: Mode | None = typer.Option(None, "--mode", help="socket (default, SLACK_MODE) or http."),
+        port: int | None = typer.Option(None, "--port", min=1, max=65535, help="HTTP port (default HTTP_PORT)."),
+        host: str | None = typer.Option(None, "--host", help="HTTP interface (default HTTP_HOST)."),
+    ) -> None:
+        """Answer questions in Slack until stopped (SIGTERM / Ctrl-C finish the answers in flight)."""
+        current = settings()
+        if mode is not None:
+            current = current.model_copy(update={"slack_mode": mode.value})
+        current.require_slack()
+        logging.basicConfig(level=current.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+        from bot.runtime import build_engine
+        from bot.slack.server import serve_until_signalled
+        from storage.repository import Repository
+
+        repo = Repository(current.db_url, mask_pii=current.pii_masking)
+        engine = build_engine(current)
+        app_token = current.slack_app_token.get_secret_value() if current.slack_app_token else None
+
+        def close() -> None:
+            closer = getattr(engine, "close", None)
+            if callable(closer):
+                closer()
+            repo.close()
+
+        typer.echo(f"supportbot serving Slack ({current.slack_mode} mode); Ctrl-C to stop", err=True)
+        asyncio.run(
+            serve_until_signalled(
+                lambda: make_app(current, engine=engine, repo=repo),
+                mode=current.slack_mode,
+                app_token=app_token,
+                host=host or current.http_host,
+                port=port or current.http_port,
+                on_stop=close,
+            )
+        )

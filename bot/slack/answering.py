@@ -98,8 +98,9 @@ def _mark_posted(deps: Deps, prepared: Prepared, *, channel_id: str, ts: str) ->
 
 async def answer_question(deps: Deps, client: AsyncWebClient, msg: IncomingMessage) -> None:
     """Answer `msg` in its thread (or just log it when a human is handling the thread). Retries are dropped."""
-    if not msg.text:
-        await _hint(deps, client, msg)
+    if not msg.text:  # e.g. a bare mention, or a file without a caption
+        if msg.is_dm or msg.mentions_bot:
+            await _hint(deps, client, msg)
         return
     try:
         prepared = await asyncio.to_thread(_prepare, deps, msg, answer_it=True)
