@@ -41,6 +41,13 @@ class EngineAnswer:
         sources: knowledge-base documents backing the answer, best first.
         model_version: registry version of the model that answered, `None` before any model is trained.
         latency_ms: time the engine spent on the question.
+        question: the question as the model saw it (normalised, length-capped, PII-masked).
+        truncated: the question was cut to the engine's length limit.
+        threshold: the model's abstention threshold `confidence` was compared with.
+        top_intents: the classifier's best intents with their probabilities, best first (diagnostics).
+        hits: the best knowledge-base hits, whatever their score, best first (diagnostics).
+        reason: why the curated answer was not given (`out_of_scope`, `low_confidence`, `no_answer`);
+            `None` when `source` is `intent`.
     """
 
     text: str
@@ -50,6 +57,12 @@ class EngineAnswer:
     sources: list[SourceDoc] = field(default_factory=list)
     model_version: str | None = None
     latency_ms: float = 0.0
+    question: str = ""
+    truncated: bool = False
+    threshold: float | None = None
+    top_intents: tuple[tuple[str, float], ...] = ()
+    hits: tuple[SourceDoc, ...] = ()
+    reason: str | None = None
 
 
 class EngineLike(Protocol):

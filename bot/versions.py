@@ -1,0 +1,343 @@
+"""Model versions on disk: one directory per version, built atomically, loaded with verification, pruned.
+
+A version directory `models_dir/<version>/` holds everything the engine needs to answer::
+
+    model/          the IntentModel directory (weights, tokenizer, head, supportbot.json)
+    index/          the KnowledgeIndex built with that model's encoder
+    answers.json    agent-written answers for intents learnt from corrections (optional)
+    manifest.json   version, created_at, kb fingerprint, dataset hash, metrics summary
+
+`build_version` trains and indexes into a hidden staging directory beside the target and renames it into
+place only when everything is written, so a reader never sees half a version and a failure leaves nothing
+behind. `manifest.json` is written last: a directory without it is not a version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from retrieval.documents import Document, documents_fingerprint
+from retrieval.errors import KnowledgeBaseError
+from retrieval.index import KnowledgeIndex
+from training.data import Example
+from training.errors import ModelError
+from training.model import IntentModel
+from training.train import TrainingConfig, train
+
+log = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+INDEX_DIR = "index"
+ANSWERS_FILE = "answers.json"
+MANIFEST_FILE = "manifest.json"
+
+VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""Allowed version names: safe as one path component and within the registry's 64 characters."""
+
+_STAGING_SUFFIX = ".tmp"
+_STALE_STAGING_S = 6 * 3600
+_METRIC_KEYS = ("threshold", "best_epoch", "train_examples", "validation_examples", "training_seconds")
+
+
+class LoadedVersion(NamedTuple):
+    """What `load_version` returns; unpacks as `model, index, answers = load_version(path)`."""
+
+    model: IntentModel
+    kb: KnowledgeIndex
+    answers: dict[str, str]
+
+
+def new_version_name(now: datetime | None = None) -> str:
+    """A sortable version name from the UTC time, e.g. `v20261128-233001` (names sort in creation order)."""
+    return (now or datetime.now(UTC)).strftime("v%Y%m%d-%H%M%S")
+
+
+def check_version_name(version: str) -> str:
+    """Return `version` if it is a valid directory name for a version, else raise ModelError."""
+    if not VERSION_NAME.match(version):
+        raise ModelError(
+            f"invalid model version name {version!r}: use letters, digits, '.', '_' or '-' (at most 64 characters, "
+            "not starting with '.' or '-'), e.g. one from new_version_name()"
+        )
+    return version
+
+
+def build_version(
+    models_dir: str | os.PathLike[str],
+    version: str,
+    *,
+    train_examples: Sequence[Example],
+    val_examples: Sequence[Example] | None,
+    training_config: TrainingConfig,
+    kb_documents: Sequence[Document],
+    extra_answers: Mapping[str, str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a model, index the knowledge base with it, and write both as version `version`, atomically.
+
+    Args:
+        models_dir: Folder holding all versions (`settings.models_dir`); created if missing.
+        version: The new version's name (e.g. `new_version_name()`); it must not exist yet.
+        train_examples: Labelled training examples.
+        val_examples: Validation examples (calibrate the abstention threshold); None carves them from training.
+        training_config: Hyper-parameters; its `version` is overridden with `version`.
+        kb_documents: Knowledge-base documents to index with the trained model's encoder (may be empty).
+        extra_answers: Agent-written answers for intents that have no curated answer in the catalog.
+        progress: Show training progress bars.
+
+    Returns:
+        The version directory `models_dir/<version>`.
+
+    Raises:
+        ModelError: The version exists, its name is invalid, or training fails.
+        DataError: The examples are unusable.
+        KnowledgeBaseError: Indexing fails.
+    """
+    check_version_name(version)
+    root = Path(models_dir).expanduser()
+    target = root / version
+    if target.exists():
+        raise ModelError(f"model version {version} already exists at {target}; choose a new version name")
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=_STAGING_SUFFIX, dir=root))
+    try:
+        config = dataclasses.replace(training_config, version=version)
+        model = train(config, train_examples, val_examples, staging / MODEL_DIR, progress=progress)
+        index = _build_index(model, kb_documents)
+        index.save(staging / INDEX_DIR)
+        answers = _clean_answers(extra_answers or {})
+        if answers:
+            _write_json(staging / ANSWERS_FILE, answers)
+        _write_json(staging / MANIFEST_FILE, _manifest(version, model, kb_documents, answers))
+        if target.exists():
+            raise ModelError(f"model version {version} appeared at {target} while it was being built")
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("built model version %s at %s", version, target)
+    return target
+
+
+def rebuild_index(version_dir: str | os.PathLike[str], kb_documents: Sequence[Document]) -> KnowledgeIndex:
+    """Re-index the knowledge base with the version's existing model (the index is replaced atomically).
+
+    Use it when only the knowledge base changed. The manifest's `kb_fingerprint` is updated. A running bot
+    serving this version keeps its loaded index until it loads a version again.
+
+    Raises:
+        ModelError: The version directory or its model is missing or broken.
+        KnowledgeBaseError: Indexing fails.
+    """
+    path = Path(version_dir).expanduser()
+    manifest = read_manifest(path)
+    model = IntentModel.load(path / MODEL_DIR, device="cpu")
+    index = _build_index(model, kb_documents)
+    index.save(path / INDEX_DIR)
+    manifest.update(_kb_summary(kb_documents), index_rebuilt_at=_now())
+    _write_json_atomic(path / MANIFEST_FILE, manifest)
+    return index
+
+
+def read_manifest(version_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The version's `manifest.json`; ModelError when the directory is not a complete version."""
+    path = Path(version_dir).expanduser()
+    if not path.is_dir():
+        raise ModelError(f"{path}: no such model version directory; check the registry (`supportbot model list`)")
+    file = path / MANIFEST_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(
+            f"{path}: {MANIFEST_FILE} is missing, so this version is incomplete; rebuild it or roll back"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{path}: {MANIFEST_FILE} is unreadable ({exc}); rebuild the version or roll back") from None
+    if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+        raise ModelError(f"{path}: {MANIFEST_FILE} has no 'version'; rebuild the version or roll back")
+    return data
+
+
+def read_answers(version_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """The version's agent-written answers (`answers.json`); {} when the file is absent."""
+    file = Path(version_dir).expanduser() / ANSWERS_FILE
+    if not file.exists():
+        return {}
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{file} is unreadable ({exc}); fix or delete it, or rebuild the version") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ModelError(f"{file} must map intent names to answer texts; fix or delete it, or rebuild the version")
+    return _clean_answers(data)
+
+
+def load_version(
+    version_dir: str | os.PathLike[str],
+    *,
+    device: str | None = "cpu",
+    threads: int | None = None,
+    quantize: bool = False,
+) -> LoadedVersion:
+    """Load and verify a complete version: its model, its index and its agent-written answers.
+
+    Args:
+        version_dir: `models_dir/<version>`.
+        device: Torch device for the model ("cpu", "cuda", or None/"auto").
+        threads: torch CPU threads (process-wide); None keeps torch's default.
+        quantize: int8 dynamic quantisation of the model (CPU only).
+
+    Raises:
+        ModelError: The directory, manifest, model or answers are missing or broken, or the index was not built
+            with this model's encoder.
+        KnowledgeBaseError: The index is missing or broken.
+    """
+    path = Path(version_dir).expanduser()
+    manifest = read_manifest(path)
+    if not (path / INDEX_DIR).is_dir():
+        raise KnowledgeBaseError(f"{path}: the {INDEX_DIR}/ directory is missing; run rebuild_index or roll back")
+    model = IntentModel.load(path / MODEL_DIR, device=device, threads=threads, quantize=quantize)
+    if model.version != manifest["version"]:
+        raise ModelError(
+            f"{path}: the model is version {model.version} but the manifest says {manifest['version']}; "
+            "rebuild the version"
+        )
+    index = KnowledgeIndex.load(path / INDEX_DIR)
+    _check_index_matches(path, index, model)
+    return LoadedVersion(model, index, read_answers(path))
+
+
+def list_versions(models_dir: str | os.PathLike[str]) -> list[str]:
+    """Names of the complete versions (directories with a manifest) under `models_dir`, oldest first."""
+    root = Path(models_dir).expanduser()
+    if not root.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.is_dir() and not entry.name.startswith(".") and (entry / MANIFEST_FILE).is_file()
+    )
+
+
+def prune_versions(models_dir: str | os.PathLike[str], keep: int, protect: Iterable[str | None] = ()) -> list[str]:
+    """Delete all but the newest `keep` versions, never one named in `protect` (production, previous).
+
+    Also removes staging directories that a crashed build left behind (older than 6 hours). Directories that
+    are not versions (no manifest) are left alone.
+
+    Args:
+        models_dir: Folder holding all versions.
+        keep: How many of the newest versions to keep (besides the protected ones); at least 1.
+        protect: Version names never deleted (None entries are ignored, so `{prod, previous}` may hold None).
+
+    Returns:
+        The names of the deleted versions, oldest first.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1 (got {keep})")
+    root = Path(models_dir).expanduser()
+    protected = {name for name in protect if name}
+    versions = list_versions(root)
+    doomed = [name for name in versions[: max(len(versions) - keep, 0)] if name not in protected]
+    removed = []
+    for name in doomed:
+        try:
+            _remove_directory(root / name)
+        except OSError as exc:
+            log.warning("could not delete model version %s: %s", name, exc)
+            continue
+        removed.append(name)
+        log.info("pruned model version %s", name)
+    _remove_stale_staging(root)
+    return removed
+
+
+# --- internals ------------------------------------------------------------------------------------------
+
+
+def _build_index(model: IntentModel, documents: Sequence[Document]) -> KnowledgeIndex:
+    return KnowledgeIndex.build(list(documents), model)
+
+
+def _check_index_matches(path: Path, index: KnowledgeIndex, model: IntentModel) -> None:
+    """The index must hold vectors of this model's encoder (same width and, when recorded, same id)."""
+    if index.dim != model.dim:
+        raise ModelError(
+            f"{path}: the index holds {index.dim}-dimensional vectors but the model embeds in {model.dim}; "
+            "rebuild the index with rebuild_index"
+        )
+    recorded = index.encoder_id
+    if recorded and recorded != model.encoder_id:
+        raise ModelError(
+            f"{path}: the index was built with encoder {recorded!r}, not this version's model "
+            f"({model.encoder_id!r}); rebuild the index with rebuild_index"
+        )
+
+
+def _manifest(
+    version: str, model: IntentModel, documents: Sequence[Document], answers: Mapping[str, str]
+) -> dict[str, Any]:
+    info = model.info
+    return {
+        "version": version,
+        "created_at": _now(),
+        "dataset_hash": info.get("dataset_hash"),
+        "labels": model.labels,
+        "out_of_scope_label": model.out_of_scope_label,
+        "metrics": {key: info[key] for key in (*_METRIC_KEYS, "validation") if key in info},
+        "base_model": info.get("base_model"),
+        "init_from": info.get("init_from"),
+        "extra_answers": sorted(answers),
+        **_kb_summary(documents),
+    }
+
+
+def _kb_summary(documents: Sequence[Document]) -> dict[str, Any]:
+    return {"kb_fingerprint": documents_fingerprint(documents), "kb_documents": len(documents)}
+
+
+def _clean_answers(answers: Mapping[str, str]) -> dict[str, str]:
+    return {name.strip(): text.strip() for name, text in answers.items() if name.strip() and text.strip()}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    _write_json(temporary, data)
+    os.replace(temporary, path)
+
+
+def _remove_directory(path: Path) -> None:
+    """Rename aside first (so the version disappears at once), then delete."""
+    doomed = path.with_name(f".{path.name}.deleting{_STAGING_SUFFIX}")
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _remove_stale_staging(root: Path) -> None:
+    cutoff = time.time() - _STALE_STAGING_S
+    for entry in root.iterdir():
+        if entry.name.startswith(".") and entry.name.endswith(_STAGING_SUFFIX) and entry.is_dir():
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                continue
