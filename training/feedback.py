@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from storage.repository import EvalExample, RatedAnswer
+from storage.models import EvalExample
+from storage.repository import RatedAnswer
 from training.data import Example, dataset_hash
 from training.text import normalise_text
 

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.evaluate import EvalReport
 
 DEFAULT_TOLERANCE = 0.005
 """How far overall accuracy / macro-F1 may fall below production's and still count as "not worse"."""
@@ -40,6 +44,17 @@ class Scores:
     per_intent_f1: Mapping[str, float]
     support: Mapping[str, int]
     labels: Collection[str] = ()
+
+    @classmethod
+    def from_eval(cls, report: EvalReport, labels: Collection[str]) -> Scores:
+        """The scores of a `training.evaluate.EvalReport`; `labels` is the evaluated model's label set."""
+        return cls(
+            accuracy=report.accuracy,
+            macro_f1=report.macro_f1,
+            per_intent_f1={name: metrics.f1 for name, metrics in report.per_intent.items()},
+            support={name: metrics.support for name, metrics in report.per_intent.items() if metrics.support > 0},
+            labels=tuple(labels),
+        )
 
 
 @dataclass(frozen=True)

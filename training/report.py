@@ -14,11 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from training.gate import Decision, Scores
+
+if TYPE_CHECKING:
+    from training.evaluate import EvalReport
 
 Confusion = Mapping[tuple[str, str], int]
 """(true label, predicted label) -> number of evaluation examples."""
@@ -52,6 +56,17 @@ class ConfusionChange:
     @property
     def delta(self) -> int:
         return self.after - self.before
+
+
+def confusion_from_eval(report: EvalReport) -> dict[tuple[str, str], int]:
+    """The non-zero cells of an `EvalReport`'s confusion matrix as {(true, predicted): count}."""
+    names = report.confusion_labels
+    return {
+        (names[row], names[column]): count
+        for row, counts in enumerate(report.confusion)
+        for column, count in enumerate(counts)
+        if count
+    }
 
 
 def confusion_changes(before: Confusion | None, after: Confusion, *, top: int = 10) -> list[ConfusionChange]:
