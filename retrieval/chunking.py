@@ -120,6 +120,13 @@ def _pack(units: list[_Unit], *, max_words: int, overlap: int) -> list[str]:
     return chunks
 
 
+def _check(max_words: int, overlap: int) -> None:
+    if max_words < 10:
+        raise ValueError(f"max_words must be at least 10, got {max_words}")
+    if not 0 <= overlap <= max_words // 2:
+        raise ValueError(f"overlap must be between 0 and max_words / 2 ({max_words // 2}), got {overlap}")
+
+
 def chunk(
     document: Document,
     *,
@@ -148,10 +155,7 @@ def chunk(
         >>> [c.embed_text for c in chunk(doc)]
         ['Refunds\\nRefunds take 5 days.']
     """
-    if max_words < 10:
-        raise ValueError(f"max_words must be at least 10, got {max_words}")
-    if not 0 <= overlap <= max_words // 2:
-        raise ValueError(f"overlap must be between 0 and max_words / 2 ({max_words // 2}), got {overlap}")
+    _check(max_words, overlap)
     title = document.title.strip()
 
     if document.kind in ("faq", "agent_answer"):
@@ -175,6 +179,9 @@ class ChunkingConfig:
     max_words: int = MAX_WORDS
     overlap: int = OVERLAP_WORDS
     faq_embedding: FaqEmbedding = FAQ_EMBEDDING
+
+    def __post_init__(self) -> None:
+        _check(self.max_words, self.overlap)
 
     def split(self, document: Document) -> list[Chunk]:
         """`chunk(document)` with these parameters."""

@@ -494,7 +494,12 @@ class KnowledgeIndex:
             return generation
 
     def _write(self, directory: Path, created_at: str) -> None:
-        faiss.write_index(self._index, str(directory / INDEX_FILE))
+        try:
+            faiss.write_index(self._index, str(directory / INDEX_FILE))
+        except RuntimeError as exc:  # FAISS reports I/O failures as RuntimeError
+            raise KnowledgeBaseError(
+                f"FAISS could not write the index ({str(exc).splitlines()[0]}); the previous version is kept"
+            ) from exc
         payload = {
             "documents": [d.to_dict() for d in self.documents()],
             "chunks": [{"id": i, **self._chunks[i].to_dict()} for i in sorted(self._chunks)],
