@@ -123,8 +123,8 @@ def test_test_set_is_held_out(catalog: IntentCatalog, test_rows: list[dict[str, 
 def test_kb_layout_and_sizes() -> None:
     files = [path for path in KB.rglob("*") if path.is_file()]
     assert len(kb_files(".md")) >= 20
-    assert 2 <= len(kb_files(".html")) <= 3
-    assert 1 <= len(kb_files(".csv")) <= 2
+    assert len(kb_files(".html")) >= 2
+    assert len(kb_files(".csv")) >= 1
     assert KB_FOLDERS.issubset(path.parent.name for path in files)
     too_big = [str(path) for path in files if path.stat().st_size >= MAX_KB_BYTES]
     assert not too_big, f"KB files must stay under 8 kB: {too_big}"
