@@ -7,8 +7,8 @@ numbers (`order #123456`, `ORD-2024-0042`), dates (`2024-05-01`, `01/05/2024`), 
 `1 234,56 EUR`), times and version strings intact.
 
 When a greedy candidate is not valid as a whole (a phone followed by a year, an IBAN followed by a
-capitalised word), its longest valid prefix that ends on a group boundary is masked and the rest is
-scanned again.
+capitalised word), its longest valid prefix that ends on a group boundary is masked and scanning goes on
+right after it.
 
 Masking is idempotent: the placeholders contain nothing that any pattern matches, and the boundary rules
 treat `[`/`]` like letters, so masking an already masked text changes nothing.
@@ -37,19 +37,20 @@ _IBAN_RE = re.compile(
 )
 
 
-def _standalone(*alternatives: str) -> re.Pattern[str]:
+def _standalone(*alternatives: str, before: str = "") -> re.Pattern[str]:
     """Compile the alternatives as one pattern that must not touch a word or number on either side."""
-    return re.compile(_BEFORE + "(?:" + "|".join(alternatives) + ")" + _AFTER)
+    return re.compile(_BEFORE + before + "(?:" + "|".join(alternatives) + ")" + _AFTER)
 
 
 _CARD_RE = _standalone(
     r"\d{13,19}",
     r"\d{4}(?P<s>[ \-])\d{4}(?:(?P=s)\d{4}){1,3}(?:(?P=s)\d{1,3})?",  # 4-4-4-4(-3), 4-4-4-1 ...
     r"\d{4}(?P<a>[ \-])\d{6}(?P=a)\d{4,5}",  # Amex 4-6-5, Diners 4-6-4
+    before=r"(?<!\+\d )(?<!\+\d\d )(?<!\+\d\d\d )",  # digits after "+44 " belong to a phone number
 )
 
 _PHONE_RE = _standalone(
-    r"\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){1,7}",  # international: +44 20 7946 0958, +1 (555) 123-4567
+    r"\+\d{1,3}(?:[ .\-]?(?:\(\d{1,4}\)|\d{1,4})){1,7}",  # international: +44 20 7946 0958, +1 (555) 123-4567
     r"(?:1[ .\-])?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}",  # NANP: (555) 123-4567, 555-123-4567
     r"0\d{1,4}(?:[ \-]?\d{2,4}){1,4}",  # national trunk prefix: 07700 900123, 020 7946 0958
 )
@@ -113,21 +114,34 @@ def _is_phone(candidate: str) -> bool:
 
 
 def _masker(
-    pattern: re.Pattern[str], run_end: re.Pattern[str], valid: Callable[[str], bool], token: str
+    pattern: re.Pattern[str], group_end: re.Pattern[str], valid: Callable[[str], bool], token: str
 ) -> Callable[[str], str]:
-    """Build `text -> text` replacing the longest valid prefix (on a group boundary) of each candidate."""
+    """Build `text -> text` that replaces the longest valid prefix (ending on a group) of each candidate.
 
-    def replace(match: re.Match[str]) -> str:
-        candidate = match.group(0)
-        ends = [end.end() for end in run_end.finditer(candidate)]
-        for end in reversed(ends):
-            if valid(candidate[:end]):
-                rest = candidate[end:]
-                return token + (pattern.sub(replace, rest) if rest else "")
-        return candidate
+    A candidate with no valid prefix is skipped one character at a time, so a valid number that starts
+    inside it (a card after a stray group of digits) is still found.
+    """
+
+    def longest_valid(candidate: str) -> int:
+        for match in reversed(list(group_end.finditer(candidate))):
+            if valid(candidate[: match.end()]):
+                return match.end()
+        return 0
 
     def mask(text: str) -> str:
-        return pattern.sub(replace, text)
+        parts: list[str] = []
+        done = position = 0
+        while (match := pattern.search(text, position)) is not None:
+            length = longest_valid(match.group(0))
+            if length:
+                parts += (text[done : match.start()], token)
+                done = position = match.start() + length
+            else:
+                position = match.start() + 1
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
 
     return mask
 

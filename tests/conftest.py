@@ -1,0 +1,136 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL) and a ready `Repository`.
+
+Database fixtures for everyone:
+
+* `db_url`: a migrated, empty database; parametrized over SQLite (a file in tmp_path) and PostgreSQL
+  (`TEST_DATABASE_URL`). PostgreSQL uses one fresh database per test session (created here, dropped at
+  the end) whose tables are truncated before each test. Without `TEST_DATABASE_URL` the PostgreSQL
+  variants are skipped.
+* `repo`: a `Repository` on `db_url` (PII masking on), closed after the test.
+* `empty_db_url`: like `db_url` but never migrated (an empty SQLite path / a fresh PostgreSQL database).
+* `pg_url`: a fresh, empty PostgreSQL database of its own for one test, dropped afterwards.
+* `sqlite_url`: a migrated, empty SQLite database only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401  (the tables to truncate)
+from storage.db import parse_url, upgrade
+from storage.repository import Repository
+
+PG_ENV = "TEST_DATABASE_URL"
+PG_SKIP_REASON = (
+    f"{PG_ENV} is not set: PostgreSQL tests skipped "
+    "(set it to e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test; CI does)"
+)
+
+
+def _pg_server_url() -> str | None:
+    return os.environ.get(PG_ENV) or None
+
+
+@contextmanager
+def fresh_pg_database(prefix: str = "supportbot_test") -> Iterator[str]:
+    """Create a uniquely named PostgreSQL database on the TEST_DATABASE_URL server; drop it afterwards."""
+    server = _pg_server_url()
+    if server is None:
+        pytest.skip(PG_SKIP_REASON)
+    base = parse_url(server)
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test only (skipped without TEST_DATABASE_URL)."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _pg_session_url() -> Iterator[str]:
+    """One migrated PostgreSQL database for the whole session."""
+    with fresh_pg_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite file that tests copy (migrating once is much faster than per test)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "supportbot.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_all(url: str) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
+    engine = create_engine(make_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+            connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated, empty SQLite database file in tmp_path."""
+    path = tmp_path / "db" / "supportbot.db"
+    path.parent.mkdir()
+    shutil.copyfile(_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database: SQLite, then PostgreSQL (skipped without TEST_DATABASE_URL)."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    if _pg_server_url() is None:
+        pytest.skip(PG_SKIP_REASON)
+    url = str(request.getfixturevalue("_pg_session_url"))
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that was never migrated: a SQLite path not yet created, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'new' / 'supportbot.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def repo(db_url: str) -> Iterator[Repository]:
+    """A Repository (PII masking on) on an empty, migrated database."""
+    repository = Repository(db_url)
+    try:
+        yield repository
+    finally:
+        repository.close()
