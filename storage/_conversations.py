@@ -146,6 +146,7 @@ class ConversationLog(RepositoryBase):
                 update(Conversation)
                 .where(col(Conversation.id) == conversation_id, col(Conversation.last_activity_at) < when)
                 .values(last_activity_at=when)
+                .execution_options(synchronize_session=False)
             )
         return message
 
@@ -310,11 +311,15 @@ class ConversationLog(RepositoryBase):
     def remove_rating(self, answer_id: int, *, rater_id: str, source: str, helpful: bool | None) -> int:
         """Delete the matching ratings (a removed reaction); returns how many were deleted."""
         verdict = col(Rating.helpful).is_(None) if helpful is None else col(Rating.helpful) == helpful
-        statement = delete(Rating).where(
-            col(Rating.answer_id) == answer_id,
-            col(Rating.rater_id) == clean_text(rater_id),
-            col(Rating.source) == clean_text(source),
-            verdict,
+        statement = (
+            delete(Rating)
+            .where(
+                col(Rating.answer_id) == answer_id,
+                col(Rating.rater_id) == clean_text(rater_id),
+                col(Rating.source) == clean_text(source),
+                verdict,
+            )
+            .execution_options(synchronize_session=False)
         )
         with self._session() as session:
             return session.exec(statement).rowcount

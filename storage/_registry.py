@@ -161,6 +161,7 @@ class Registry(RepositoryBase):
             update(ModelVersion)
             .where(col(ModelVersion.status) == "production", col(ModelVersion.id) != model.id)
             .values(status="retired")
+            .execution_options(synchronize_session=False)
         )
         model.status = "production"
         model.promoted_at = utcnow()

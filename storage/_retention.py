@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, delete, false
+from sqlalchemy import ColumnElement, Delete, delete
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -84,22 +84,22 @@ class Retention(RepositoryBase):
         ratings_by: str | None,
     ) -> dict[str, int]:
         """Delete `conversations` (a subquery of ids) with their rows, plus one user's messages and ratings."""
-        in_conversations = col(Message.conversation_id).in_(conversations)
-        own_messages: ColumnElement[bool] = false() if messages_of is None else col(Message.user_id) == messages_of
-        own_ratings: ColumnElement[bool] = false() if ratings_by is None else col(Rating.rater_id) == ratings_by
-        answers = (col(Answer.conversation_id).in_(conversations)) | (
-            col(Answer.question_id).in_(select(Message.id).where(own_messages))
-        )
+        messages: ColumnElement[bool] = col(Message.conversation_id).in_(conversations)
+        answers: ColumnElement[bool] = col(Answer.conversation_id).in_(conversations)
+        if messages_of is not None:
+            messages = messages | (col(Message.user_id) == messages_of)
+            answers = answers | col(Answer.question_id).in_(select(Message.id).where(Message.user_id == messages_of))
+        ratings: ColumnElement[bool] = col(Rating.answer_id).in_(select(Answer.id).where(answers))
+        if ratings_by is not None:
+            ratings = ratings | (col(Rating.rater_id) == ratings_by)
         return {
-            "ratings": self._delete(
-                session, delete(Rating).where(col(Rating.answer_id).in_(select(Answer.id).where(answers)) | own_ratings)
-            ),
+            "ratings": self._delete(session, delete(Rating).where(ratings)),
             "handoffs": self._delete(session, delete(Handoff).where(col(Handoff.conversation_id).in_(conversations))),
             "answers": self._delete(session, delete(Answer).where(answers)),
-            "messages": self._delete(session, delete(Message).where(in_conversations | own_messages)),
+            "messages": self._delete(session, delete(Message).where(messages)),
             "conversations": self._delete(session, delete(Conversation).where(col(Conversation.id).in_(conversations))),
         }
 
     @staticmethod
     def _delete(session: Session, statement: Delete) -> int:
-        return session.exec(statement).rowcount
+        return session.exec(statement.execution_options(synchronize_session=False)).rowcount
