@@ -247,6 +247,8 @@ def prune_versions(models_dir: str | os.PathLike[str], keep: int, protect: Itera
     if keep < 1:
         raise ValueError(f"keep must be >= 1 (got {keep})")
     root = Path(models_dir).expanduser()
+    if not root.is_dir():
+        return []
     protected = {name for name in protect if name}
     versions = list_versions(root)
     doomed = [name for name in versions[: max(len(versions) - keep, 0)] if name not in protected]

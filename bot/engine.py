@@ -1,0 +1,308 @@
+"""The answer engine: one question in, one decision out (curated answer, knowledge-base passage or hand-off).
+
+Pipeline for each question:
+
+1. clean (control characters and unpaired surrogates become spaces), normalise whitespace, cap the length;
+2. mask personal data (`storage.privacy.mask_pii`, the masking the store applies, so the model serves on the
+   same text it is later trained on);
+3. ONE forward pass of the intent model: class probabilities and the L2-normalised question embedding;
+4. FAISS search of the knowledge base with that embedding (the index was built with the same encoder);
+5. decide: the intent's curated answer when the classifier is confident and an answer exists; else the best
+   passage when its score reaches `retrieval_min_score`; else hand off to a human.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from bot.answer import EngineAnswer, SourceDoc
+from bot.catalog import IntentCatalog
+from retrieval.index import Hit, KnowledgeIndex
+from storage.privacy import mask_pii as _mask_pii
+from training.model import IntentModel, Prediction
+from training.text import normalise_text
+
+HANDOFF_TEXT = "I'm not sure about this one, so I've asked a human colleague to follow up here."
+"""What the customer reads when the bot hands the question to a human."""
+
+MAX_SOURCES = 3
+"""Most knowledge-base documents cited with an answer."""
+SEARCH_K = 5
+"""Knowledge-base hits fetched per question (one per document)."""
+TOP_INTENTS = 3
+"""Intents kept in the answer's diagnostics."""
+PASSAGE_MAX_CHARS = 700
+"""A knowledge-base passage longer than this is cut at a sentence (or word) boundary."""
+
+_MASK_WINDOW = 4
+"""Mask PII in the first `max_question_chars * _MASK_WINDOW` characters, then cap: bounded regex work, and a
+PII value straddling the cap is masked whole rather than cut into an unrecognisable (unmasked) fragment."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_SENTENCE_END = re.compile(r"[.!?…](?=[\s\"')\]]|$)")
+
+
+class EmptyQuestionError(ValueError):
+    """The question is empty once whitespace and control characters are removed; there is nothing to answer."""
+
+
+@dataclass(frozen=True)
+class _Question:
+    text: str
+    truncated: bool
+
+
+class Engine:
+    """Answers questions with one model version: its intent model, its knowledge-base index and the catalog.
+
+    Thread-safe: the model runs under torch inference mode and the index has its own lock, so several threads
+    may call `answer` at once.
+
+    Args:
+        model: The intent model (classifies and embeds in one pass).
+        index: The knowledge-base index built with `model`'s encoder.
+        catalog: Intent -> curated answer and source documents.
+        version: Registry version of the model, reported with every answer.
+        out_of_scope_label: The label the bot never answers from.
+        retrieval_min_score: Cosine score a passage needs to be given as the answer.
+        mask_pii: Mask e-mails, phones, cards and IBANs before the model sees the question.
+        max_question_chars: Longer questions are cut (and the answer says `truncated`).
+        extra_answers: Agent-written answers for intents the catalog lacks (intents learnt from corrections);
+            the catalog's curated answer wins when both exist.
+
+    Example:
+        >>> engine = Engine(model, index, catalog, version="v20261128-233001")
+        >>> engine.answer("I forgot my password").source
+        'intent'
+    """
+
+    def __init__(
+        self,
+        model: IntentModel,
+        index: KnowledgeIndex,
+        catalog: IntentCatalog,
+        *,
+        version: str | None = None,
+        out_of_scope_label: str = "out_of_scope",
+        retrieval_min_score: float = 0.55,
+        mask_pii: bool = True,
+        max_question_chars: int = 4000,
+        extra_answers: Mapping[str, str] | None = None,
+    ) -> None:
+        if max_question_chars < 1:
+            raise ValueError(f"max_question_chars must be >= 1 (got {max_question_chars})")
+        self.model = model
+        self.index = index
+        self.catalog = catalog
+        self.version = version or model.version
+        self.out_of_scope_label = out_of_scope_label
+        self.retrieval_min_score = retrieval_min_score
+        self.mask_pii = mask_pii
+        self.max_question_chars = max_question_chars
+        self.extra_answers = dict(extra_answers or {})
+        self._source_docs = self._catalog_documents()
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    @property
+    def intents(self) -> list[str]:
+        """Intents the model can predict and the bot can answer (the out-of-scope label excluded)."""
+        return [label for label in self.model.labels if label not in self._out_of_scope_labels]
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """Version, threshold, validation metrics and knowledge-base size of the model answering."""
+        info = self.model.info
+        return {
+            "version": self.version,
+            "threshold": self.model.threshold,
+            "metrics": dict(info.get("validation") or {}),
+            "intents": len(self.intents),
+            "created_at": info.get("created_at"),
+            "base_model": info.get("base_model"),
+            "quantized": bool(info.get("quantized")),
+            "kb_documents": self.index.document_count,
+            "kb_chunks": self.index.chunk_count,
+            "retrieval_min_score": self.retrieval_min_score,
+        }
+
+    def prepare(self, text: str) -> str:
+        """The question as the model sees it: cleaned, normalised, PII-masked and capped.
+
+        Raises:
+            EmptyQuestionError: Nothing is left to answer.
+        """
+        return self._prepare(text).text
+
+    def answer(self, text: str) -> EngineAnswer:
+        """Answer one question (one transformer pass and one index search).
+
+        Raises:
+            EmptyQuestionError: The question is empty or whitespace only.
+        """
+        started = time.perf_counter()
+        question = self._prepare(text)
+        prediction = self.model.predict_one(question.text)
+        hits = self.index.search(prediction.embedding, SEARCH_K) if self.index.chunk_count else []
+        return self._decide(question, prediction, hits, started)
+
+    def answer_many(self, texts: Sequence[str], batch_size: int = 64) -> list[EngineAnswer]:
+        """Answer several questions with batched forward passes and one batched search (for throughput).
+
+        Each answer's `latency_ms` is the batch's time divided by its size.
+
+        Raises:
+            EmptyQuestionError: One of the questions is empty (the message gives its position).
+        """
+        started = time.perf_counter()
+        questions = []
+        for position, text in enumerate(texts):
+            try:
+                questions.append(self._prepare(text))
+            except EmptyQuestionError as exc:
+                raise EmptyQuestionError(f"question #{position} is empty: {exc}") from None
+        if not questions:
+            return []
+        predictions = self.model.predict([q.text for q in questions], batch_size=batch_size)
+        if self.index.chunk_count:
+            vectors = np.stack([p.embedding for p in predictions])
+            all_hits = self.index.search_batch(vectors, SEARCH_K)
+        else:
+            all_hits = [[] for _ in predictions]
+        answers = [self._decide(q, p, h, None) for q, p, h in zip(questions, predictions, all_hits, strict=True)]
+        per_question = (time.perf_counter() - started) * 1000 / len(answers)
+        return [_with_latency(a, per_question) for a in answers]
+
+    # --- steps ----------------------------------------------------------------------------------------
+
+    def _prepare(self, text: str) -> _Question:
+        if not isinstance(text, str):
+            raise TypeError(f"the question must be a string, not {type(text).__name__}")
+        limit = self.max_question_chars
+        window = text[: limit * _MASK_WINDOW]
+        cleaned = _CONTROL.sub(" ", window)
+        if self.mask_pii:
+            cleaned = _mask_pii(cleaned)
+        full = normalise_text(cleaned, max_chars=len(cleaned))
+        normalised = full[:limit].rstrip()
+        if not any(_is_visible(ch) for ch in normalised):
+            raise EmptyQuestionError("the question is empty; type a question to get an answer")
+        return _Question(normalised, truncated=len(text) > len(window) or len(full) > limit)
+
+    def _decide(
+        self, question: _Question, prediction: Prediction, hits: list[Hit], started: float | None
+    ) -> EngineAnswer:
+        label, confidence = prediction.label, prediction.confidence
+        threshold = self.model.threshold
+        reason: str | None = None
+        curated = self.catalog.answer_for(label) or self.extra_answers.get(label)
+        if label in self._out_of_scope_labels:
+            reason = "out_of_scope"
+        elif prediction.abstain or confidence < threshold:
+            reason = "low_confidence"
+        elif not curated:
+            reason = "no_answer"
+        relevant = [hit for hit in hits if hit.score >= self.retrieval_min_score]
+
+        if reason is None and curated:
+            source, text = "intent", curated
+            sources = self._intent_sources(label, prediction.embedding, relevant)
+        elif relevant:
+            source, text = "retrieval", trim_passage(relevant[0].text)
+            sources = [_source(hit) for hit in relevant[:MAX_SOURCES]]
+        else:
+            source, text, sources = "handoff", HANDOFF_TEXT, []
+
+        ranked = sorted(prediction.scores.items(), key=lambda item: item[1], reverse=True)[:TOP_INTENTS]
+        latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
+        return EngineAnswer(
+            text=text,
+            source=source,  # type: ignore[arg-type]  # one of the three literals above
+            intent=label,
+            confidence=confidence,
+            sources=sources,
+            model_version=self.version,
+            latency_ms=latency,
+            question=question.text,
+            truncated=question.truncated,
+            threshold=threshold,
+            top_intents=tuple((name, float(p)) for name, p in ranked),
+            hits=tuple(_source(hit) for hit in hits),
+            reason=reason,
+        )
+
+    def _intent_sources(self, intent: str, embedding: np.ndarray, relevant: list[Hit]) -> list[SourceDoc]:
+        """The catalog's documents for `intent` first, then the relevant hits; distinct, at most MAX_SOURCES."""
+        sources: dict[str, SourceDoc] = {}
+        scores = {hit.doc_id: hit.score for hit in relevant}
+        for doc_id in self.catalog.sources_for(intent):
+            known = self._source_docs.get(doc_id)
+            if known is None or doc_id in sources:
+                continue
+            title, url, vectors = known
+            score = scores.get(doc_id)
+            if score is None:
+                score = float((vectors @ embedding).max())
+            sources[doc_id] = SourceDoc(doc_id, title, url, score)
+        for hit in relevant:
+            sources.setdefault(hit.doc_id, _source(hit))
+        return list(sources.values())[:MAX_SOURCES]
+
+    # --- set-up ---------------------------------------------------------------------------------------
+
+    @property
+    def _out_of_scope_labels(self) -> set[str]:
+        return {self.out_of_scope_label, self.model.out_of_scope_label}
+
+    def _catalog_documents(self) -> dict[str, tuple[str, str | None, np.ndarray]]:
+        """Title, URL and chunk vectors of every indexed document the catalog cites (to score it as a source)."""
+        wanted = sorted({doc_id for intent in self.catalog for doc_id in intent.sources})
+        found = {doc_id: self.index.chunks(doc_id) for doc_id in wanted}
+        found = {doc_id: chunks for doc_id, chunks in found.items() if chunks}
+        texts = [c.embed_text for chunks in found.values() for c in chunks]
+        vectors = self.model.encode(texts) if texts else np.zeros((0, self.model.dim), dtype=np.float32)
+        documents: dict[str, tuple[str, str | None, np.ndarray]] = {}
+        start = 0
+        for doc_id, chunks in found.items():
+            documents[doc_id] = (chunks[0].title, chunks[0].url, vectors[start : start + len(chunks)])
+            start += len(chunks)
+        return documents
+
+
+def trim_passage(text: str, limit: int = PASSAGE_MAX_CHARS) -> str:
+    """Cut a passage to at most `limit` characters: at a paragraph or sentence end when one is past the
+    middle, else at a word boundary with an ellipsis.
+    """
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    paragraph = head.rfind("\n\n")
+    if paragraph >= limit // 2:
+        return head[:paragraph].rstrip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    if ends and ends[-1] >= limit // 2:
+        return head[: ends[-1]].rstrip()
+    space = head.rfind(" ")
+    cut = head[:space] if space >= limit // 2 else head[: limit - 1]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def _is_visible(char: str) -> bool:
+    """Not whitespace, not a format/control/unassigned code point (e.g. a zero-width space)."""
+    return not char.isspace() and unicodedata.category(char)[0] not in ("C", "Z")
+
+
+def _source(hit: Hit) -> SourceDoc:
+    return SourceDoc(hit.doc_id, hit.title, hit.url, hit.score)
+
+
+def _with_latency(answer: EngineAnswer, latency_ms: float) -> EngineAnswer:
+    return replace(answer, latency_ms=latency_ms)
