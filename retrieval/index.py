@@ -422,14 +422,12 @@ class KnowledgeIndex:
 
     @property
     def fingerprint(self) -> str:
-        """Content hash of the documents and chunking (not the encoder): equal means same knowledge base."""
-        with self._lock:
-            return self.fingerprint_of(self._documents.values(), self.chunking)
+        """Content hash of the documents (`documents_fingerprint`): equal means the same knowledge base.
 
-    @staticmethod
-    def fingerprint_of(documents: Iterable[Document], chunking: ChunkingConfig | None = None) -> str:
-        """The `fingerprint` an index built from `documents` would have, without embedding anything."""
-        return documents_fingerprint(documents, salt=(chunking or ChunkingConfig()).tag())
+        It ignores the encoder (see `encoder_id`) and the chunking parameters (see `stats().chunking`).
+        """
+        with self._lock:
+            return documents_fingerprint(self._documents.values())
 
     @property
     def chunk_count(self) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.documents import Document
+from retrieval.documents import Document, documents_fingerprint
 from retrieval.errors import KnowledgeBaseError
 from retrieval.index import KnowledgeIndex
 from tests.retrieval.conftest import HashEmbedder
@@ -156,10 +156,10 @@ def test_duplicate_document_ids_are_refused(docs: list[Document], embedder: Hash
 
 def test_fingerprint_tracks_content_only(docs: list[Document], embedder: HashEmbedder) -> None:
     index = build(docs, embedder)
-    assert index.fingerprint == KnowledgeIndex.fingerprint_of(reversed(docs))
+    assert index.fingerprint == documents_fingerprint(reversed(docs))
     assert index.fingerprint == build(docs, HashEmbedder(dim=64, encoder_id="other")).fingerprint
     index.update(dataclasses.replace(docs[1], text="changed"), embedder)
-    assert index.fingerprint != KnowledgeIndex.fingerprint_of(docs)
+    assert index.fingerprint != documents_fingerprint(docs)
 
 
 def test_documents_round_trip_to_rebuild_with_another_encoder(docs: list[Document], embedder: HashEmbedder) -> None:
