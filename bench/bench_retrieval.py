@@ -302,6 +302,9 @@ def main() -> None:
     parser.add_argument("--ef-search", type=_ints, default=_ints("16,32,48,64,96,128,192,256"))
     parser.add_argument("--ivf-nlist", type=_ints, default=_ints("4096"))
     parser.add_argument("--nprobe", type=_ints, default=_ints("8,16,32,48,64,96,128"))
+    parser.add_argument("--sizes", type=_ints, default=_ints("10000,25000,50000,100000,200000"), help="exact section")
+    parser.add_argument("--kb-chunks", type=int, default=10_000, help="KnowledgeIndex size in the exact section")
+    parser.add_argument("--kb", type=Path, default=ROOT / "bot" / "demo" / "kb", help="knowledge base for faq")
     args = parser.parse_args()
     sections = ["exact", "faq", "ann"] if args.section == "all" else [args.section]
     for section in sections:
@@ -315,7 +318,218 @@ def main() -> None:
             write(section, result, markdown(result))
 
 
-SECTIONS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {}
+# --- exact search at small sizes, KnowledgeIndex end to end -------------------------------------------------
+
+
+class LookupEmbedder:
+    """Embedder for synthetic documents titled `chunk <i>`: returns the i-th precomputed vector."""
+
+    encoder_id = "synthetic-mixture"
+    dim = DIM
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.vectors[[int(t.split()[1]) for t in texts]]
+
+
+def exact_section(args: argparse.Namespace) -> dict[str, Any]:
+    from retrieval.documents import Document
+    from retrieval.index import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, KnowledgeIndex
+
+    faiss.omp_set_num_threads(args.threads)
+    mixture = Mixture(anchor_embeddings(args.threads))
+    sizes = args.sizes
+    base = mixture.sample(max(sizes))
+    queries = mixture.sample(args.queries)
+    result: dict[str, Any] = {"queries": args.queries, "k": K, "sizes": []}
+    for n in sizes:
+        flat = faiss.IndexFlatIP(DIM)
+        flat.add(base[:n])
+        _, truth = flat.search(queries, K)
+        exact = single_query_latency(lambda q, ix=flat: ix.search(q, K), queries)
+        hnsw = faiss.IndexHNSWFlat(DIM, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        started = time.perf_counter()
+        hnsw.add(base[:n])
+        build_s = time.perf_counter() - started
+        params = faiss.SearchParametersHNSW(efSearch=HNSW_EF_SEARCH)
+        _, found = hnsw.search(queries, K, params=params)
+        approx = single_query_latency(lambda q, ix=hnsw, p=params: ix.search(q, K, params=p), queries)
+        row = {
+            "n": n,
+            "exact": percentiles(exact),
+            "hnsw": {**percentiles(approx), "recall_at_10": recall_at_k(found, truth), "build_s": build_s},
+        }
+        result["sizes"].append(row)
+        log(
+            f"n={n:,}: exact p50 {row['exact']['p50_ms']:.2f} ms / HNSW p50 {row['hnsw']['p50_ms']:.3f} ms "
+            f"(recall@10 {row['hnsw']['recall_at_10']:.4f}, build {build_s:.1f}s)"
+        )
+        del flat, hnsw
+        gc.collect()
+
+    n = args.kb_chunks
+    documents = [Document(f"doc-{i}.md", f"chunk {i}", "", f"doc-{i}.md") for i in range(n)]
+    started = time.perf_counter()
+    index = KnowledgeIndex.build(documents, LookupEmbedder(base[:n]))
+    build_s = time.perf_counter() - started
+    timings = single_query_latency(lambda q: index.search(q[0], 5), queries)
+    result["knowledge_index"] = {
+        "chunks": n,
+        "kind": index.index_kind,
+        "build_s_without_encoding": build_s,
+        **percentiles(timings),
+    }
+    p50 = result["knowledge_index"]["p50_ms"]
+    log(f"KnowledgeIndex.search, {n:,} chunks ({index.index_kind}, k=5, dedupe): p50 {p50:.2f} ms")
+    return result
+
+
+def exact_markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"### Exact vs HNSW by size ({result['queries']} single queries, k={K})",
+        "",
+        "| chunks | exact p50 ms | exact p99 ms | HNSW p50 ms | HNSW p99 ms | HNSW recall@10 | HNSW build s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["sizes"]:
+        e, h = row["exact"], row["hnsw"]
+        lines.append(
+            f"| {row['n']:,} | {e['p50_ms']:.2f} | {e['p99_ms']:.2f} | {h['p50_ms']:.3f} | {h['p99_ms']:.3f} "
+            f"| {h['recall_at_10']:.4f} | {h['build_s']:.1f} |"
+        )
+    ki = result["knowledge_index"]
+    lines += [
+        "",
+        f"`KnowledgeIndex.search` end to end (metadata, dedup, k=5) on {ki['chunks']:,} chunks ({ki['kind']}): "
+        f"p50 {ki['p50_ms']:.2f} ms, p99 {ki['p99_ms']:.2f} ms.",
+    ]
+    return "\n".join(lines)
+
+
+# --- FAQ rows: embed the question only, or question + answer? ------------------------------------------------
+
+PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "Can I pay for several years in advance?": (
+        "is it possible to prepay three years at once",
+        "do you have multi-year billing",
+    ),
+    "Do you offer a lifetime plan?": (
+        "is there a one-time payment option instead of a subscription",
+        "can I buy nimbus forever with a single purchase",
+    ),
+    "Can I get a quote before buying Business?": (
+        "I need a PDF price quote for our procurement team",
+        "how do I get an official offer for the business plan",
+    ),
+    "Why was I charged tax?": ("why is there VAT on my bill", "there's an extra sales tax line on my invoice, why"),
+    "Can I pay by bank transfer?": (
+        "can we pay via wire transfer instead of credit card",
+        "do you accept SEPA payments",
+    ),
+    "What happens to my files if I stop paying?": (
+        "if my subscription lapses will my data be deleted",
+        "my card expired and the payment failed, are my files gone",
+    ),
+    "Is there a free trial?": ("can I try Pro for free before paying", "do you have a trial period"),
+    "Can two people share one Personal plan?": (
+        "can my wife and I use the same personal subscription",
+        "is it ok to share my account with a colleague",
+    ),
+    "Do unused seats carry over?": (
+        "we have seats nobody uses, are we still billed for them",
+        "how do I stop paying for empty licenses",
+    ),
+    "Which currency will I be billed in?": ("can I pay in euros", "what currency are the charges in"),
+    "Can I move my Nimbus folder to another drive?": (
+        "how do I relocate the nimbus directory to my D: drive",
+        "change the location of the synced folder",
+    ),
+    "Can I sync a folder that is outside my Nimbus folder?": (
+        "can nimbus back up my Documents folder without moving it",
+        "sync a directory that isn't inside the nimbus folder",
+    ),
+    "Does Nimbus work on a Chromebook?": (
+        "is there a chromeOS client",
+        "does the desktop app install on ChromeOS laptops",
+    ),
+    "Can I sync to an external drive?": (
+        "can I keep my nimbus folder on a USB hard disk",
+        "does sync work with an exFAT external disk",
+    ),
+    "Why does the desktop app use a lot of CPU?": (
+        "the nimbus app is eating my processor",
+        "high cpu usage from the desktop client",
+    ),
+    "Does Nimbus upload the whole file every time I change it?": (
+        "if I edit a big video does it re-upload everything",
+        "does nimbus use delta sync for changed files",
+    ),
+    "Can I use two Nimbus accounts on one computer?": (
+        "can I have my work and personal nimbus accounts on the same laptop",
+        "link a second account on one computer",
+    ),
+    "Is there a Nimbus app for Linux?": ("is there a client for ubuntu", "does nimbus support fedora"),
+}
+
+
+def faq_section(args: argparse.Namespace) -> dict[str, Any]:
+    from retrieval.chunking import ChunkingConfig
+    from retrieval.index import KnowledgeIndex
+    from retrieval.ingest import load_documents
+
+    documents = load_documents(args.kb)
+    faq_ids = {d.title: d.id for d in documents if d.kind == "faq"}
+    cases = [(q, faq_ids[title]) for title, qs in PARAPHRASES.items() if title in faq_ids for q in qs]
+    missing = sorted(set(PARAPHRASES) - set(faq_ids))
+    embedder = encoder(args.threads)
+    query_vectors = embedder.encode([q for q, _ in cases])
+    result: dict[str, Any] = {
+        "kb": str(args.kb),
+        "documents": len(documents),
+        "faq_rows": len(faq_ids),
+        "queries": len(cases),
+        "missing_rows": missing,
+        "modes": {},
+    }
+    for mode in ("question", "question_answer"):
+        index = KnowledgeIndex.build(documents, embedder, chunking=ChunkingConfig(faq_embedding=mode))  # type: ignore[arg-type]
+        ranks, correct_scores = [], []
+        for hits, (_, target) in zip(index.search_batch(query_vectors, k=5), cases, strict=True):
+            ids = [h.doc_id for h in hits]
+            ranks.append(ids.index(target) + 1 if target in ids else None)
+            if ids and ids[0] == target:
+                correct_scores.append(hits[0].score)
+        result["modes"][mode] = {
+            "hit_at_1": sum(r == 1 for r in ranks) / len(ranks),
+            "hit_at_5": sum(r is not None for r in ranks) / len(ranks),
+            "mrr_at_5": sum(1 / r for r in ranks if r) / len(ranks),
+            "mean_top_score_when_right": float(np.mean(correct_scores)) if correct_scores else None,
+        }
+        log(f"FAQ embedding {mode}: {result['modes'][mode]}")
+    return result
+
+
+def faq_markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"### FAQ rows: question only vs question + answer ({result['queries']} paraphrased questions, "
+        f"{result['faq_rows']} FAQ rows among {result['documents']} documents of `{result['kb']}`)",
+        "",
+        "| FAQ embedding | hit@1 | hit@5 | MRR@5 | mean top score when right |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for mode, m in result["modes"].items():
+        score = f"{m['mean_top_score_when_right']:.3f}" if m["mean_top_score_when_right"] is not None else "-"
+        lines.append(f"| {mode} | {m['hit_at_1']:.3f} | {m['hit_at_5']:.3f} | {m['mrr_at_5']:.3f} | {score} |")
+    return "\n".join(lines)
+
+
+SECTIONS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
+    "exact": (exact_section, exact_markdown),
+    "faq": (faq_section, faq_markdown),
+}
 
 if __name__ == "__main__":
     main()
