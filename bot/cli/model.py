@@ -1,9 +1,144 @@
-"""`supportbot` commands: model (to be written)."""
+"""`supportbot train` and `supportbot eval`: fine-tune the intent model and measure it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.cli.common import settings
+from training.data import load_examples
+from training.errors import DataError, ModelError
+from training.evaluate import EvalReport, evaluate
+from training.model import IntentModel, new_version
+from training.train import TrainingConfig, train
+
+_DEFAULTS = TrainingConfig(base_model="-")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _free_version(models_dir: Path) -> str:
+    """A version name not yet used under `models_dir` (adds -2, -3 ... within the same minute)."""
+    base = new_version()
+    version, counter = base, 1
+    while (models_dir / version).exists():
+        counter += 1
+        version = f"{base}-{counter}"
+    return version
+
+
+def print_report(report: EvalReport, console: Console, worst: int = 10) -> None:
+    """Print an evaluation summary and the weakest intents as tables."""
+    summary = Table(title=f"Evaluation of {report.model_version} ({report.examples} examples)", show_header=False)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    summary.add_row(
+        "accuracy" + (" (decision, abstention = out of scope)" if report.open_set else ""), _pct(report.accuracy)
+    )
+    summary.add_row("macro-F1", _pct(report.macro_f1))
+    summary.add_row("threshold", f"{report.threshold:.3f}")
+    summary.add_row("coverage (answered)", _pct(report.coverage))
+    summary.add_row("precision of answered", _pct(report.answered_precision))
+    if report.open_set:
+        summary.add_row("in-scope accuracy (top label)", _pct(report.in_scope_accuracy))
+        summary.add_row("out-of-scope precision", _pct(report.out_of_scope_precision))
+        summary.add_row("out-of-scope recall", _pct(report.out_of_scope_recall))
+        summary.add_row("AUROC in- vs out-of-scope", "-" if report.auroc is None else f"{report.auroc:.3f}")
+    console.print(summary)
+    weakest = Table(title=f"Weakest {worst} intents by F1")
+    for name in ("intent", "precision", "recall", "F1", "support"):
+        weakest.add_column(name, justify="left" if name == "intent" else "right")
+    for label, metrics in report.worst_intents(worst):
+        weakest.add_row(label, _pct(metrics.precision), _pct(metrics.recall), _pct(metrics.f1), str(metrics.support))
+    console.print(weakest)
+    if report.unknown_labels:
+        console.print(f"[yellow]labels unknown to the model (always wrong): {', '.join(report.unknown_labels)}[/]")
+    for name, path in report.plots.items():
+        console.print(f"{name} plot: {path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
+    """Add `train` and `eval` to the main app."""
+
+    @app.command("train")
+    def train_command(
+        data: Path | None = typer.Option(None, "--data", help="CSV, JSONL or intents YAML [default: INTENTS_FILE]"),
+        val: Path | None = typer.Option(None, "--val", help="validation data [default: a stratified split of --data]"),
+        out: Path | None = typer.Option(None, "--out", help="model directory [default: models/<version>/model]"),
+        base_model: str | None = typer.Option(None, "--base-model", help="encoder path [default: BASE_MODEL]"),
+        init_from: Path | None = typer.Option(None, "--init-from", help="start from this model's encoder"),
+        epochs: int = typer.Option(_DEFAULTS.epochs, min=1, help="maximum epochs"),
+        batch_size: int = typer.Option(_DEFAULTS.batch_size, min=1),
+        lr: float = typer.Option(_DEFAULTS.lr, min=0.0, help="encoder learning rate"),
+        max_length: int = typer.Option(_DEFAULTS.max_length, min=4, max=512, help="token limit"),
+        val_ratio: float = typer.Option(_DEFAULTS.val_ratio, help="validation share when --val is not given"),
+        seed: int = typer.Option(_DEFAULTS.seed),
+        target_precision: float | None = typer.Option(None, help="[default: TARGET_PRECISION]"),
+        version: str | None = typer.Option(None, help="version name [default: v<date>-<time>]"),
+        device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        progress: bool = typer.Option(True, "--progress/--no-progress"),
+    ) -> None:
+        """Fine-tune the intent classifier, choose its hand-off threshold and save the model directory."""
+        current = settings()
+        data_path = data or current.intents_path
+        if not data_path.exists():
+            raise DataError(f"{data_path}: training data not found; pass --data PATH or set INTENTS_FILE")
+        oos = current.out_of_scope_label
+        train_rows = load_examples(data_path, out_of_scope_label=oos)
+        val_rows = load_examples(val, out_of_scope_label=oos) if val else None
+        name = version or _free_version(current.models_dir)
+        out_dir = out or current.models_dir / name / "model"
+        try:
+            config = TrainingConfig(
+                base_model=base_model or current.base_model_name,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                max_length=max_length,
+                val_ratio=val_ratio,
+                seed=seed,
+                target_precision=target_precision if target_precision is not None else current.target_precision,
+                out_of_scope_label=oos,
+                device=device,
+                num_threads=current.torch_threads or None,
+                init_from=str(init_from) if init_from else None,
+                version=name,
+            )
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        console = Console()
+        console.print(f"training {name} on {len(train_rows)} examples from {data_path} ...")
+        model = train(config, train_rows, val_rows, out_dir, progress=progress)
+        selection = model.info["threshold_selection"]
+        validation = model.info["validation"]
+        console.print(
+            f"[green]saved[/] {model.version} to {out_dir}\n"
+            f"  labels: {len(model.labels)}, validation: {validation.get('examples', 0)} examples, "
+            f"accuracy {_pct(validation.get('accuracy'))}, best epoch {model.info['best_epoch']}\n"
+            f"  threshold {model.threshold:.3f} ({selection['method']}; target precision "
+            f"{selection['target_precision']}, coverage {_pct(selection['coverage'])})\n"
+            f"  {model.info['training_seconds']:.0f} s"
+        )
+
+    @app.command("eval")
+    def eval_command(
+        model_dir: Path = typer.Option(..., "--model", help="model directory (models/<version>/model)"),
+        data: Path = typer.Option(..., "--data", help="labelled CSV, JSONL or intents YAML"),
+        json_path: Path | None = typer.Option(None, "--json", help="also write the full report as JSON here"),
+        plots: Path | None = typer.Option(None, "--plots", help="write confusion.png and coverage.png here"),
+    ) -> None:
+        """Evaluate a model on labelled data: accuracy, macro-F1, per-intent scores, hand-off quality."""
+        current = settings()
+        model = IntentModel.load(model_dir, threads=current.torch_threads or None)
+        rows = load_examples(data, out_of_scope_label=model.out_of_scope_label)
+        report = evaluate(model, rows, plots)
+        print_report(report, Console())
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(report.to_json() + "\n", encoding="utf-8")
+            typer.echo(f"report: {json_path}")

@@ -1,0 +1,189 @@
+"""Loading labelled examples (CSV, JSONL, intents YAML), splitting and hashing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from training.data import Example, dataset_hash, label_counts, load_examples, normalise_text, split
+from training.errors import DataError
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_normalise_text_strips_collapses_and_caps() -> None:
+    assert normalise_text("  How do\n I   reset\tit? ") == "How do I reset it?"
+    assert normalise_text("a" * 50, max_chars=10) == "a" * 10
+    assert normalise_text(" \n\t ") == ""
+
+
+def test_csv_with_label_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", 'text,label\n"Hello,  world",greet\nBye now,bye\n')
+    assert load_examples(path) == [Example("Hello, world", "greet"), Example("Bye now", "bye")]
+
+
+def test_csv_with_category_column_and_bom(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", "\ufefftext,category\nWhere is my card?,card_arrival\n\nhi,greet\n")
+    assert load_examples(path) == [Example("Where is my card?", "card_arrival"), Example("hi", "greet")]
+
+
+def test_csv_multiline_quoted_text_reports_the_right_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", 'text,label\n"two\nlines",a\nok,b\n,c\n')
+    with pytest.raises(DataError, match=r"d\.csv:5: empty text"):
+        load_examples(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("sentence,intent_name\nhi,greet\n", r":1: no 'text' column"),
+        ("text,other\nhi,greet\n", r":1: no 'label' \(or 'category'\) column"),
+        ("text,label\nhi,greet\nhello,there,extra\n", r":3: 3 fields but the header has 2"),
+        ("text,label\nhi,\n", r":2: empty label"),
+        ('text,label\n"unterminated,greet\n', r"malformed CSV|fields"),
+    ],
+)
+def test_malformed_csv(tmp_path: Path, content: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_examples(write(tmp_path, "bad.csv", content))
+
+
+def test_jsonl(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.jsonl", '{"text": "hi", "label": "greet"}\n\n{"text": "bye", "label": "bye"}\n')
+    assert load_examples(path) == [Example("hi", "greet"), Example("bye", "bye")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"text": "hi", "label": "greet"}\n{"text": "oops"\n', r"d\.jsonl:2: invalid JSON"),
+        ('{"text": "hi"}\n', r"d\.jsonl:1: expected an object"),
+        ('{"text": 3, "label": "x"}\n', r"d\.jsonl:1: 'text' and 'label' must be strings"),
+    ],
+)
+def test_malformed_jsonl(tmp_path: Path, content: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_examples(write(tmp_path, "d.jsonl", content))
+
+
+INTENTS_YAML = """\
+intents:
+  - name: reset_password
+    answer: "Use the reset link."
+    examples: ["How do I reset my password?", "forgot password"]
+  - name: refund
+    answer: "Refunds take 5 days."
+    examples:
+      - I want a refund
+out_of_scope:
+  - "What's the weather tomorrow?"
+"""
+
+
+def test_intents_yaml(tmp_path: Path) -> None:
+    examples = load_examples(write(tmp_path, "intents.yaml", INTENTS_YAML))
+    assert examples == [
+        Example("How do I reset my password?", "reset_password"),
+        Example("forgot password", "reset_password"),
+        Example("I want a refund", "refund"),
+        Example("What's the weather tomorrow?", "out_of_scope"),
+    ]
+    custom = load_examples(tmp_path / "intents.yaml", out_of_scope_label="none")
+    assert custom[-1] == Example("What's the weather tomorrow?", "none")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("intents: [\n", r"intents\.yaml:2: invalid YAML"),
+        ("- a\n- b\n", r":1: expected a mapping"),
+        ("faq: []\n", r":1: no 'intents' key"),
+        ("intents:\n  - name: a\n    examples: []\n", r":3: intent 'a': 'examples' must be a non-empty list"),
+        ("intents:\n  - answer: x\n    examples: [q]\n", r":2: intent without a 'name'"),
+        (
+            "intents:\n  - name: a\n    examples: [q]\n  - name: a\n    examples: [r]\n",
+            r":4: intent 'a' is already defined at line 2",
+        ),
+        ("intents:\n  - name: a\n    examples: [[nested]]\n", r":3: intent 'a': 'examples' must contain plain strings"),
+        ("intents:\n  - name: out_of_scope\n    examples: [q]\n", r":2: 'out_of_scope' is reserved"),
+    ],
+)
+def test_malformed_intents_yaml(tmp_path: Path, content: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_examples(write(tmp_path, "intents.yaml", content))
+
+
+def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", b"text,label\nok,a\ncaf\xe9,b\n")
+    with pytest.raises(DataError, match=r"d\.csv:3: not UTF-8"):
+        load_examples(path)
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.jsonl", "d.yaml"])
+def test_empty_file(tmp_path: Path, name: str) -> None:
+    with pytest.raises(DataError, match="empty"):
+        load_examples(write(tmp_path, name, "  \n"))
+
+
+def test_header_only_csv_has_no_examples(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no examples"):
+        load_examples(write(tmp_path, "d.csv", "text,label\n"))
+
+
+def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        load_examples(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="unknown format"):
+        load_examples(write(tmp_path, "d.txt", "hello"))
+
+
+def test_same_text_with_two_labels_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", "text,label\nhi there,a\nother,b\nhi   there,c\n")
+    with pytest.raises(DataError, match=r":4: 'hi there' is labelled 'c' here but 'a' at line 2"):
+        load_examples(path)
+
+
+def make_examples(counts: dict[str, int]) -> list[Example]:
+    return [Example(f"{label} {i}", label) for label, n in counts.items() for i in range(n)]
+
+
+def test_split_is_stratified_and_keeps_singletons_in_train() -> None:
+    examples = make_examples({"big": 50, "small": 3, "two": 2, "single": 1})
+    train, val = split(examples, 0.2, seed=1)
+    assert sorted(train + val, key=examples.index) == examples
+    val_counts = Counter(ex.label for ex in val)
+    assert val_counts == {"big": 10, "small": 1, "two": 1}
+    assert {ex.label for ex in train} == {"big", "small", "two", "single"}
+
+
+def test_split_is_deterministic_per_seed() -> None:
+    examples = make_examples({"a": 30, "b": 30})
+    assert split(examples, 0.3, seed=7) == split(examples, 0.3, seed=7)
+    assert split(examples, 0.3, seed=7)[1] != split(examples, 0.3, seed=8)[1]
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, -0.1, 1.5])
+def test_split_rejects_bad_ratio(ratio: float) -> None:
+    with pytest.raises(ValueError, match="val_ratio"):
+        split(make_examples({"a": 5}), ratio)
+
+
+def test_dataset_hash_ignores_order_but_not_content() -> None:
+    examples = make_examples({"a": 3, "b": 2})
+    assert dataset_hash(examples) == dataset_hash(list(reversed(examples)))
+    relabelled = [*examples[:-1], Example(examples[-1].text, "a")]
+    assert dataset_hash(examples) != dataset_hash(relabelled)
+    assert dataset_hash(examples) != dataset_hash(examples[:-1])
+
+
+def test_label_counts() -> None:
+    assert label_counts(make_examples({"b": 2, "a": 1})) == {"a": 1, "b": 2}

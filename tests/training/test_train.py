@@ -1,0 +1,88 @@
+"""Training: config validation, reproducibility, tiny data, new label sets, validation with out-of-scope rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.data import Example
+from training.errors import DataError
+from training.model import IntentModel
+from training.train import TrainingConfig, train
+
+from .conftest import INTENTS, THREADS, tiny_config, tiny_examples
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"max_length": 1024}, "max_length must be between 4 and 512"),
+        ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
+        ({"val_ratio": 1.0}, "val_ratio must be between 0 and 1"),
+        ({"target_precision": 0.0}, r"target_precision must be in \(0, 1\]"),
+        ({"device": "tpu"}, "device must be 'auto', 'cpu' or 'cuda'"),
+        ({"num_threads": 0}, "num_threads must be >= 1 or None"),
+        ({"base_model": " "}, "base_model is empty"),
+        ({"patience": -1}, "patience must be >= 0"),
+    ],
+)
+def test_config_validation(overrides: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {"base_model": "/models/minilm", **overrides}
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**values)  # type: ignore[arg-type]
+
+
+def test_config_reports_every_problem_at_once() -> None:
+    with pytest.raises(ValueError, match=r"epochs must be >= 1 \(got 0\); batch_size must be >= 1"):
+        TrainingConfig(base_model="x", epochs=0, batch_size=0)
+
+
+def test_one_label_is_not_enough(base_model: str) -> None:
+    with pytest.raises(DataError, match="at least 2 different labels"):
+        train(tiny_config(base_model), [Example("hi", "greet"), Example("hello", "greet")], progress=False)
+
+
+def test_validation_labels_must_be_known(base_model: str) -> None:
+    with pytest.raises(DataError, match=r"validation labels \['weather'\] do not occur in the training data"):
+        train(tiny_config(base_model), tiny_examples(), [Example("is it sunny", "weather")], progress=False)
+
+
+@pytest.mark.slow
+def test_same_seed_same_model(base_model: str, trained_model: IntentModel) -> None:
+    again = train(tiny_config(base_model), tiny_examples(), None, None, progress=False)
+    texts = ["I forgot my password", "is the shop open on monday", "where is my refund"]
+    expected, expected_embeddings = trained_model.probabilities(texts)
+    probs, embeddings = again.probabilities(texts)
+    assert np.allclose(probs, expected, atol=1e-5)
+    assert np.allclose(embeddings, expected_embeddings, atol=1e-5)
+    assert again.info["dataset_hash"] == trained_model.info["dataset_hash"]
+    history = again.info["history"]
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert history[2]["train_loss"] < history[1]["train_loss"] * 1.5
+    assert 0 <= again.info["best_epoch"] <= 2
+
+
+@pytest.mark.slow
+def test_new_label_set_from_a_previous_model(base_model: str, trained_dir: Path, tmp_path: Path) -> None:
+    """The nightly job: start from production's encoder, with a label set that gained and lost intents."""
+    kept = {label: texts[:3] for label, texts in INTENTS.items() if label != "refund"}  # 3 examples per label
+    kept["greeting"] = ["hello there", "hi!", "good morning"]
+    rows = [Example(text, label) for label, texts in kept.items() for text in texts]
+    val = [
+        Example("I lost my password", "reset_password"),
+        Example("hey, good evening", "greeting"),
+        Example("what's the weather tomorrow?", "out_of_scope"),  # no such class: must abstain
+    ]
+    config = tiny_config(base_model, init_from=str(trained_dir), epochs=1, version="vnext", target_precision=0.8)
+    model = train(config, rows, val, tmp_path / "next", progress=False)
+    assert model.labels == ["card_arrival", "greeting", "opening_hours", "reset_password"]
+    assert model.info["init_from"] == "vtest"
+    assert model.info["validation"]["examples"] == 3
+    assert "out_of_scope_recall" in model.info["validation"]
+    reloaded = IntentModel.load(tmp_path / "next", threads=THREADS)
+    assert reloaded.predict_one("hello, good morning").label == "greeting"
+    assert reloaded.version == "vnext"

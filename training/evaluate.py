@@ -1,0 +1,202 @@
+"""Evaluation of an intent model on labelled examples: metrics, abstention quality, plots, JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from training.calibration import CurvePoint, answer_scores, coverage_curve, max_in_scope, ood_auroc
+from training.data import Example
+from training.errors import DataError
+from training.model import IntentModel
+
+
+@dataclass(frozen=True, slots=True)
+class IntentMetrics:
+    """Per-intent precision, recall, F1 and number of true examples."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class EvalReport:
+    """Everything `evaluate` measured.
+
+    With no out-of-scope rows ("closed set"), `accuracy`/`macro_f1`/`per_intent` score the top label (the
+    classic intent-accuracy). With out-of-scope rows ("open set") they score the bot's decision: an abstention
+    counts as predicting the out-of-scope label.
+
+    Attributes:
+        model_version: Version of the evaluated model.
+        examples: Number of evaluated rows.
+        open_set: Whether out-of-scope rows were present.
+        accuracy: Accuracy of the decision (see above).
+        macro_f1: Macro-averaged F1 over the labels present in the data or predicted.
+        per_intent: Label -> precision/recall/F1/support.
+        threshold: The model's abstention threshold.
+        coverage: Share of rows the bot answers (not abstained).
+        answered_precision: Share of answered rows whose intent is right (None when nothing is answered).
+        in_scope_accuracy: Top-label accuracy on in-scope rows, ignoring abstention.
+        out_of_scope_precision: Among abstained rows, the share that were out of scope (open set only).
+        out_of_scope_recall: Share of out-of-scope rows abstained (open set only).
+        auroc: In-scope vs out-of-scope separation by max in-scope probability (open set only).
+        unknown_labels: Labels in the data that the model does not know (always wrong).
+        confusion_labels: Row/column order of `confusion`.
+        confusion: Confusion matrix (rows = truth, columns = decision).
+        curve: Coverage and precision of the answered set as the threshold varies.
+        plots: Paths of the written PNG files.
+    """
+
+    model_version: str
+    examples: int
+    open_set: bool
+    accuracy: float
+    macro_f1: float
+    per_intent: dict[str, IntentMetrics]
+    threshold: float
+    coverage: float
+    answered_precision: float | None
+    in_scope_accuracy: float | None
+    out_of_scope_precision: float | None = None
+    out_of_scope_recall: float | None = None
+    auroc: float | None = None
+    unknown_labels: list[str] = field(default_factory=list)
+    confusion_labels: list[str] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    curve: list[CurvePoint] = field(default_factory=list)
+    plots: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def worst_intents(self, count: int = 5) -> list[tuple[str, IntentMetrics]]:
+        """The `count` intents with the lowest F1 (ties broken by support, larger first)."""
+        ranked = sorted(self.per_intent.items(), key=lambda item: (item[1].f1, -item[1].support, item[0]))
+        return ranked[:count]
+
+
+def evaluate(
+    model: IntentModel, examples: Sequence[Example], out_dir: str | Path | None = None, *, batch_size: int = 64
+) -> EvalReport:
+    """Score `model` on labelled examples; with `out_dir`, also write the confusion and coverage plots.
+
+    Args:
+        model: The model to evaluate.
+        examples: Labelled rows; rows labelled with the model's out-of-scope label are out of scope.
+        out_dir: Folder for `confusion.png` and `coverage.png` (created); None writes no plots.
+        batch_size: Inference batch size.
+
+    Raises:
+        DataError: No examples.
+    """
+    if not examples:
+        raise DataError("no examples to evaluate; give a non-empty data file")
+    oos = model.out_of_scope_label
+    labels = model.labels
+    probs, _ = model.probabilities([ex.text for ex in examples], batch_size)
+    top, scores = answer_scores(probs, labels, oos)
+    truth = np.array([ex.label for ex in examples], dtype=object)
+    top_label = np.array([labels[i] for i in top], dtype=object)
+    answered = scores >= model.threshold
+    is_oos = truth == oos
+    open_set = bool(is_oos.any())
+    decision = np.where(answered, top_label, oos) if open_set else top_label
+
+    present = sorted(set(truth) | set(decision))
+    precision, recall, f1, support = precision_recall_fscore_support(truth, decision, labels=present, zero_division=0)
+    per_intent = {
+        label: IntentMetrics(float(p), float(r), float(f), int(s))
+        for label, p, r, f, s in zip(present, precision, recall, f1, support, strict=True)
+        if s > 0 or label in labels
+    }
+    correct_answer = (top_label == truth) & ~is_oos
+    in_scope = ~is_oos
+    report = EvalReport(
+        model_version=model.version,
+        examples=len(examples),
+        open_set=open_set,
+        accuracy=float(accuracy_score(truth, decision)),
+        macro_f1=float(f1_score(truth, decision, labels=present, average="macro", zero_division=0)),
+        per_intent=per_intent,
+        threshold=model.threshold,
+        coverage=float(answered.mean()),
+        answered_precision=float(correct_answer[answered].mean()) if answered.any() else None,
+        in_scope_accuracy=float((top_label[in_scope] == truth[in_scope]).mean()) if in_scope.any() else None,
+        unknown_labels=sorted(set(truth) - set(labels) - {oos}),
+        confusion_labels=present,
+        confusion=confusion_matrix(truth, decision, labels=present).tolist(),
+        curve=coverage_curve(scores, correct_answer),
+    )
+    if open_set:
+        abstained = ~answered
+        report.out_of_scope_precision = float(is_oos[abstained].mean()) if abstained.any() else None
+        report.out_of_scope_recall = float(abstained[is_oos].mean())
+        in_scores = max_in_scope(probs, labels, oos)
+        report.auroc = ood_auroc(in_scores[in_scope], in_scores[is_oos])
+    if out_dir is not None:
+        report.plots = write_plots(report, Path(out_dir))
+    return report
+
+
+def write_plots(report: EvalReport, out_dir: Path) -> dict[str, str]:
+    """Write `confusion.png` and `coverage.png` (matplotlib, no display needed); return their paths."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"confusion": str(out_dir / "confusion.png"), "coverage": str(out_dir / "coverage.png")}
+
+    count = len(report.confusion_labels)
+    size = min(4 + 0.18 * count, 24)
+    figure = Figure(figsize=(size, size))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    matrix = np.asarray(report.confusion, dtype=float)
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="share of the true label")
+    font = max(4, min(9, int(300 / max(count, 1))))
+    axes.set_xticks(range(count), report.confusion_labels, rotation=90, fontsize=font)
+    axes.set_yticks(range(count), report.confusion_labels, fontsize=font)
+    axes.set_xlabel("predicted (decision)")
+    axes.set_ylabel("true label")
+    axes.set_title(f"Confusion matrix: {report.model_version} (accuracy {report.accuracy:.3f})")
+    figure.tight_layout()
+    figure.savefig(paths["confusion"], dpi=120)
+
+    figure = Figure(figsize=(6, 4.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    coverage = [point.coverage for point in report.curve]
+    precision = [point.precision for point in report.curve]
+    axes.plot(coverage, precision, marker=".", markersize=3)
+    axes.scatter(
+        [report.coverage],
+        [report.answered_precision if report.answered_precision is not None else 1.0],
+        color="red",
+        zorder=3,
+        label=f"threshold {report.threshold:.3f}",
+    )
+    axes.set_xlabel("coverage (share answered)")
+    axes.set_ylabel("accuracy of answered questions")
+    axes.set_xlim(0, 1.02)
+    axes.set_title("Coverage vs accuracy")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(paths["coverage"], dpi=120)
+    return paths
