@@ -382,3 +382,39 @@ def test_damaged_versions_are_refused_with_what_to_do(
     with pytest.raises(KnowledgeBaseError, match=match) as info:
         KnowledgeIndex.load(tmp_path)
     assert "supportbot kb ingest" in str(info.value)
+
+
+# --- with the real base encoder -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder():  # type: ignore[no-untyped-def]
+    from bot.settings import bundled_base_model
+    from training.model import Encoder
+
+    return Encoder.load(bundled_base_model(), device="cpu", threads=2)
+
+
+@pytest.mark.slow
+def test_real_encoder_finds_paraphrases(encoder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    docs = [
+        Document("refunds.md", "Refund policy", "You can ask for your money back within 30 days of purchase.", "x"),
+        Document("password.md", "Reset your password", "Click 'Forgot password' on the sign-in page.", "x"),
+        Document("faq.csv#linux", "Is there an app for Linux?", "Yes, .deb and .rpm packages.", "faq.csv", kind="faq"),
+    ]
+    index = KnowledgeIndex.build(docs, encoder)
+    assert (index.dim, index.encoder_id) == (384, encoder.encoder_id)
+    expected = {
+        "I want my money back": "refunds.md",
+        "I forgot my login credentials": "password.md",
+        "does it run on ubuntu?": "faq.csv#linux",
+    }
+    for question, doc_id in expected.items():
+        hits = index.search_text(question, encoder, k=3)
+        assert hits[0].doc_id == doc_id, (question, hits)
+        assert hits[0].score > hits[1].score
+    index.save(tmp_path)
+    loaded = KnowledgeIndex.load(tmp_path)
+    assert loaded.search(encoder.encode(["I want my money back"])[0], k=1, encoder_id=encoder.encoder_id)[0].doc_id == (
+        "refunds.md"
+    )
