@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
 from typing import Literal
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from bot.slack.shape import shape_problem
 
 logger = logging.getLogger(__name__)
 
@@ -23,21 +31,29 @@ DRAIN_S = 10.0
 Mode = Literal["socket", "http"]
 
 
+def _invalid_body() -> web.Response:
+    return web.json_response({"error": "invalid_body"}, status=400)
+
+
 def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
     """An aiohttp application serving Slack's events and interactivity on `path`, plus `GET /healthz`.
 
-    Unlike `AsyncApp.web_app()`, a body that is not valid JSON / form data is refused with 400 instead of
-    failing with 500. Signatures and timestamps are checked by Bolt (401 when wrong or over 5 minutes old).
+    Unlike `AsyncApp.web_app()`, a malformed body (not a JSON object / form payload, or of a structure Bolt
+    cannot parse; see `bot.slack.shape`) is refused with 400 instead of failing with 500. Signatures and
+    timestamps are checked by Bolt (401 when wrong or over five minutes old).
     """
 
     async def handle(request: web.Request) -> web.Response:
         try:
             raw = await request.text()
+            problem = shape_problem(parse_body(raw, request.content_type))
+            if problem is not None:
+                logger.info("refused a malformed request: %s", problem)
+                return _invalid_body()
             bolt_request = AsyncBoltRequest(body=raw, query=request.query_string, headers=dict(request.headers))
-        except (ValueError, TypeError):  # invalid JSON or encoding (JSONDecodeError is a ValueError)
-            return web.json_response({"error": "invalid_body"}, status=400)
-        if not isinstance(bolt_request.body, dict):
-            return web.json_response({"error": "invalid_body"}, status=400)
+        except Exception as exc:  # Bolt's parsing fails in many ways on malformed payloads
+            logger.info("refused a malformed request: %s: %s", type(exc).__name__, str(exc)[:200])
+            return _invalid_body()
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -74,11 +90,35 @@ async def serve_http(
         await runner.cleanup()
 
 
+class SocketModeHandler(AsyncSocketModeHandler):
+    """Bolt's aiohttp Socket Mode handler, except that every envelope is acknowledged.
+
+    Bolt leaves an envelope unacknowledged when dispatch does not return 200 (a malformed payload), and
+    Slack then redelivers it for nothing. Here such envelopes are logged, acknowledged and dropped.
+    """
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started = time.time()
+        problem = shape_problem(req.payload)
+        if problem is None:
+            try:
+                response = await run_async_bolt_app(self.app, req)
+            except Exception as exc:  # Bolt's parsing fails in many ways on malformed payloads
+                problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+            else:
+                if response.status == 200:
+                    await send_async_response(client, req, response, started)
+                    return
+                problem = f"dispatch answered {response.status}"
+        logger.info("acknowledged and dropped envelope %s (%s)", req.envelope_id, problem)
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+
+
 async def serve_socket(
     app: AsyncApp, *, app_token: str, stop: asyncio.Event, on_ready: Callable[[], None] | None = None
 ) -> None:
     """Connect over Socket Mode with the `xapp-` token and serve until `stop` is set."""
-    handler = AsyncSocketModeHandler(app, app_token=app_token)
+    handler = SocketModeHandler(app, app_token=app_token)
     await handler.connect_async()
     logger.info("connected to Slack over Socket Mode")
     try:
@@ -108,8 +148,13 @@ async def serve_until_signalled(
     host: str = "0.0.0.0",
     port: int = 3000,
     on_stop: Callable[[], None] | None = None,
+    on_ready: Callable[[int], None] | None = None,
 ) -> None:
-    """Build the app in the running loop, serve it, and shut down cleanly on SIGTERM or SIGINT."""
+    """Build the app in the running loop, serve it, and shut down cleanly on SIGTERM or SIGINT.
+
+    Shutdown stops taking new events, waits for the answers in flight (`drain`), then calls `on_stop`.
+    `on_ready` receives the bound HTTP port (HTTP mode).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -121,7 +166,7 @@ async def serve_until_signalled(
                 raise ValueError("Socket Mode needs the app-level token (SLACK_APP_TOKEN)")
             await serve_socket(app, app_token=app_token, stop=stop)
         else:
-            await serve_http(app, host=host, port=port, stop=stop)
+            await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready)
         logger.info("shutting down")
         await drain()
     finally:

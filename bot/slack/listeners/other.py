@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 
 logger = logging.getLogger(__name__)
 
@@ -14,8 +16,23 @@ logger = logging.getLogger(__name__)
 QUIET_EVENTS = ("member_joined_channel", "member_left_channel", "app_uninstalled", "tokens_revoked")
 
 
+async def acknowledge_rate_limit_notice(
+    body: dict[str, Any], next_: Callable[[], Awaitable[None]]
+) -> BoltResponse | None:
+    """Slack's `app_rate_limited` notice has no listener type in Bolt: log it and answer 200."""
+    if body.get("type") == "app_rate_limited":
+        logger.warning(
+            "Slack is dropping event deliveries to this app (rate limited in minute %s)",
+            body.get("minute_rate_limited"),
+        )
+        return BoltResponse(status=200, body="")
+    await next_()
+    return None
+
+
 def register(app: AsyncApp) -> None:
     """Listen to the quiet events and, last, to any event type at all. Register this module last."""
+    app.middleware(acknowledge_rate_limit_notice)
 
     async def on_quiet(event: dict[str, Any]) -> None:
         logger.debug("event %s acknowledged", event.get("type"))

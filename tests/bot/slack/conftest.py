@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,9 +32,9 @@ async def standin() -> AsyncIterator[SlackStandIn]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Repository]:
-    """The real store on a fresh SQLite file."""
-    repo = Repository(f"sqlite:///{tmp_path / 'slack.db'}")
+def store(sqlite_url: str) -> Iterator[Repository]:
+    """The real store on a fresh, migrated SQLite file."""
+    repo = Repository(sqlite_url)
     yield repo
     repo.close()
 

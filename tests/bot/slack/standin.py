@@ -55,7 +55,7 @@ class Failure:
 
     status: int
     times: int | None
-    retry_after: float | None
+    retry_after: int | None
     error: str
 
 
@@ -132,7 +132,7 @@ class SlackStandIn:
 
     # --- knobs -------------------------------------------------------------------------------
     def fail(
-        self, method: str, *, status: int, times: int | None = 1, retry_after: float | None = None, error: str = ""
+        self, method: str, *, status: int, times: int | None = 1, retry_after: int | None = None, error: str = ""
     ) -> None:
         """Answer the next `times` calls of `method` with HTTP `status` (429: with `Retry-After`)."""
         self._failures[method] = Failure(status, times, retry_after, error or f"http_{status}")
@@ -193,7 +193,7 @@ class SlackStandIn:
         failure = self._take_failure(method)
         if failure is not None:
             call.status = failure.status
-            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}  # seconds
             if failure.status == 200:
                 return web.json_response({"ok": False, "error": failure.error})
             return web.json_response({"ok": False, "error": failure.error}, status=failure.status, headers=headers)
@@ -295,7 +295,7 @@ class SlackStandIn:
         accepts_response_payload: bool = False,
         raw: str | None = None,
     ) -> str:
-        """Push an envelope (`events_api`, `interactive`, ...) to the first connection; returns its id.
+        """Push an envelope (`events_api`, `interactive`, ...) to the newest connection; returns its id.
 
         `raw` sends that text instead (for malformed frames)."""
         if not self._sockets:
@@ -310,7 +310,7 @@ class SlackStandIn:
         if retry_attempt is not None:
             envelope["retry_attempt"] = retry_attempt
             envelope["retry_reason"] = "timeout"
-        await self._sockets[0].send_str(raw if raw is not None else json.dumps(envelope))
+        await self._sockets[-1].send_str(raw if raw is not None else json.dumps(envelope))
         return envelope_id
 
     async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:

@@ -1,0 +1,93 @@
+"""HTTP mode's request checks, Slack's rate limits and outages, and the App Home."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from bot.slack import texts
+from storage.repository import Repository
+from tests.bot.slack import payloads
+from tests.bot.slack.conftest import MakeBot
+from tests.bot.slack.harness import AGENT, CUSTOMER, BotUnderTest, quiesce
+from tests.bot.slack.helpers import ask
+from tests.bot.slack.standin import SlackStandIn, json_body, signed_headers
+
+
+def an_hour_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
+async def test_forged_and_replayed_requests_are_refused(
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository
+) -> None:
+    body = payloads.event_callback(payloads.message("password?"))
+    forged = await bot.send(body, secret="not-the-secret")
+    replayed = await bot.send(body, timestamp=time.time() - 360)
+    from_the_future = await bot.send(body, timestamp=time.time() + 360)
+    raw, content_type = json_body(body)
+    headers = signed_headers(bot.secret, raw, content_type=content_type)
+    tampered = await bot.post_raw(raw.replace("password", "passw0rd"), headers)
+    unsigned = await bot.post_raw(raw, {"Content-Type": content_type})
+    assert [r.status for r in (forged, replayed, from_the_future, tampered, unsigned)] == [401] * 5
+    await quiesce()
+    assert standin.calls_to("chat.postMessage") == [] and store.stats(an_hour_ago()).questions == 0
+    accepted = await bot.send(body, timestamp=time.time() - 240)  # within five minutes: fine
+    assert accepted.status == 200
+    await standin.wait_for_call("chat.postMessage")
+
+
+async def test_url_verification_and_health(bot: BotUnderTest) -> None:
+    reply = await bot.send({"token": "t", "challenge": "abc123", "type": "url_verification"})
+    assert reply.status == 200 and "abc123" in reply.text
+    async with bot.session.get(bot.url.replace("/slack/events", "/healthz")) as response:
+        assert response.status == 200
+
+
+async def test_rate_limited_answer_arrives_after_retry_after(
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository
+) -> None:
+    standin.fail("chat.postMessage", status=429, retry_after=1)
+    event = payloads.message("password?")
+    reply = await bot.event(event)
+    assert reply.elapsed_ms < 500  # acknowledged at once, whatever Slack's Web API does
+    [posted] = await standin.wait_for_call("chat.postMessage", timeout=5)
+    [limited, _] = standin.calls_to("chat.postMessage", ok_only=False)
+    assert limited.status == 429 and posted.at - limited.at >= 1.0
+    await quiesce()
+    answer = store.find_answer_by_slack_ts(channel_id="DCUSTOMER", slack_ts=posted.response["ts"])
+    assert answer is not None and answer.status == "posted"
+
+
+async def test_persistent_failure_marks_the_answer_failed_and_the_bot_carries_on(
+    make_bot: MakeBot, standin: SlackStandIn, store: Repository
+) -> None:
+    bot = await make_bot(max_retries=1)
+    standin.fail("chat.postMessage", status=500, times=None)
+    await bot.event(payloads.message("password?"))
+    await quiesce(timeout=10)
+    attempts = standin.calls_to("chat.postMessage", ok_only=False)
+    assert [a.status for a in attempts] == [500, 500]  # the first try and one retry
+    [logged] = store.answers_between(an_hour_ago(), datetime.now(UTC) + timedelta(minutes=1))
+    assert logged.answer.status == "failed" and "500" in (logged.answer.error or "")
+
+    standin.heal()
+    asked = await ask(bot, standin, "and the invoice?")
+    answer = store.get_answer(asked.answer_id)
+    assert answer is not None and answer.status == "posted"
+
+
+async def test_app_home_for_agents_and_customers(bot: BotUnderTest, standin: SlackStandIn) -> None:
+    await ask(bot, standin, "password?")
+    await bot.event(payloads.home_opened(AGENT))
+    await bot.event(payloads.home_opened(CUSTOMER))
+    await bot.event({**payloads.home_opened(CUSTOMER), "tab": "messages"})
+    await standin.wait_for_call("views.publish", n=2)
+    await quiesce()
+    published = {c.params["user_id"]: c.params["view"] for c in standin.calls_to("views.publish")}
+    assert set(published) == {AGENT, CUSTOMER}
+    agent_text = str(published[AGENT]["blocks"])
+    assert "Questions: *1*" in agent_text and "v-test-1" in agent_text and "0.912" in agent_text
+    customer_texts = [b["text"]["text"] for b in published[CUSTOMER]["blocks"] if b["type"] == "section"]
+    assert customer_texts == [texts.HOME_CUSTOMER]
+    assert "Questions" not in str(published[CUSTOMER]["blocks"])
