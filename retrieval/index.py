@@ -256,12 +256,16 @@ class KnowledgeIndex:
         embedded before anything is removed, so a failing encoder leaves the index unchanged.
 
         Returns:
-            False when the document is unchanged (nothing done), True otherwise.
+            False when the document is unchanged (nothing done), True otherwise (a change of `meta` alone
+            is stored without re-embedding).
         """
         with self._lock:
             old = self._documents.get(document.id)
-            if old is not None and old.content_hash() == document.content_hash() and old.meta == document.meta:
-                return False
+            if old is not None and old.content_hash() == document.content_hash():
+                if old.meta == document.meta:
+                    return False
+                self._documents[document.id] = document  # only metadata changed: no need to re-embed
+                return True
             _check_embedder(embedder, dim=self.dim, encoder_id=self.encoder_id)
             chunks = self.chunking.split(document)
             vectors = _embed(chunks, embedder)
@@ -370,14 +374,14 @@ class KnowledgeIndex:
             live = len(self._chunks)
             if live == 0 or len(queries) == 0:
                 return [[] for _ in range(len(queries))]
+            expected = min(k, len(self._documents) if dedupe else live)
             fetch = min(live, k * 4 if dedupe else k)
             while True:
+                # over-fetch: tombstones and (with dedupe) other chunks of the same documents are skipped
                 wanted = min(self._index.ntotal, fetch + len(self._tombstones))
                 scores, ids = self._search_faiss(queries, wanted)
-                results = [
-                    self._hits(row_scores, row_ids, k, dedupe) for row_scores, row_ids in zip(scores, ids, strict=True)
-                ]
-                if all(len(hits) >= min(k, live) for hits in results) or fetch >= live:
+                results = [self._hits(s, i, k, dedupe) for s, i in zip(scores, ids, strict=True)]
+                if fetch >= live or all(len(hits) >= expected for hits in results):
                     return results
                 fetch = min(live, fetch * 4)
 
@@ -532,9 +536,8 @@ class KnowledgeIndex:
                 message says how to rebuild or which older generations exist.
         """
         root = Path(directory).expanduser()
-        published = store.current_generation(root)
         if generation is None:
-            generation = published
+            generation = store.current_generation(root)
         if generation is None:
             raise KnowledgeBaseError(f"no knowledge-base index in {root}: build one with `supportbot kb ingest`")
         return _Loader(root, generation).load()

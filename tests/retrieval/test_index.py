@@ -90,6 +90,19 @@ def test_update_leaves_no_stale_vector(embedder: HashEmbedder) -> None:
     assert index.update(changed, embedder) is False  # unchanged: nothing to do
 
 
+def test_update_of_metadata_only_does_not_re_embed(docs: list[Document], embedder: HashEmbedder) -> None:
+    index = build(docs, embedder)
+    calls = embedder.calls
+    assert index.update(dataclasses.replace(docs[0], meta={"line": 9}), embedder) is True
+    assert embedder.calls == calls
+    assert index.documents()[1].meta == {"line": 9}
+
+
+def test_dedupe_returns_every_document_when_there_are_fewer_than_k(embedder: HashEmbedder) -> None:
+    index = build([long_doc("a.md", "alpha"), long_doc("b.md", "beta")], embedder)
+    assert sorted(h.doc_id for h in index.search_text("alpha", embedder, k=5)) == ["a.md", "b.md"]
+
+
 def test_update_with_a_failing_encoder_leaves_the_index_unchanged(docs: list[Document], embedder: HashEmbedder) -> None:
     index = build(docs, embedder)
 
@@ -326,6 +339,8 @@ def test_corrupted_index_file_is_a_clear_error(docs: list[Document], embedder: H
     ):
         KnowledgeIndex.load(tmp_path)
     assert KnowledgeIndex.load(tmp_path, generation=1).document_count == 4
+    (tmp_path / "CURRENT").write_text("garbage")
+    assert KnowledgeIndex.load(tmp_path, generation=1).generation == 1
 
 
 def rewrite_manifest(root: Path, **changes: object) -> None:
