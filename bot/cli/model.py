@@ -59,7 +59,7 @@ def print_report(report: EvalReport, console: Console, worst: int = 10) -> None:
     if report.unknown_labels:
         console.print(f"[yellow]labels unknown to the model (always wrong): {', '.join(report.unknown_labels)}[/]")
     for name, path in report.plots.items():
-        console.print(f"{name} plot: {path}")
+        typer.echo(f"{name} plot: {path}")
 
 
 def register(app: typer.Typer) -> None:
@@ -111,13 +111,12 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as exc:
             raise ModelError(str(exc)) from None
-        console = Console()
-        console.print(f"training {name} on {len(train_rows)} examples from {data_path} ...")
+        typer.echo(f"training {name} on {len(train_rows)} examples from {data_path} ...")
         model = train(config, train_rows, val_rows, out_dir, progress=progress)
         selection = model.info["threshold_selection"]
         validation = model.info["validation"]
-        console.print(
-            f"[green]saved[/] {model.version} to {out_dir}\n"
+        typer.echo(
+            f"saved {model.version} to {out_dir}\n"
             f"  labels: {len(model.labels)}, validation: {validation.get('examples', 0)} examples, "
             f"accuracy {_pct(validation.get('accuracy'))}, best epoch {model.info['best_epoch']}\n"
             f"  threshold {model.threshold:.3f} ({selection['method']}; target precision "

@@ -1,0 +1,87 @@
+"""`supportbot train` and `supportbot eval` through the Typer app."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.cli.common import settings
+from training.errors import DataError, ModelError
+from training.model import IntentModel
+
+from .conftest import INTENTS, THREADS, tiny_examples
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TORCH_THREADS", str(THREADS))
+    monkeypatch.setenv("INTENTS_FILE", str(tmp_path / "missing.yaml"))
+    settings.cache_clear()
+    yield tmp_path
+    settings.cache_clear()
+
+
+def write_intents_yaml(path: Path) -> Path:
+    lines = ["intents:"]
+    for name, texts in INTENTS.items():
+        lines += [f"  - name: {name}", f"    answer: Answer for {name}.", "    examples:"]
+        lines += [f"      - {json.dumps(text)}" for text in texts]
+    lines += ["out_of_scope:", '  - "What is the weather tomorrow?"', '  - "Tell me a joke"']
+    lines += ['  - "Who won the match?"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_train_writes_a_versioned_model(env: Path) -> None:
+    data = write_intents_yaml(env / "intents.yaml")
+    args = ["train", "--data", str(data), "--epochs", "1", "--max-length", "32", "--batch-size", "8"]
+    result = CliRunner().invoke(app, [*args, "--version", "vcli", "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    out = env / "data" / "models" / "vcli" / "model"
+    assert f"saved vcli to {out}" in result.output
+    model = IntentModel.load(out)
+    assert model.labels == sorted([*INTENTS, "out_of_scope"])
+    assert model.info["training"]["epochs"] == 1
+
+
+def test_train_without_data_says_what_to_do(env: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--no-progress"])
+    assert isinstance(result.exception, DataError)
+    assert "pass --data PATH or set INTENTS_FILE" in str(result.exception)
+
+
+def test_train_rejects_bad_options(env: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--epochs", "0"])
+    assert result.exit_code == 2
+    assert "epochs" in result.output
+
+
+@pytest.mark.slow
+def test_eval_prints_a_summary_and_writes_json(env: Path, trained_dir: Path) -> None:
+    data = env / "eval.csv"
+    rows = ["text,label", *(f'"{ex.text}",{ex.label}' for ex in tiny_examples()), "Tell me a joke,out_of_scope"]
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    report_path, plots = env / "out" / "report.json", env / "plots"
+    args = ["eval", "--model", str(trained_dir), "--data", str(data), "--json", str(report_path), "--plots", str(plots)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Evaluation of vtest (25 examples)" in result.output
+    assert "out-of-scope recall" in result.output and "Weakest" in result.output
+    report = json.loads(report_path.read_text())
+    assert report["examples"] == 25 and report["open_set"] is True
+    assert (plots / "confusion.png").is_file() and (plots / "coverage.png").is_file()
+
+
+def test_eval_of_a_missing_model(env: Path) -> None:
+    data = env / "eval.csv"
+    data.write_text("text,label\nhi,a\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "--model", str(env / "nope"), "--data", str(data)])
+    assert isinstance(result.exception, ModelError)
+    assert "no such model directory" in str(result.exception)
