@@ -1,0 +1,383 @@
+"""The model runtime: serve the registry's production version, bootstrap it on first run, hot-swap on change.
+
+`build_engine(settings)` returns a `ModelHolder`, the `EngineLike` every front end uses. It holds one `Engine`
+(model + index + catalog of one version). `maybe_reload()` (called by a background thread every
+`RELOAD_INTERVAL_S`, or directly) asks the registry which version is in production; when it changed, the new
+version is loaded and warmed up entirely off the serving path, then one reference is swapped. Answers already
+running finish on the engine they started with. A version that fails to load is refused (logged once and not
+retried) and the current one keeps serving; so does a registry that cannot be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from bot.answer import EngineAnswer
+from bot.catalog import IntentCatalog
+from bot.engine import Engine
+from bot.settings import Settings
+from bot.versions import build_version, load_version, new_version_name, read_manifest
+from retrieval.errors import KnowledgeBaseError
+from retrieval.ingest import load_documents
+from storage.models import ModelVersion
+from storage.repository import Repository
+from training.data import load_examples
+from training.errors import ModelError
+from training.train import TrainingConfig
+
+log = logging.getLogger(__name__)
+
+WARM_UP_QUESTION = "hello, how do I reset my password?"
+"""Answered once by a freshly loaded engine before it serves (the first torch call is the slowest)."""
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How every version is loaded and served (plain values taken from the settings)."""
+
+    intents_path: Path
+    out_of_scope_label: str = "out_of_scope"
+    retrieval_min_score: float = 0.55
+    mask_pii: bool = True
+    max_question_chars: int = 4000
+    torch_threads: int | None = None
+    quantize: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineOptions:
+        """The options `settings` asks for."""
+        return cls(
+            intents_path=settings.intents_path,
+            out_of_scope_label=settings.out_of_scope_label,
+            retrieval_min_score=settings.retrieval_min_score,
+            mask_pii=settings.pii_masking,
+            max_question_chars=settings.max_question_chars,
+            torch_threads=settings.torch_threads or None,
+            quantize=settings.quantize,
+        )
+
+
+def load_engine(record: ModelVersion, options: EngineOptions, catalog: IntentCatalog) -> Engine:
+    """Load the registry entry `record` from disk as a ready (warmed-up) `Engine`.
+
+    Raises:
+        ModelError: The directory is not that version, or its model is missing or broken.
+        KnowledgeBaseError: Its index is missing or broken.
+    """
+    path = Path(record.path).expanduser()
+    manifest = read_manifest(path)
+    if manifest["version"] != record.version:
+        raise ModelError(
+            f"the registry's version {record.version} points at {path}, which holds version {manifest['version']}; "
+            "fix the registry or roll back (`supportbot model rollback`)"
+        )
+    model, kb, answers = load_version(path, threads=options.torch_threads, quantize=options.quantize)
+    engine = Engine(
+        model,
+        kb,
+        catalog,
+        version=record.version,
+        out_of_scope_label=options.out_of_scope_label,
+        retrieval_min_score=options.retrieval_min_score,
+        mask_pii=options.mask_pii,
+        max_question_chars=options.max_question_chars,
+        extra_answers=answers,
+    )
+    engine.answer(WARM_UP_QUESTION)
+    return engine
+
+
+class ModelHolder:
+    """The serving engine of the current production version, swapped atomically when production changes.
+
+    Implements `EngineLike`. Thread-safe: any number of threads may answer while one reloads.
+
+    Args:
+        engine: The engine to serve first.
+        repo: The registry to poll; None disables reloading.
+        options: How new versions are loaded.
+        reload_interval_s: Poll period of the background thread (`start()`).
+        owns_repo: Close `repo` in `close()`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        repo: Repository | None,
+        options: EngineOptions,
+        *,
+        reload_interval_s: float = 10.0,
+        owns_repo: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._repo = repo
+        self._options = options
+        self._interval = reload_interval_s
+        self._owns_repo = owns_repo
+        self._reload_lock = threading.Lock()
+        self._refused: dict[str, str] = {}
+        self._registry_error: str | None = None
+        self._loaded_at = time.time()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- EngineLike -----------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The engine serving right now."""
+        return self._engine
+
+    @property
+    def version(self) -> str | None:
+        """The version serving right now."""
+        return self._engine.version
+
+    def answer(self, text: str) -> EngineAnswer:
+        """Answer with the current engine (a concurrent swap does not affect an answer already started)."""
+        return self._engine.answer(text)
+
+    def answer_many(self, texts: list[str]) -> list[EngineAnswer]:
+        """Batched answers, all from the same engine."""
+        return self._engine.answer_many(texts)
+
+    @property
+    def intents(self) -> list[str]:
+        """Intents of the current model."""
+        return self._engine.intents
+
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """The current model's info, plus the reload state (refused versions, registry reachability)."""
+        return {
+            **self._engine.model_info,
+            "loaded_at": self._loaded_at,
+            "refused_versions": dict(self._refused),
+            "registry_error": self._registry_error,
+        }
+
+    # --- reloading ------------------------------------------------------------------------------------
+
+    def maybe_reload(self) -> bool:
+        """Load and switch to the registry's production version if it changed; True when it switched.
+
+        Never raises for a broken version or an unreachable registry: those are logged, and the current
+        version keeps serving. A version that failed to load is not tried again.
+        """
+        if self._repo is None:
+            return False
+        with self._reload_lock:
+            try:
+                record = self._repo.production_model()
+            except Exception as exc:  # noqa: BLE001 - any registry failure: keep serving what we have
+                self._note_registry_error(exc)
+                return False
+            if self._registry_error is not None:
+                log.info("model registry reachable again")
+                self._registry_error = None
+            if record is None or record.version == self._engine.version or record.version in self._refused:
+                return False
+            return self._switch_to(record)
+
+    def _switch_to(self, record: ModelVersion) -> bool:
+        started = time.perf_counter()
+        try:
+            catalog = self._load_catalog()
+            engine = load_engine(record, self._options, catalog)
+        except Exception as exc:  # noqa: BLE001 - a bad version must never take the bot down
+            self._refused[record.version] = f"{exc.__class__.__name__}: {exc}"
+            log.error(
+                "refusing production model %s (%s): %s; still serving %s",
+                record.version,
+                record.path,
+                exc,
+                self._engine.version,
+            )
+            return False
+        previous, self._engine = self._engine.version, engine
+        self._loaded_at = time.time()
+        log.info(
+            "switched from model %s to %s (loaded in %.1fs)", previous, record.version, time.perf_counter() - started
+        )
+        return True
+
+    def _load_catalog(self) -> IntentCatalog:
+        """The intents file as it is now (curated answers may have been edited); the current one if it broke."""
+        try:
+            return IntentCatalog.load(self._options.intents_path)
+        except Exception as exc:  # noqa: BLE001 - keep the answers we have
+            log.warning("cannot reload the intents file (%s); keeping the current curated answers", exc)
+            return self._engine.catalog
+
+    def _note_registry_error(self, exc: Exception) -> None:
+        message = f"{exc.__class__.__name__}: {exc}"
+        if self._registry_error is None:
+            log.warning("cannot reach the model registry (%s); still serving %s", message, self._engine.version)
+        self._registry_error = message
+
+    def start(self) -> None:
+        """Poll the registry every `reload_interval_s` in a daemon thread (idempotent)."""
+        if self._repo is None or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="supportbot-model-reload", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.maybe_reload()
+            except Exception:  # pragma: no cover - maybe_reload handles its own failures; never let the thread die
+                log.exception("model reload check failed")
+
+    def close(self) -> None:
+        """Stop polling and close the repository if this holder opened it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._owns_repo and self._repo is not None:
+            self._repo.close()
+
+    def __enter__(self) -> ModelHolder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def bootstrap_production(
+    settings: Settings, repo: Repository, *, echo: Echo | None = None, progress: bool = True
+) -> ModelVersion:
+    """First run: train the configured intents, index the knowledge base, register and promote the version.
+
+    Holds `<data_dir>/bootstrap.lock`, and does nothing but return the production version if another process
+    finished bootstrapping meanwhile.
+
+    Raises:
+        DataError / CatalogError: The intents file is unusable.
+        KnowledgeBaseError: The knowledge-base folder is unusable.
+        ModelError: Training fails.
+    """
+    say = echo or (lambda message: log.info("%s", message))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(settings.data_dir / "bootstrap.lock")):
+        existing = repo.production_model()
+        if existing is not None:
+            return existing
+        examples = load_examples(settings.intents_path, out_of_scope_label=settings.out_of_scope_label)
+        documents = load_documents(settings.kb_path)
+        labels = {ex.label for ex in examples} - {settings.out_of_scope_label}
+        say(
+            f"First run: no model in production yet. Training one on {settings.intents_path} "
+            f"({len(examples)} examples, {len(labels)} intents) and indexing {len(documents)} documents from "
+            f"{settings.kb_path}; this takes a few minutes on a laptop CPU, once."
+        )
+        run = repo.start_training_run(trigger="bootstrap")
+        run_id = run.id
+        assert run_id is not None
+        version = new_version_name()
+        started = time.perf_counter()
+        try:
+            config = TrainingConfig(
+                base_model=settings.base_model_name,
+                target_precision=settings.target_precision,
+                out_of_scope_label=settings.out_of_scope_label,
+                num_threads=settings.torch_threads or None,
+                device="cpu",
+            )
+            path = build_version(
+                settings.models_dir,
+                version,
+                train_examples=examples,
+                val_examples=None,
+                training_config=config,
+                kb_documents=documents,
+                progress=progress,
+            )
+            manifest = read_manifest(path)
+            record = repo.register_model(
+                version,
+                path=str(path.resolve()),
+                metrics=manifest["metrics"],
+                dataset_hash=str(manifest["dataset_hash"]),
+                status="production",
+            )
+        except BaseException as exc:
+            try:
+                repo.finish_training_run(run_id, status="failed", candidate_version=version, error=str(exc)[:2000])
+            except Exception:  # noqa: BLE001 - report the training failure, not this one
+                log.exception("could not record the failed bootstrap run")
+            raise
+        repo.finish_training_run(run_id, status="promoted", candidate_version=version, metrics=manifest["metrics"])
+        validation = manifest["metrics"].get("validation", {})
+        accuracy = validation.get("accuracy")
+        say(
+            f"Model {version} trained in {time.perf_counter() - started:.0f}s"
+            + (f" (validation accuracy {accuracy:.1%})" if isinstance(accuracy, float) else "")
+            + " and promoted to production."
+        )
+        return record
+
+
+def build_engine(
+    settings: Settings,
+    repo: Repository | None = None,
+    *,
+    bootstrap: bool = True,
+    watch: bool = True,
+    echo: Echo | None = None,
+    progress: bool = True,
+) -> ModelHolder:
+    """The serving engine for `settings`: the registry's production version, trained first if there is none.
+
+    Args:
+        settings: The one settings object.
+        repo: The store holding the registry; None opens `settings.db_url` (closed by `ModelHolder.close`).
+        bootstrap: Train, register and promote a first version when the registry has no production version.
+        watch: Start the background thread that hot-swaps to a newly promoted version.
+        echo: Where progress messages go (e.g. the CLI's stderr); None logs them.
+        progress: Show training progress bars while bootstrapping.
+
+    Raises:
+        ModelError: No production version and `bootstrap` is off, or the production version cannot be loaded.
+        StorageError: The store cannot be reached.
+    """
+    owns_repo = repo is None
+    store = repo if repo is not None else Repository(settings.db_url, mask_pii=settings.pii_masking)
+    try:
+        options = EngineOptions.from_settings(settings)
+        catalog = IntentCatalog.load(options.intents_path)
+        record = store.production_model()
+        if record is None:
+            if not bootstrap:
+                raise ModelError(
+                    "no model in production yet: run `supportbot ask` once (it trains the first one) or train and "
+                    "promote one (`supportbot train`, `supportbot model promote`)"
+                )
+            record = bootstrap_production(settings, store, echo=echo, progress=progress)
+        try:
+            engine = load_engine(record, options, catalog)
+        except (ModelError, KnowledgeBaseError) as exc:
+            raise ModelError(
+                f"the production model {record.version} cannot be loaded: {exc}. Roll back with "
+                "`supportbot model rollback`"
+            ) from exc
+    except BaseException:
+        if owns_repo:
+            store.close()
+        raise
+    holder = ModelHolder(engine, store, options, reload_interval_s=settings.reload_interval_s, owns_repo=owns_repo)
+    if watch:
+        holder.start()
+    return holder
