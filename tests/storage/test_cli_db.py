@@ -1,0 +1,161 @@
+"""`supportbot db upgrade | purge | forget-user` through the Typer app, with settings from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bot.cli import common
+from bot.cli import db as db_cli
+from storage.errors import StorageError
+from storage.repository import Repository
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    """A Typer app with only the `db` group (independent of the other command modules)."""
+    application = typer.Typer(pretty_exceptions_enable=False)
+
+    @application.callback()
+    def _root() -> None:
+        """Test root."""
+
+    db_cli.register(application)
+    return application
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Settings from this test's environment only: no .env, data dir in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("PII_MASKING", raising=False)
+    common.settings.cache_clear()
+    yield
+    common.settings.cache_clear()
+
+
+def _seed(url: str) -> None:
+    """U1's old conversation, U2's recent one, and U1's rating of U2's answer."""
+    now = datetime.now(UTC)
+    with Repository(url) as repo:
+        for user, age in (("U1", timedelta(days=40)), ("U2", timedelta(days=1))):
+            conversation = repo.get_or_create_conversation(
+                team_id="T", channel_id="C", thread_ts=user, started_by=user, created_at=now - age
+            )
+            assert conversation.id is not None
+            question = repo.add_message(conversation.id, role="user", text="hi", user_id=user, created_at=now - age)
+            assert question.id is not None
+            answer = repo.record_answer(
+                conversation_id=conversation.id,
+                question_id=question.id,
+                text="hello",
+                source="intent",
+                intent="greet",
+                confidence=1.0,
+                created_at=now - age,
+            )
+            assert answer.id is not None
+        repo.add_rating(answer.id, rater_id="U1", rater_role="customer", helpful=True)
+
+
+def _conversations(url: str) -> list[str | None]:
+    with Repository(url) as repo:
+        return sorted(
+            c.started_by
+            for user in ("U1", "U2")
+            if (c := repo.find_conversation(team_id="T", channel_id="C", thread_ts=user)) is not None
+        )
+
+
+def test_upgrade_creates_the_default_sqlite_database_then_reports_up_to_date(app: typer.Typer, tmp_path: Path) -> None:
+    first = runner.invoke(app, ["db", "upgrade"])
+    assert first.exit_code == 0, first.output
+    assert "upgraded from an empty database to revision 0002" in first.output
+    assert (tmp_path / "data" / "supportbot.db").exists()
+    second = runner.invoke(app, ["db", "upgrade"])
+    assert second.exit_code == 0 and "is up to date (revision 0002)" in second.output
+
+
+def test_upgrade_uses_database_url(app: typer.Typer, empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_db_url)
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "revision 0002" in result.output
+
+
+def test_purge_asks_first_and_prints_the_counts(app: typer.Typer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    _seed(db_url)
+
+    declined = runner.invoke(app, ["db", "purge", "--older-than", "30"], input="n\n")
+    assert declined.exit_code == 1 and "Delete 1 conversations, 1 messages, 1 answers" in declined.output
+    assert _conversations(db_url) == ["U1", "U2"]
+
+    accepted = runner.invoke(app, ["db", "purge", "--older-than", "30"], input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert "deleted 1 conversations, 1 messages, 1 answers, 0 ratings, 0 handoffs." in accepted.output
+    assert _conversations(db_url) == ["U2"]
+
+    nothing = runner.invoke(app, ["db", "purge", "--older-than", "30", "--yes"])
+    assert nothing.exit_code == 0 and "nothing to delete" in nothing.output
+
+
+def test_purge_yes_skips_the_question(app: typer.Typer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    _seed(db_url)
+    result = runner.invoke(app, ["db", "purge", "--older-than", "0", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Delete" not in result.output and "deleted 2 conversations" in result.output
+    assert _conversations(db_url) == []
+
+
+def test_purge_needs_a_non_negative_number_of_days(app: typer.Typer) -> None:
+    assert runner.invoke(app, ["db", "purge", "--older-than", "-1", "--yes"]).exit_code == 2
+    assert runner.invoke(app, ["db", "purge", "--yes"]).exit_code == 2
+
+
+def test_forget_user(app: typer.Typer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    _seed(db_url)
+
+    declined = runner.invoke(app, ["db", "forget-user", "U1"], input="n\n")
+    assert declined.exit_code == 1 and "of user U1?" in declined.output
+    assert _conversations(db_url) == ["U1", "U2"]
+
+    result = runner.invoke(app, ["db", "forget-user", "U1"], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 conversations, 1 messages, 1 answers, 1 ratings, 0 handoffs, 0 eval examples of user U1." in (
+        result.output
+    )
+    assert _conversations(db_url) == ["U2"]
+
+    again = runner.invoke(app, ["db", "forget-user", "U1", "--yes"])
+    assert again.exit_code == 0 and "nothing to delete: no data of user U1." in again.output
+
+
+def test_bad_database_url_is_a_storage_error(app: typer.Typer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql://u@localhost/db")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert isinstance(result.exception, StorageError)
+
+
+def test_main_prints_one_line_and_exits_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://bot:s3cret@127.0.0.1:1/supportbot")
+    monkeypatch.setattr("sys.argv", ["supportbot", "db", "forget-user", "U1", "--yes"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the database at postgresql+psycopg://bot:***@127.0.0.1:1/supportbot")
+    assert err.count("\n") == 1 and "s3cret" not in err and "Traceback" not in err
