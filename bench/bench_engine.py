@@ -1,0 +1,441 @@
+"""Engine benchmark: the full answer path on the demo model with a 10,000-chunk knowledge base.
+
+Measures, in one run:
+
+* single-question latency of `Engine.answer` (normalise, mask PII, one forward pass, FAISS search, decide):
+  p50 / p90 / p99 / mean over the demo test questions, plus its parts (forward pass, search);
+* batched throughput of `Engine.answer_many` (questions per second);
+* RSS of a process holding the loaded engine (model + 10k-chunk index), measured in a fresh subprocess;
+* the baseline two-pass design (classifier pass + a separate base-encoder pass for retrieval, over an index
+  built with the base encoder): latency, throughput, RSS, in the same run;
+* fp32 vs int8 (dynamic quantisation): latency, throughput, RSS, decision accuracy on the demo test set,
+  and agreement of the two on the predicted intent;
+* retrieval quality of both embeddings on the 10k knowledge base: for test questions whose intent names
+  source articles in the catalog, how often one of them is among the top 3 hits (source recall@3).
+
+The 10,000 chunks are the demo knowledge base plus synthetic FAQ entries: questions from templates
+(60 support topics x 20 actions x 8 phrasings, as in bench_retrieval.py) whose answers are 2-4 sentences
+drawn (seeded) from the demo articles, so the distractors read like the real help centre. FAQ entries are one
+chunk each.
+
+Usage:
+    .venv/bin/python bench/bench_engine.py --threads 2                      # production model of the data dir
+    .venv/bin/python bench/bench_engine.py --model-version ~/.supportbot/models/v20261128-233001
+Without --model-version the registry's production version is used; on a fresh data dir the demo model is
+trained first (a few minutes). Indexes are cached under --cache (default var/bench-engine).
+Results: bench/results/engine.json and engine.md (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.catalog import IntentCatalog  # noqa: E402
+from bot.engine import SEARCH_K, Engine  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from bot.versions import load_version  # noqa: E402
+from retrieval.chunking import ChunkingConfig  # noqa: E402
+from retrieval.documents import Document, documents_fingerprint  # noqa: E402
+from retrieval.embedder import Embedder  # noqa: E402
+from retrieval.index import KnowledgeIndex  # noqa: E402
+from retrieval.ingest import load_documents  # noqa: E402
+from training.model import Encoder, IntentModel  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+TARGET_CHUNKS = 10_000
+TOPICS = (
+    "password", "invoice", "refund", "subscription", "two-factor authentication", "API key", "billing address",
+    "credit card", "order", "shipment", "account", "email address", "team members", "data export",
+    "Slack integration", "mobile app", "notifications", "SSO login", "free trial", "plan", "VAT number",
+    "receipt", "delivery address", "profile picture", "workspace", "username", "phone number", "webhook",
+    "calendar sync", "CSV import", "dashboard", "reports", "audit log", "permissions", "guest access",
+    "storage quota", "backup", "language settings", "time zone", "dark mode", "payment method", "coupon code",
+    "gift card", "return label", "warranty", "contract", "licence key", "desktop app", "browser extension",
+    "security settings", "session timeout", "password manager", "recovery codes", "domain", "DNS records",
+    "SAML configuration", "user roles", "billing cycle", "tax exemption", "purchase order",
+)  # fmt: skip
+ACTIONS = (
+    "reset", "change", "cancel", "update", "delete", "find", "download", "set up", "turn off", "recover",
+    "transfer", "add", "remove", "verify", "renew", "upgrade", "export", "share", "restore", "configure",
+)  # fmt: skip
+TEMPLATES = (
+    "How do I {a} my {t}?",
+    "I can't {a} my {t}, what should I do?",
+    "Where can I {a} the {t}?",
+    "Is it possible to {a} the {t} from the mobile app?",
+    "Why does it fail when I try to {a} my {t}?",
+    "What happens to my data if I {a} the {t}?",
+    "Step-by-step guide: {a} your {t}",
+    "Who on my team is allowed to {a} the {t}?",
+)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def synthetic_documents(real: Sequence[Document], count: int, seed: int = 0) -> list[Document]:
+    """`count` FAQ entries: templated questions answered by 2-4 sentences drawn from the real articles."""
+    sentences = [s.strip() for doc in real for s in _SENTENCE.split(doc.text.replace("\n", " ")) if len(s) > 30]
+    rng = random.Random(seed)
+    questions = [t.format(a=a, t=topic) for topic in TOPICS for a in ACTIONS for t in TEMPLATES]
+    rng.shuffle(questions)
+    docs = []
+    for n in range(count):
+        question = questions[n % len(questions)] + ("" if n < len(questions) else f" (case {n // len(questions)})")
+        answer = " ".join(rng.sample(sentences, rng.randint(2, 4)))
+        docs.append(Document(id=f"synthetic/{n:05d}", title=question, text=answer, source="synthetic", kind="faq"))
+    return docs
+
+
+def knowledge_base(kb_dir: Path) -> list[Document]:
+    """The demo KB plus synthetic entries up to TARGET_CHUNKS chunks."""
+    real = load_documents(kb_dir)
+    real_chunks = sum(len(ChunkingConfig().split(doc)) for doc in real)
+    return real + synthetic_documents(real, TARGET_CHUNKS - real_chunks)
+
+
+def cached_index(cache: Path, name: str, documents: list[Document], embedder: Embedder) -> KnowledgeIndex:
+    """Build (or reuse) the index of `documents` embedded with `embedder`."""
+    folder = cache / name
+    fingerprint = documents_fingerprint(documents)
+    if (folder / "CURRENT").exists():
+        index = KnowledgeIndex.load(folder)
+        if index.fingerprint == fingerprint and index.encoder_id == embedder.encoder_id:
+            return index
+    log(f"embedding {len(documents)} documents for the {name} index ...")
+    started = time.perf_counter()
+    index = KnowledgeIndex.build(documents, embedder)
+    log(f"  {index.chunk_count} chunks in {time.perf_counter() - started:.0f}s")
+    index.save(folder)
+    return index
+
+
+def stats(samples_ms: Sequence[float]) -> dict[str, float]:
+    values = np.asarray(samples_ms)
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p90_ms": round(float(np.percentile(values, 90)), 2),
+        "p99_ms": round(float(np.percentile(values, 99)), 2),
+        "mean_ms": round(float(values.mean()), 2),
+        "n": len(values),
+    }
+
+
+def time_each(fn: Callable[[str], object], questions: Sequence[str], warmup: int = 20) -> list[float]:
+    for question in questions[:warmup]:
+        fn(question)
+    samples = []
+    for question in questions:
+        started = time.perf_counter()
+        fn(question)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def throughput(fn: Callable[[list[str]], object], questions: list[str], batch_size: int) -> float:
+    fn(questions[:batch_size])  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(questions), batch_size):
+        fn(questions[start : start + batch_size])
+    return round(len(questions) / (time.perf_counter() - started), 1)
+
+
+def load_test_set(path: Path) -> list[tuple[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(row["text"], row["label"]) for row in csv.DictReader(handle)]
+
+
+def resolve_version(args: argparse.Namespace) -> Path:
+    if args.model_version:
+        return Path(args.model_version).expanduser()
+    from bot.runtime import build_engine
+    from storage.repository import Repository
+
+    settings = load_settings()
+    with build_engine(settings, watch=False, echo=log) as holder:
+        version = holder.version
+    repo = Repository(settings.db_url, mask_pii=settings.pii_masking)
+    try:
+        record = repo.get_model(str(version))
+    finally:
+        repo.close()
+    assert record is not None
+    return Path(record.path)
+
+
+# --- the two designs --------------------------------------------------------------------------------------
+
+
+class TwoPass:
+    """The baseline: classify with the intent model, embed again with the base encoder for retrieval."""
+
+    def __init__(self, engine: Engine, base: Encoder, base_index: KnowledgeIndex) -> None:
+        self.engine, self.base, self.index = engine, base, base_index
+
+    def core(self, question: str) -> object:
+        text = self.engine.prepare(question)
+        prediction = self.engine.model.predict_one(text)
+        return prediction, self.index.search(self.base.encode([text])[0], SEARCH_K)
+
+    def core_many(self, questions: list[str]) -> object:
+        texts = [self.engine.prepare(q) for q in questions]
+        predictions = self.engine.model.predict(texts)
+        return predictions, self.index.search_batch(self.base.encode(texts), SEARCH_K)
+
+
+def single_pass_core(engine: Engine) -> Callable[[str], object]:
+    def core(question: str) -> object:
+        prediction = engine.model.predict_one(engine.prepare(question))
+        return prediction, engine.index.search(prediction.embedding, SEARCH_K)
+
+    return core
+
+
+def source_recall(
+    questions: list[tuple[str, str]], catalog: IntentCatalog, search: Callable[[str], list[str]], k: int = 3
+) -> dict[str, float]:
+    """Share of questions whose intent cites sources and one of them is among the top-k documents found."""
+    found = total = 0
+    for text, label in questions:
+        wanted = set(catalog.sources_for(label))
+        if not wanted:
+            continue
+        total += 1
+        found += bool(wanted & set(search(text)[:k]))
+    return {"recall_at_3": round(found / total, 3) if total else float("nan"), "questions": total}
+
+
+def decision_summary(engine: Engine, test: list[tuple[str, str]], oos: str) -> dict[str, Any]:
+    answers = engine.answer_many([text for text, _ in test])
+    decided = [a.intent if a.source == "intent" else oos for a in answers]
+    truth = [label for _, label in test]
+    in_scope = [i for i, label in enumerate(truth) if label != oos]
+    return {
+        "decision_accuracy": round(float(np.mean([d == t for d, t in zip(decided, truth, strict=True)])), 3),
+        "top1_in_scope_accuracy": round(float(np.mean([answers[i].intent == truth[i] for i in in_scope])), 3),
+        "sources": {kind: sum(a.source == kind for a in answers) for kind in ("intent", "retrieval", "handoff")},
+        "intents": [a.intent for a in answers],
+    }
+
+
+# --- RSS in a fresh process ---------------------------------------------------------------------------------
+
+
+def measure_rss(args: argparse.Namespace, version_dir: Path, variant: str) -> dict[str, float]:
+    command = [
+        sys.executable,
+        __file__,
+        "--rss-of",
+        variant,
+        "--model-version",
+        str(version_dir),
+        "--cache",
+        str(args.cache),
+        "--threads",
+        str(args.threads),
+    ]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def rss_child(args: argparse.Namespace) -> None:
+    """Print the RSS before and after loading one variant (with its index) and answering one question."""
+    settings = load_settings()
+    torch.set_num_threads(args.threads)
+    before = rss_mb()
+    version_dir = Path(args.model_version)
+    model, _, answers = load_version(version_dir, threads=args.threads, quantize=args.rss_of == "int8")
+    catalog = IntentCatalog.load(settings.intents_path)
+    if args.rss_of == "two-pass":  # the classifier, plus the base encoder and its own index
+        engine = Engine(model, KnowledgeIndex.build([], model), catalog, extra_answers=answers)
+        base = Encoder.load(settings.base_model_name, device="cpu", threads=args.threads)
+        TwoPass(engine, base, KnowledgeIndex.load(args.cache / "base")).core("I forgot my password")
+    else:
+        index = KnowledgeIndex.load(args.cache / f"{version_dir.name}-model")
+        Engine(model, index, catalog, extra_answers=answers).answer("I forgot my password")
+    gc.collect()
+    print(json.dumps({"rss_before_load_mb": round(before, 1), "rss_mb": round(rss_mb(), 1)}))
+
+
+# --- main ---------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-version", help="a version directory (models/<version>) [default: production]")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--repeats", type=int, default=5, help="passes over the test questions (latency)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-engine", help="index cache folder")
+    parser.add_argument("--rss-of", choices=["fp32", "int8", "two-pass"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_of:
+        rss_child(args)
+        return
+
+    torch.set_num_threads(args.threads)
+    settings = load_settings()
+    version_dir = resolve_version(args)
+    log(f"model version {version_dir}")
+    catalog = IntentCatalog.load(settings.intents_path)
+    test = load_test_set(settings.eval_path or ROOT / "bot" / "demo" / "test.csv")
+    questions = [text for text, _ in test] * args.repeats
+    batch_questions = [text for text, _ in test] * 8
+    documents = knowledge_base(settings.kb_path)
+
+    model, _, answers = load_version(version_dir, threads=args.threads)
+    index = cached_index(args.cache, f"{version_dir.name}-model", documents, model)
+    base = Encoder.load(settings.base_model_name, device="cpu", threads=args.threads)
+    base_index = cached_index(args.cache, "base", documents, base)
+    oos = settings.out_of_scope_label
+
+    def engine_for(intent_model: IntentModel) -> Engine:
+        return Engine(
+            intent_model,
+            index,
+            catalog,
+            version=version_dir.name,
+            out_of_scope_label=oos,
+            retrieval_min_score=settings.retrieval_min_score,
+            max_question_chars=settings.max_question_chars,
+            extra_answers=answers,
+        )
+
+    engine = engine_for(model)
+    two_pass = TwoPass(engine, base, base_index)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "threads": args.threads,
+        "model_version": version_dir.name,
+        "kb": {"documents": index.document_count, "chunks": index.chunk_count, "index_kind": index.index_kind},
+        "questions": len(test),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+    log("single-pass engine (fp32): latency and throughput ...")
+    fp32: dict[str, Any] = {
+        "answer": stats(time_each(engine.answer, questions)),
+        "prepare_and_forward_pass": stats(time_each(lambda q: model.predict_one(engine.prepare(q)), questions)),
+    }
+    vectors = model.encode([text for text, _ in test])
+    search_times = []
+    for vector in vectors:
+        started = time.perf_counter()
+        index.search(vector, SEARCH_K)
+        search_times.append((time.perf_counter() - started) * 1000)
+    fp32["search"] = stats(search_times)
+    fp32["core"] = stats(time_each(single_pass_core(engine), questions))
+    fp32["throughput_qps"] = throughput(lambda batch: engine.answer_many(batch), batch_questions, args.batch_size)
+    fp32.update(decision_summary(engine, test, oos))
+    fp32["retrieval"] = source_recall(
+        test, catalog, lambda q: [h.doc_id for h in index.search(model.encode([q])[0], SEARCH_K)]
+    )
+
+    log("two-pass baseline (classifier + base encoder) ...")
+    baseline: dict[str, Any] = {
+        "core": stats(time_each(two_pass.core, questions)),
+        "throughput_qps": throughput(two_pass.core_many, batch_questions, args.batch_size),
+        "retrieval": source_recall(
+            test, catalog, lambda q: [h.doc_id for h in base_index.search(base.encode([q])[0], SEARCH_K)]
+        ),
+    }
+
+    log("single-pass engine (int8) ...")
+    int8_model, _, _ = load_version(version_dir, threads=args.threads, quantize=True)
+    int8_engine = engine_for(int8_model)
+    int8: dict[str, Any] = {
+        "answer": stats(time_each(int8_engine.answer, questions)),
+        "throughput_qps": throughput(lambda batch: int8_engine.answer_many(batch), batch_questions, args.batch_size),
+    }
+    int8.update(decision_summary(int8_engine, test, oos))
+    int8["agreement_with_fp32"] = round(
+        float(np.mean([a == b for a, b in zip(fp32.pop("intents"), int8.pop("intents"), strict=True)])), 3
+    )
+
+    log("RSS in fresh processes ...")
+    fp32["rss"] = measure_rss(args, version_dir, "fp32")
+    int8["rss"] = measure_rss(args, version_dir, "int8")
+    baseline["rss"] = measure_rss(args, version_dir, "two-pass")
+    results.update({"fp32": fp32, "int8": int8, "two_pass_baseline": baseline})
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    write(results)
+
+
+def write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    fp32, int8, base = results["fp32"], results["int8"], results["two_pass_baseline"]
+
+    def row(name: str, lat: dict[str, float], qps: float | str, rss: float | str) -> str:
+        return f"| {name} | {lat['p50_ms']} | {lat['p90_ms']} | {lat['p99_ms']} | {qps} | {rss} |"
+
+    lines = [
+        f"# Engine benchmark ({results['date']})",
+        "",
+        f"Model {results['model_version']}, knowledge base {results['kb']['chunks']} chunks "
+        f"({results['kb']['index_kind']}), {results['threads']} torch threads, {results['questions']} test "
+        f"questions x repeats. Load average {results['machine']['load_average_at_start']} at start.",
+        "",
+        "| path | p50 ms | p90 ms | p99 ms | batched q/s | RSS MB |",
+        "|---|---|---|---|---|---|",
+        row("engine.answer fp32 (single pass)", fp32["answer"], fp32["throughput_qps"], fp32["rss"]["rss_mb"]),
+        row("engine.answer int8", int8["answer"], int8["throughput_qps"], int8["rss"]["rss_mb"]),
+        row("  fp32 core: classify+embed, search", fp32["core"], "", ""),
+        row(
+            "  two-pass core: classify, base embed, search", base["core"], base["throughput_qps"], base["rss"]["rss_mb"]
+        ),
+        row("  fp32 prepare + forward pass", fp32["prepare_and_forward_pass"], "", ""),
+        row("  FAISS search only (10k, k=5)", fp32["search"], "", ""),
+        "",
+        "| | fp32 | int8 |",
+        "|---|---|---|",
+        f"| decision accuracy (test set) | {fp32['decision_accuracy']} | {int8['decision_accuracy']} |",
+        f"| top-1 in-scope accuracy | {fp32['top1_in_scope_accuracy']} | {int8['top1_in_scope_accuracy']} |",
+        f"| answers intent / retrieval / hand-off | {fp32['sources']} | {int8['sources']} |",
+        f"| intent agreement with fp32 | 1.0 | {int8['agreement_with_fp32']} |",
+        "",
+        f"Source recall@3 on the 10k KB: fine-tuned (single pass) {fp32['retrieval']['recall_at_3']}, "
+        f"base encoder (two-pass) {base['retrieval']['recall_at_3']} over {fp32['retrieval']['questions']} questions.",
+    ]
+    (RESULTS / "engine.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
