@@ -69,7 +69,11 @@ def register(app: typer.Typer) -> None:
         from storage.repository import Repository
 
         repo = Repository(current.db_url, mask_pii=current.pii_masking)
-        engine = build_engine(current)
+        try:  # the first run trains and promotes a model when the registry has none
+            engine = build_engine(current, repo, echo=lambda line: typer.echo(line, err=True))
+        except BaseException:
+            repo.close()
+            raise
         app_token = current.slack_app_token.get_secret_value() if current.slack_app_token else None
 
         def close() -> None:

@@ -1,0 +1,69 @@
+"""Block Kit builders: Slack's limits respected, ids and values round-trip."""
+
+from __future__ import annotations
+
+from bot.answer import EngineAnswer, SourceDoc
+from bot.slack import blocks, texts
+
+
+def _answer(text: str = "Hi", source: str = "intent", **kw: object) -> EngineAnswer:
+    return EngineAnswer(text, source, kw.get("intent", "greeting"), 0.9, list(kw.get("sources", [])), "v1", 1.0)  # type: ignore[arg-type]
+
+
+def test_long_answers_are_split_into_sections_within_slack_limits() -> None:
+    text = ("word " * 700 + "\n") * 4  # ~14,000 characters
+    result = blocks.answer_blocks(7, _answer(text))
+    sections = [b["text"]["text"] for b in result if b["type"] == "section"]
+    assert len(sections) >= 5 and all(0 < len(s) <= blocks.SECTION_MAX for s in sections)
+    assert "".join(sections).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace("\n", "")
+    assert len(blocks.fallback_text(text)) <= blocks.FALLBACK_MAX
+
+
+def test_sources_context_and_buttons() -> None:
+    docs = [SourceDoc("a", "Billing <FAQ>", "https://x/a", 0.9), SourceDoc("b", "Plans", None, 0.8)]
+    result = blocks.answer_blocks(12, _answer("passage", "retrieval", sources=docs), truncated_at=4000)
+    sources = next(b for b in result if b["type"] == "section" and texts.SOURCES_HEADER in b["text"]["text"])
+    assert "• <https://x/a|Billing &lt;FAQ&gt;>" in sources["text"]["text"] and "• Plans" in sources["text"]["text"]
+    context = next(b for b in result if b["type"] == "context")
+    assert "from the knowledge base" in context["elements"][0]["text"] and "4,000" in context["elements"][1]["text"]
+    actions = result[-1]
+    assert [e["value"] for e in actions["elements"]] == ["12"] * 4
+
+
+def test_handoff_answer_only_offers_correction() -> None:
+    result = blocks.answer_blocks(3, _answer("A human will help", "handoff"))
+    assert [e["action_id"] for e in result[-1]["elements"]] == [blocks.ACTION_CORRECT]
+
+
+def test_correction_target_round_trips_and_rejects_garbage() -> None:
+    target = blocks.CorrectionTarget(5, "C1", "1.2", "billing")
+    assert blocks.CorrectionTarget.from_metadata(target.to_metadata()) == target
+    for raw in (None, "", "{", '{"a": "x"}', '{"a": 1, "c": 2, "t": "1"}', "[]"):
+        assert blocks.CorrectionTarget.from_metadata(raw) is None
+
+
+def test_modal_lists_out_of_scope_first_and_groups_many_intents() -> None:
+    target = blocks.CorrectionTarget(5, "C1", "1.2", "intent_3")
+    intents = [f"intent_{i}" for i in range(250)]
+    view = blocks.correction_modal(target, intents=intents, out_of_scope_label="oos", question="q?", confidence=0.4)
+    select = next(b for b in view["blocks"] if b.get("block_id") == blocks.INTENT_BLOCK)["element"]
+    groups = select["option_groups"]
+    assert [len(g["options"]) for g in groups] == [100, 100, 51]
+    assert groups[0]["options"][0]["value"] == "oos" and select["initial_option"]["value"] == "intent_3"
+    long_name = "x" * 200
+    small = blocks.correction_modal(
+        target, intents=[long_name], out_of_scope_label="oos", question=None, confidence=None
+    )
+    option = next(b for b in small["blocks"] if b.get("block_id") == blocks.INTENT_BLOCK)["element"]["options"][1]
+    assert len(option["text"]["text"]) <= blocks.OPTION_TEXT_MAX and len(option["value"]) <= 150
+
+
+def test_home_views() -> None:
+    period = blocks.PeriodStats("Today", questions=4, answered=3, handed_off=1, rated=2, helpful=1)
+    view = blocks.agent_home_view([period], unhelpful_by_intent=[("billing", 2)], model_info={"version": "v9"})
+    text = str(view)
+    assert "(75%)" in text and "(25%)" in text and "(50%)" in text and "`billing`: 2" in text and "v9" in text
+    failed = blocks.agent_home_view(None, unhelpful_by_intent=[], model_info={})
+    assert texts.HOME_STATS_FAILED in str(failed) and texts.HOME_NO_MODEL in str(failed)
+    empty = blocks.PeriodStats("Week", 0, 0, 0, 0, 0)
+    assert "n/a" in str(blocks.agent_home_view([empty], unhelpful_by_intent=[], model_info={}))

@@ -1,0 +1,137 @@
+"""`supportbot serve`: refuses to start without tokens, wires the settings through, serves, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_bolt.async_app import AsyncApp
+from typer.testing import CliRunner
+
+from bot.settings import ConfigError
+from storage.repository import Repository
+from tests.bot.slack import payloads
+from tests.bot.slack.fakes import FakeEngine
+from tests.bot.slack.harness import APP_TOKEN, BOT_TOKEN, SECRET
+from tests.bot.slack.standin import SlackStandIn
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and "proxy" not in k.lower()}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        SUPPORTBOT_DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}",
+        SUPPORT_CHANNEL_IDS="CSUPPORT",
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    env.pop("TEST_DATABASE_URL", None)
+    return env
+
+
+async def _run(args: list[str], env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.bot.slack.serveproc",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+async def test_serve_socket_mode_answers_and_stops_on_sigterm(tmp_path: Path, standin: SlackStandIn) -> None:
+    env = _env(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_BASE_URL=standin.api_url)
+    process = await _run(["serve"], env, tmp_path)
+    try:
+        connected = asyncio.create_task(standin.wait_connected(timeout=90))
+        exited = asyncio.create_task(process.wait())
+        await asyncio.wait({connected, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if exited.done():
+            assert process.stderr is not None
+            raise AssertionError(f"serve exited early: {(await process.stderr.read()).decode()[-3000:]}")
+        exited.cancel()
+        await connected
+        event = payloads.message("password?", channel="CSUPPORT")
+        envelope_id = await standin.send_envelope("events_api", payloads.event_callback(event))
+        await standin.wait_for_ack(envelope_id)
+        [call] = await standin.wait_for_call("chat.postMessage")
+        assert call.params["thread_ts"] == event["ts"]
+        await asyncio.sleep(0.2)  # let the answer be marked posted
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    repo = Repository(env["DATABASE_URL"], upgrade=False)
+    try:
+        answer = repo.find_answer_by_slack_ts(channel_id="CSUPPORT", slack_ts=call.response["ts"])
+        assert answer is not None and answer.status == "posted"
+    finally:
+        repo.close()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings from a clean environment only (no .env), read afresh."""
+    from bot.cli import common
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "data"))
+    for name in ("DATABASE_URL", "HTTP_HOST", "HTTP_PORT", "SUPPORT_CHANNEL_IDS", "AGENT_USER_IDS", "AGENT_CHANNEL_ID"):
+        monkeypatch.delenv(name, raising=False)
+    common.settings.cache_clear()
+    yield
+    common.settings.cache_clear()
+
+
+def test_serve_refuses_to_start_without_tokens(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import app
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    result = CliRunner().invoke(app, ["serve", "--mode", "http"])
+    assert isinstance(result.exception, ConfigError) and "SLACK_SIGNING_SECRET" in str(result.exception)
+    result = CliRunner().invoke(app, ["serve"])
+    assert isinstance(result.exception, ConfigError) and "SLACK_APP_TOKEN" in str(result.exception)
+
+
+def test_serve_wires_settings_into_the_app(cli_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bot.cli import app
+
+    for name, value in {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_BASE_URL": "http://127.0.0.1:9/api",
+        "AGENT_USER_IDS": "UA1,UA2",
+        "SUPPORT_CHANNEL_IDS": "C1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'wired.db'}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    engines: list[FakeEngine] = []
+    monkeypatch.setattr("bot.runtime.build_engine", lambda *a, **kw: engines.append(FakeEngine()) or engines[-1])
+    seen: dict[str, Any] = {}
+
+    async def fake_serve(make_app: Callable[[], AsyncApp], **kwargs: Any) -> None:
+        seen.update(kwargs, app=make_app())
+        kwargs["on_stop"]()
+
+    monkeypatch.setattr("bot.slack.server.serve_until_signalled", fake_serve)
+    result = CliRunner().invoke(app, ["serve", "--mode", "http", "--port", "8123", "--host", "127.0.0.1"])
+    assert result.exit_code == 0, result.output
+    assert (seen["mode"], seen["port"], seen["host"], seen["app_token"]) == ("http", 8123, "127.0.0.1", None)
+    bolt_app: AsyncApp = seen["app"]
+    assert bolt_app.client.base_url == "http://127.0.0.1:9/api/" and bolt_app.client.token == BOT_TOKEN
+    assert len(bolt_app.client.retry_handlers) == 3  # connection errors (default), 429, 5xx
