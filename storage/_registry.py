@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -18,6 +18,7 @@ from storage.text import clean_text, text_key
 
 MODEL_STATUSES: tuple[str, ...] = ("candidate", "production", "retired", "rejected")
 _INSERT_CHUNK = 500
+_PROMOTION_LOCK = 0x5B07_0001  # pg_advisory_xact_lock key held while changing the production version
 
 
 class Registry(RepositoryBase):
@@ -40,8 +41,8 @@ class Registry(RepositoryBase):
         """
         now = utcnow()
         rows: dict[str, dict[str, Any]] = {}
-        for text, label, origin in examples:
-            stored = self._free_text(text)
+        for question, label, origin in examples:
+            stored = self._free_text(question)
             if not stored.strip():
                 continue
             key = text_key(stored)
@@ -132,8 +133,8 @@ class Registry(RepositoryBase):
     def promote(self, version: str) -> ModelVersion:
         """Make `version` production and retire the previous one, in one transaction.
 
-        A unique partial index guarantees at most one production version even under concurrent
-        promotions; a promotion that loses such a race is retried once.
+        Promotions are serialised (an advisory lock on PostgreSQL; SQLite serialises writers anyway) and a
+        unique partial index guarantees at most one production version whatever else writes the table.
 
         Raises:
             StorageError: unknown version.
@@ -155,8 +156,9 @@ class Registry(RepositoryBase):
                     session.rollback()  # a concurrent promotion won the race; try again on fresh data
         raise StorageError(f"could not promote {version!r}: other promotions kept running at the same time; retry.")
 
-    @staticmethod
-    def _make_production(session: Session, model: ModelVersion) -> None:
+    def _make_production(self, session: Session, model: ModelVersion) -> None:
+        if self.dialect == "postgresql":  # serialise promotions (SQLite already serialises all writers)
+            session.exec(select(func.pg_advisory_xact_lock(_PROMOTION_LOCK))).one()
         session.exec(
             update(ModelVersion)
             .where(col(ModelVersion.status) == "production", col(ModelVersion.id) != model.id)

@@ -124,10 +124,11 @@ def test_one_production_index_exists_in_the_migrated_schema(db_url: str) -> None
     assert indexes["uq_model_versions_one_production"]["unique"]
 
 
-def test_database_from_a_newer_supportbot_is_reported(db_url: str) -> None:
-    engine = make_engine(db_url)
+def test_database_from_a_newer_supportbot_is_reported(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
     engine.dispose()
     with pytest.raises(StorageError, match="newer supportbot"):
-        Repository(db_url)
+        Repository(empty_db_url)
