@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -21,9 +23,27 @@ logger = logging.getLogger(__name__)
 SLACK_API = "https://slack.com/api/"
 
 
-def build_client(*, bot_token: str, api_base_url: str = SLACK_API, max_retries: int = 3) -> AsyncWebClient:
+def _keepalive_session() -> aiohttp.ClientSession | None:
+    """A shared HTTP session (connections, and TLS, reused across calls) when called inside an event loop.
+
+    Without one, slack_sdk opens a new connection for every Web API call.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return aiohttp.ClientSession()
+
+
+def build_client(
+    *,
+    bot_token: str,
+    api_base_url: str = SLACK_API,
+    max_retries: int = 3,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncWebClient:
     """A Web API client that retries rate limits (honouring Retry-After), 5xx answers and connection resets."""
-    client = AsyncWebClient(token=bot_token, base_url=api_base_url)
+    client = AsyncWebClient(token=bot_token, base_url=api_base_url, session=session)
     if max_retries > 0:
         client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries))
         client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=max_retries))
@@ -49,7 +69,8 @@ def build_app(
     """Build the bot.
 
     Events are acknowledged at once (`process_before_response=False`); the model and the store run in
-    worker threads afterwards. Serve it with `bot.slack.server` (Socket Mode or HTTP).
+    worker threads afterwards. Serve it with `bot.slack.server` (Socket Mode or HTTP). Built inside a running
+    event loop, the app's client keeps its connections open: release them with `close_app(app)`.
 
     Args:
         engine: answers questions (`bot.runtime.build_engine(settings)` in production).
@@ -69,7 +90,9 @@ def build_app(
     Example:
         >>> app = build_app(engine=engine, repo=Repository(url), bot_token="xoxb-...")  # doctest: +SKIP
     """
-    client = build_client(bot_token=bot_token, api_base_url=api_base_url, max_retries=max_retries)
+    client = build_client(
+        bot_token=bot_token, api_base_url=api_base_url, max_retries=max_retries, session=_keepalive_session()
+    )
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret or "",
@@ -103,3 +126,10 @@ def build_app(
         logger.error("listener failed on a %s payload", kind, exc_info=error)
 
     return app
+
+
+async def close_app(app: AsyncApp) -> None:
+    """Close the app's shared HTTP session (if it has one). Call after the last listener finished."""
+    session = app.client.session
+    if session is not None and not session.closed:
+        await session.close()

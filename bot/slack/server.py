@@ -20,6 +20,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.slack.app import close_app
 from bot.slack.shape import shape_problem
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,7 @@ async def serve_until_signalled(
             await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready)
         logger.info("shutting down")
         await drain()
+        await close_app(app)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

@@ -13,7 +13,7 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
 from bot.answer import EngineLike
-from bot.slack import build_app
+from bot.slack import build_app, close_app
 from bot.slack.server import make_web_app
 from storage.repository import Repository
 from tests.bot.slack import payloads
@@ -105,6 +105,8 @@ class BotUnderTest:
 
     async def stop(self) -> None:
         await quiesce(timeout=10.0)
+        if self.app is not None:
+            await close_app(self.app)
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:

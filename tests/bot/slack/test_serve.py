@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from typer.testing import CliRunner
 
 from bot.settings import ConfigError
+from bot.slack import close_app
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.fakes import FakeEngine
@@ -126,6 +127,7 @@ def test_serve_wires_settings_into_the_app(cli_env: None, monkeypatch: pytest.Mo
 
     async def fake_serve(make_app: Callable[[], AsyncApp], **kwargs: Any) -> None:
         seen.update(kwargs, app=make_app())
+        await close_app(seen["app"])
         kwargs["on_stop"]()
 
     monkeypatch.setattr("bot.slack.server.serve_until_signalled", fake_serve)

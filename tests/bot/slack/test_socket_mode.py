@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.slack import blocks, build_app
+from bot.slack import blocks, build_app, close_app
 from bot.slack.server import serve_socket
 from storage.repository import Repository
 from tests.bot.slack import payloads
@@ -26,6 +26,7 @@ async def socket_bot(standin: SlackStandIn, store: Repository, engine: FakeEngin
     await quiesce()
     stop.set()
     await asyncio.wait_for(task, timeout=5)
+    await close_app(app)
 
 
 async def test_event_envelope_is_acked_then_answered(socket_bot: SlackStandIn, store: Repository) -> None:
