@@ -31,12 +31,15 @@ async def rate(deps: Deps, client: AsyncWebClient, press: ButtonPress, *, helpfu
     """Store a button rating, then confirm it to the rater (only once it is stored)."""
     role = await rater_role(deps, client, press.user_id)
     try:
-        await asyncio.to_thread(
+        stored = await asyncio.to_thread(
             set_rating, deps.repo, press.answer_id, rater_id=press.user_id, role=role, helpful=helpful, source="button"
         )
     except StorageError as exc:
         logger.warning("rating of answer %s by %s not stored: %s", press.answer_id, press.user_id, exc)
         await _tell(client, press, texts.RATING_FAILED)
+        return
+    if stored is None:
+        await _tell(client, press, texts.ANSWER_GONE)
         return
     await _tell(client, press, texts.RATED_HELPFUL if helpful else texts.RATED_NOT_HELPFUL)
 

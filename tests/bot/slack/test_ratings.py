@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.slack import blocks, texts
+from storage.errors import StorageError
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.conftest import MakeBot
@@ -51,7 +54,7 @@ async def test_rating_an_unknown_answer_is_refused_politely(bot: BotUnderTest, s
     )
     assert (await bot.send(payload)).status == 200
     await standin.wait_for_call("chat.postEphemeral")
-    assert ephemerals_to(standin, CUSTOMER) == [texts.RATING_FAILED]
+    assert ephemerals_to(standin, CUSTOMER) == [texts.ANSWER_GONE]
 
 
 async def test_reactions_rate_and_unrate(bot: BotUnderTest, standin: SlackStandIn, store: Repository) -> None:
@@ -136,3 +139,19 @@ async def test_agents_from_usergroup_and_channel(make_bot: MakeBot, standin: Sla
     assert roles == {"UGROUPED": "agent", "UCHANNEL": "agent", "UOUTSIDER": "customer"}
     assert len(standin.calls_to("usergroups.users.list")) == 1  # cached
     assert len(standin.calls_to("conversations.members")) == 2  # one look-up, two pages
+
+
+async def test_rating_that_cannot_be_stored_is_not_confirmed(
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = await ask(bot, standin, "password?")
+
+    def database_down(*args: object, **kwargs: object) -> None:
+        raise StorageError("database is unreachable")
+
+    monkeypatch.setattr(store, "add_rating", database_down)
+    await press(bot, asked, blocks.ACTION_HELPFUL, user=CUSTOMER)
+    await standin.wait_for_call("chat.postEphemeral")
+    assert ephemerals_to(standin, CUSTOMER) == [texts.RATING_FAILED]
+    monkeypatch.undo()
+    assert store.ratings(asked.answer_id) == []
