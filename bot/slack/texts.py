@@ -7,8 +7,6 @@ EMPTY_QUESTION = "Ask me a question in words and I'll do my best to answer it."
 ENGINE_FAILED = "Sorry, I couldn't work out an answer just now. A member of our support team will follow up here."
 HANDOFF_CUSTOMER = "I've passed your question to our support team; a human will follow up in this thread."
 HANDOFF_ALREADY = "Our support team already has your question; a human will follow up in this thread."
-HANDOFF_UNAVAILABLE = "Sorry, I couldn't reach our support team just now. Please try again in a moment."
-WAITING_FOR_HUMAN = "A member of our support team is handling this thread."
 SOURCES_HEADER = "*Sources*"
 TRUNCATED_NOTE = "(Your message was long, so I only read the first {limit:,} characters.)"
 
