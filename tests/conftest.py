@@ -4,7 +4,7 @@ Database fixtures for everyone:
 
 * `db_url`: a migrated, empty database; parametrized over SQLite (a file in tmp_path) and PostgreSQL
   (`TEST_DATABASE_URL`). PostgreSQL uses one fresh database per test session (created here, dropped at
-  the end) whose tables are truncated before each test. Without `TEST_DATABASE_URL` the PostgreSQL
+  the end) whose tables are emptied before each test. Without `TEST_DATABASE_URL` the PostgreSQL
   variants are skipped.
 * `repo`: a `Repository` on `db_url` (PII masking on), closed after the test.
 * `empty_db_url`: like `db_url` but never migrated (an empty SQLite path / a fresh PostgreSQL database).
@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401  (the tables to truncate)
+import storage.models  # noqa: F401  (the tables to empty between tests)
 from storage.db import parse_url, upgrade
 from storage.repository import Repository
 
@@ -86,13 +86,15 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _truncate_all(url: str) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
+def _empty_all_tables(url: str) -> None:
+    """Delete every row and restart the ids (DELETE is much faster than TRUNCATE on tiny tables)."""
     engine = create_engine(make_url(url), poolclass=NullPool)
     try:
         with engine.begin() as connection:
             connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
-            connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            for table in reversed(SQLModel.metadata.sorted_tables):
+                connection.exec_driver_sql(f'DELETE FROM "{table.name}"')
+                connection.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), 1, false)")
     finally:
         engine.dispose()
 
@@ -114,7 +116,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if _pg_server_url() is None:
         pytest.skip(PG_SKIP_REASON)
     url = str(request.getfixturevalue("_pg_session_url"))
-    _truncate_all(url)
+    _empty_all_tables(url)
     return url
 
 

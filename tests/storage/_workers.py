@@ -9,12 +9,23 @@ from storage.errors import DuplicateEventError
 from storage.repository import Repository
 
 
-def write_and_promote(url: str, worker: int, own: int, shared: int, barrier: Barrier, results: Queue) -> None:
-    """Write `own` messages of our own plus `shared` that the other worker also writes, then race promotions."""
+def race(url: str, worker: int, own: int, shared: int, barrier: Barrier, results: Queue) -> None:
+    """Race the other worker through every step where processes meet on one database.
+
+    1. open (and so migrate) the same empty database at the same moment;
+    2. write `own` messages of our own plus `shared` that the other worker also writes (Slack retries),
+       all into one thread that neither has created yet;
+    3. register a model version each, then promote alternately.
+
+    Puts (worker, messages stored, duplicates refused, None or the error) on `results`.
+    """
+    step = "open"
     try:
+        barrier.wait()
         repo = Repository(url)
         events = [f"w{worker}-{i}" for i in range(own)] + [f"shared-{i}" for i in range(shared)]
         stored = duplicates = 0
+        step = "write"
         barrier.wait()
         for event_id in events:
             conversation = repo.get_or_create_conversation(
@@ -26,20 +37,12 @@ def write_and_promote(url: str, worker: int, own: int, shared: int, barrier: Bar
                 stored += 1
             except DuplicateEventError:
                 duplicates += 1
+        step = "promote"
+        repo.register_model(f"v{worker}", path=f"/m/v{worker}", metrics={}, dataset_hash="h")
         barrier.wait()
         for round_ in range(10):
             repo.promote(f"v{(worker + round_) % 2}")
         repo.close()
         results.put((worker, stored, duplicates, None))
     except Exception as exc:  # reported to the test instead of a silent child crash
-        results.put((worker, 0, 0, repr(exc)))
-
-
-def open_repository(url: str, worker: int, barrier: Barrier, results: Queue) -> None:
-    """Open (and so migrate) the same empty database as the other worker, at the same moment."""
-    try:
-        barrier.wait()
-        Repository(url).close()
-        results.put((worker, None))
-    except Exception as exc:  # reported to the test instead of a silent child crash
-        results.put((worker, repr(exc)))
+        results.put((worker, 0, 0, f"{step}: {exc!r}"))
