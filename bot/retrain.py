@@ -363,7 +363,7 @@ class _Job:
             "gate": metrics["decision"],
         }
         self.repo.register_model(
-            version, path=str(path), metrics=version_metrics, dataset_hash=dataset.hash, status="candidate"
+            version, path=str(path.resolve()), metrics=version_metrics, dataset_hash=dataset.hash, status="candidate"
         )
         report_path = write_report(
             path / REPORT_DIR,

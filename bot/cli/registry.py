@@ -31,8 +31,14 @@ def _repository() -> Repository:
 
 
 def _metric(model: ModelVersion, name: str) -> str:
-    value = (model.metrics or {}).get(name)
-    return f"{value:.3f}" if isinstance(value, int | float) else "-"
+    """A metric on the frozen evaluation set; else its validation figure (a bootstrapped model), marked (val)."""
+    metrics = model.metrics or {}
+    value = metrics.get(name)
+    if isinstance(value, int | float):
+        return f"{value:.3f}"
+    validation = metrics.get("validation")
+    value = validation.get(name) if isinstance(validation, dict) else None
+    return f"{value:.3f} (val)" if isinstance(value, int | float) else "-"
 
 
 def _when(model: ModelVersion) -> str:

@@ -1,0 +1,548 @@
+"""The nightly job end to end on a tiny support team: a simulated week of feedback, the gate, failures, rollback.
+
+One module-scoped scenario trains the real (tiny) models once and records what happened; the tests assert on it:
+
+* day 0: the first `retrain` (no production yet) trains and promotes v1, which serves day 1's conversations
+  (logged through the Repository on SQLite); agents correct answers: a brand-new intent with an agent-written
+  answer, questions relabelled out of scope, and deliberately conflicting labels (the latest decision must win);
+  customers rate some answers;
+* night 1: the trainer raises, the disk fills up (ENOSPC while writing), the candidate directory is corrupt:
+  each run fails cleanly, production stays v1; then the job runs normally and promotes v2;
+* later: a sabotaged candidate (trained on shuffled labels) is rejected; `supportbot model rollback` restores v1.
+
+Runtime budget: three tiny trainings (5 intents x 8 examples + out-of-scope, max_length 32, 1-2 epochs).
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from filelock import FileLock
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.retrain import EXIT_LOCKED, LOCK_FILE, RetrainError, RetrainLocked, RetrainResult, retrain
+from bot.runtime import ModelHolder, build_engine
+from bot.settings import Settings, load_settings
+from bot.versions import build_version
+from storage.models import TrainingRun
+from storage.repository import Repository
+from training.data import Example
+from training.train import TrainingConfig
+
+pytestmark = pytest.mark.slow
+
+TRAINING = {"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-4, "device": "cpu", "patience": 0}
+
+INTENTS = {
+    "reset_password": (
+        "To reset your password, open Settings > Security > Reset password.",
+        [
+            "How do I reset my password?",
+            "I forgot my password",
+            "Can't log in, need a new password",
+            "password reset please",
+            "I lost my password, help",
+            "how to change a forgotten password",
+            "reset my login password",
+            "my password does not work anymore",
+        ],
+    ),
+    "cancel_subscription": (
+        "You can cancel any time under Billing > Plan > Cancel.",
+        [
+            "How do I cancel my subscription?",
+            "I want to stop my plan",
+            "cancel my account subscription",
+            "please end my membership",
+            "how can I unsubscribe from the paid plan",
+            "stop billing me monthly",
+            "I'd like to cancel",
+            "terminate my subscription",
+        ],
+    ),
+    "shipping_status": (
+        "Track your order under Orders > Track shipment.",
+        [
+            "Where is my order?",
+            "my package has not arrived",
+            "track my shipment",
+            "when will my order be delivered",
+            "order status please",
+            "has my parcel shipped yet",
+            "delivery is late",
+            "where's my delivery",
+        ],
+    ),
+    "refund_request": (
+        "Refunds go back to your card within 5 business days; request one under Orders > Refund.",
+        [
+            "I want a refund",
+            "can I get my money back",
+            "refund my last order",
+            "how do I request a refund",
+            "return money for a broken item",
+            "please reimburse me",
+            "I need a refund for my purchase",
+            "money back for the order",
+        ],
+    ),
+    "change_email": (
+        "Change your e-mail address under Settings > Profile > E-mail.",
+        [
+            "How do I change my email?",
+            "update my email address",
+            "I have a new email address",
+            "change the e-mail on my account",
+            "switch my login email",
+            "edit my contact email",
+            "my email changed, update it",
+            "use a different email for my account",
+        ],
+    ),
+}
+OUT_OF_SCOPE = [
+    "What's the weather tomorrow?",
+    "tell me a joke",
+    "who won the football game",
+    "what is the capital of France",
+    "recommend a good movie",
+    "how tall is mount everest",
+]
+TEST_SPLIT = [
+    ("I need to reset my password", "reset_password"),
+    ("forgot password, what now", "reset_password"),
+    ("cancel the subscription now", "cancel_subscription"),
+    ("I want to quit my plan", "cancel_subscription"),
+    ("where is my package", "shipping_status"),
+    ("track the order I placed", "shipping_status"),
+    ("give me a refund", "refund_request"),
+    ("I'd like my money back", "refund_request"),
+    ("change email address", "change_email"),
+    ("new email for my account", "change_email"),
+    ("what's a good pizza recipe", "out_of_scope"),
+    ("sing me a song", "out_of_scope"),
+]
+KB = {
+    "security.md": "# Account security\n\nUse two-step verification. Reset your password under Settings > Security.\n",
+    "billing.md": "# Billing\n\nPlans renew monthly. Cancel under Billing > Plan. Refunds take 5 business days.\n",
+    "shipping.md": "# Shipping\n\nOrders ship within 2 days. Track them under Orders > Track shipment.\n",
+}
+
+STUDENT_ANSWER = "Students get 50% off every plan: sign up with your university e-mail address."
+STUDENT_QUESTIONS = [
+    "Do you have a student discount?",
+    "Is there a cheaper plan for students?",
+    "student pricing?",
+    "discount for university students",
+    "I'm a student, any deals?",
+    "do students get a reduced price",
+    "how much is it for students",
+    "any education discount for students",
+]
+DAY1_QUESTIONS = {  # question -> what the agents say it is
+    "my order never came": "shipping_status",
+    "the parcel is lost in the mail": "shipping_status",
+    "charge me less, I'm quitting": "cancel_subscription",
+    "stop my recurring payments": "cancel_subscription",
+    "send the money back to my card": "refund_request",
+    "I got billed for something I returned": "refund_request",
+    "I can't sign in anymore": "reset_password",
+    "login code not accepted, reset please": "reset_password",
+    "my address for emails is outdated": "change_email",
+    "put my work email on the account": "change_email",
+    "write my history essay for me": "out_of_scope",
+    "what's your favourite colour": "out_of_scope",
+}
+# The same question corrected twice: the LATER decision must win (questions asked in two conversations).
+CONFLICTS = [
+    ("my box arrived smashed, I want my money", "cancel_subscription", "refund_request"),
+    ("is my parcel stuck at customs", "refund_request", "shipping_status"),
+]
+
+
+def write_world(root: Path) -> dict[str, Path]:
+    """The tiny team's intents file, seed test split and knowledge base."""
+    root.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "company": "Acme",
+        "intents": [{"name": n, "answer": a, "examples": ex} for n, (a, ex) in INTENTS.items()],
+        "out_of_scope": OUT_OF_SCOPE,
+    }
+    (root / "intents.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    rows = ["text,label"] + [f'"{text}",{label}' for text, label in TEST_SPLIT]
+    (root / "test.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    kb = root / "kb"
+    kb.mkdir(exist_ok=True)
+    for name, text in KB.items():
+        (kb / name).write_text(text, encoding="utf-8")
+    return {"intents": root / "intents.yaml", "eval": root / "test.csv", "kb": kb}
+
+
+def make_settings(root: Path, world: Mapping[str, Path], **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "supportbot_data_dir": root / "data",
+        "intents_file": world["intents"],
+        "kb_dir": world["kb"],
+        "eval_file": world["eval"],
+        "target_precision": 0.5,
+        "torch_threads": 2,
+        "retrain_eval_share": 0.2,
+        "retrain_post_summary": False,
+        "keep_model_versions": 5,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def run(settings: Settings, **kwargs: Any) -> RetrainResult:
+    kwargs.setdefault("training", TRAINING)
+    return retrain(settings, progress=False, **kwargs)
+
+
+def holder_for(settings: Settings, repo: Repository) -> ModelHolder:
+    """The running bot's engine: serves the registry's production version, reloads when it changes."""
+    return build_engine(settings, repo, bootstrap=False, watch=False)
+
+
+@dataclass
+class Logged:
+    answer_id: int
+    question: str
+    intent: str | None
+
+
+_thread = iter(range(1_000_000))
+
+
+def converse(repo: Repository, engine: ModelHolder, question: str, user: str = "UCUSTOMER") -> Logged:
+    """One customer question answered by the engine and logged, as the Slack front end does."""
+    conversation = repo.get_or_create_conversation(
+        team_id="T1", channel_id="CSUPPORT", thread_ts=f"1700000000.{next(_thread):06d}", started_by=user
+    )
+    assert conversation.id is not None
+    message = repo.add_message(conversation.id, role="user", text=question, user_id=user)
+    assert message.id is not None
+    answer = engine.answer(question)
+    row = repo.record_answer(
+        conversation_id=conversation.id,
+        question_id=message.id,
+        text=answer.text,
+        source=answer.source,
+        intent=answer.intent,
+        confidence=answer.confidence,
+        model_version=answer.model_version,
+        latency_ms=answer.latency_ms,
+    )
+    assert row.id is not None
+    return Logged(row.id, question, answer.intent)
+
+
+def agent_verdict(repo: Repository, logged: Logged, truth: str, written: str | None = None) -> None:
+    """An agent confirms a right answer or corrects a wrong one (with an answer of their own, optionally)."""
+    if logged.intent == truth and written is None:
+        repo.add_rating(logged.answer_id, rater_id="UAGENT", rater_role="agent", helpful=True)
+    else:
+        repo.add_rating(
+            logged.answer_id,
+            rater_id="UAGENT",
+            rater_role="agent",
+            helpful=False,
+            corrected_intent=truth,
+            corrected_answer=written,
+            source="modal",
+        )
+
+
+# --- the scenario -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    root: Path
+    settings: Settings
+    snapshot: Path
+    v1: str
+    v2: str
+    night: RetrainResult
+    failures: list[tuple[str, str, str | None, list[str]]] = field(default_factory=list)
+    """(what failed, error message, production after, version directories after)."""
+    corrected: dict[str, str] = field(default_factory=dict)
+    runs: list[TrainingRun] = field(default_factory=list)
+    reloaded: bool = False
+    """Whether the bot that served day 1 (v1) switched when v2 was promoted."""
+    served_after_reload: str | None = None
+
+
+def version_dirs(settings: Settings) -> list[str]:
+    return sorted(p.name for p in settings.models_dir.iterdir()) if settings.models_dir.exists() else []
+
+
+def failing_trainer(*args: Any, **kwargs: Any) -> Path:
+    raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def disk_full(models_dir: str | Path, version: str, **kwargs: Any) -> Path:
+    """Writes half a version, then the disk is full."""
+    target = Path(models_dir) / version
+    (target / "model").mkdir(parents=True)
+    (target / "model" / "model.safetensors").write_bytes(b"\0" * 1024)
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def corrupt_candidate(source: Path) -> Any:
+    """A 'trainer' that produces a complete-looking version whose weights are garbage."""
+
+    def build(models_dir: str | Path, version: str, **kwargs: Any) -> Path:
+        target = Path(models_dir) / version
+        shutil.copytree(source, target)
+        weights = target / "model" / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:4096])
+        return target
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    root = tmp_path_factory.mktemp("week")
+    world = write_world(root / "world")
+    settings = make_settings(root, world)
+
+    # Day 0: nothing in production; the first run trains the seed model and promotes it.
+    first = run(settings)
+    assert first.status == "promoted" and first.previous is None
+    v1 = first.version
+    assert v1 is not None
+
+    # Day 1: v1 serves customers; agents review the answers.
+    corrected: dict[str, str] = {}
+    bot_repo = Repository(settings.db_url)
+    bot = holder_for(settings, bot_repo)
+    assert bot.version == v1
+    with Repository(settings.db_url) as repo:
+        engine = bot
+        for number, question in enumerate(STUDENT_QUESTIONS):
+            logged = converse(repo, engine, question)
+            agent_verdict(repo, logged, "student_discount", STUDENT_ANSWER if number % 3 == 0 else None)
+            corrected[question] = "student_discount"
+        for question, truth in DAY1_QUESTIONS.items():
+            agent_verdict(repo, converse(repo, engine, question), truth)
+            corrected[question] = truth
+        for question, first_label, final_label in CONFLICTS:
+            agent_verdict(repo, converse(repo, engine, question), first_label)
+            time.sleep(0.01)
+            agent_verdict(repo, converse(repo, engine, question.capitalize() + " "), final_label)
+            corrected[question] = final_label
+        for question in ("I forgot my password", "where is my order?"):  # customers are happy with these
+            logged = converse(repo, engine, question)
+            repo.add_rating(logged.answer_id, rater_id="UCUSTOMER", rater_role="customer", helpful=True)
+
+    # Night 1: three failed attempts, each leaving production alone, then a normal run.
+    failures = []
+    v1_dir = settings.models_dir / v1
+    for what, build in [
+        ("trainer raises", failing_trainer),
+        ("disk full", disk_full),
+        ("corrupt candidate", corrupt_candidate(v1_dir)),
+    ]:
+        with pytest.raises(RetrainError) as info:
+            run(settings, build=build)
+        with Repository(settings.db_url) as repo:
+            production = repo.production_model()
+        failures.append((what, str(info.value), production.version if production else None, version_dirs(settings)))
+    night = run(settings)
+    assert night.status == "promoted", night.message
+    assert night.version is not None
+    reloaded = bot.maybe_reload()
+    served = bot.answer("are there discounts for students?").model_version
+    bot.close()
+    bot_repo.close()
+
+    with Repository(settings.db_url) as repo:
+        runs = repo.training_runs()
+    snapshot = root / "snapshot"
+    shutil.copytree(settings.data_dir, snapshot)
+    yield Scenario(root, settings, snapshot, v1, night.version, night, failures, corrected, runs, reloaded, served)
+
+
+@pytest.fixture
+def after_night(scenario: Scenario) -> Scenario:
+    """The scenario's data dir restored to its state after night 1 (same paths, so the registry is valid)."""
+    shutil.rmtree(scenario.settings.data_dir)
+    shutil.copytree(scenario.snapshot, scenario.settings.data_dir)
+    return scenario
+
+
+# --- night 1: failures ------------------------------------------------------------------------------------
+
+
+def test_failed_runs_leave_production_untouched_and_the_next_run_succeeds(scenario: Scenario) -> None:
+    assert [what for what, *_ in scenario.failures] == ["trainer raises", "disk full", "corrupt candidate"]
+    for what, message, production, dirs in scenario.failures:
+        assert production == scenario.v1, what
+        assert dirs == [scenario.v1], what  # the failed candidate's directory is gone
+        assert "\n" not in message and message.startswith("retrain failed, production unchanged"), what
+    assert "illegal memory access" in scenario.failures[0][1]
+    assert "no space left on the device" in scenario.failures[1][1]
+    statuses = [run.status for run in reversed(scenario.runs)]
+    assert statuses == ["promoted", "failed", "failed", "failed", "promoted"]
+    failed = [run for run in scenario.runs if run.status == "failed"]
+    assert all(run.error and run.finished_at for run in failed)
+    assert scenario.night.previous == scenario.v1 and scenario.night.production == scenario.v2
+
+
+# --- night 1: what was learnt -----------------------------------------------------------------------------
+
+
+def test_the_week_of_corrections_is_learnt(after_night: Scenario) -> None:
+    settings = after_night.settings
+    provenance = after_night.night.metrics["provenance"]
+    assert after_night.night.metrics["new_intents"] == ["student_discount"]
+    assert provenance["conflicts"] >= len(CONFLICTS)
+    assert provenance["train_agent_correction"] + provenance["train_agent_confirmation"] > 10
+
+    assert after_night.reloaded and after_night.served_after_reload == after_night.v2
+    with Repository(settings.db_url) as repo:
+        eval_rows = repo.eval_examples()
+        engine = holder_for(settings, repo).engine
+    eval_texts = {row.text.casefold() for row in eval_rows}
+    held_out = [row for row in eval_rows if row.origin == "log"]  # set aside by the first (failed) run
+    assert held_out and all(after_night.corrected.get(row.text) == row.label for row in held_out)
+    assert provenance["excluded_as_eval"] >= len(held_out)
+    assert engine.version == after_night.v2
+    assert "student_discount" in engine.intents
+    trained = {q: label for q, label in after_night.corrected.items() if q.casefold() not in eval_texts}
+    predictions = engine.model.predict(list(trained))
+    wrong = {
+        q: (p.label, label) for (q, label), p in zip(trained.items(), predictions, strict=True) if p.label != label
+    }
+    assert len(wrong) <= 1, wrong
+    for question, _, final_label in CONFLICTS:  # the latest agent decision won
+        if question.casefold() not in eval_texts:
+            assert engine.model.predict_one(question).label == final_label
+
+    answer = engine.answer("are there discounts for students?")
+    assert answer.intent == "student_discount"
+    assert answer.source == "intent" and answer.text == STUDENT_ANSWER
+
+    report = after_night.night.report_path
+    assert report is not None and report.is_file()
+    assert "student_discount" in report.read_text() and (report.parent / "f1_per_intent.png").is_file()
+
+
+def test_nothing_to_do_when_nothing_changed(after_night: Scenario) -> None:
+    again = run(after_night.settings)
+    assert again.status == "nothing_to_do" and again.production == after_night.v2
+    assert "nothing to do" in again.message
+
+
+# --- the gate ---------------------------------------------------------------------------------------------
+
+
+def shuffled_labels(models_dir: str | Path, version: str, *, train_examples: Sequence[Example], **kwargs: Any) -> Path:
+    labels = [example.label for example in train_examples]
+    random.Random(7).shuffle(labels)
+    sabotaged = [Example(e.text, label) for e, label in zip(train_examples, labels, strict=True)]
+    config: TrainingConfig = kwargs.pop("training_config")
+    return build_version(
+        models_dir,
+        version,
+        train_examples=sabotaged,
+        training_config=replace(config, init_from=None, epochs=1),
+        **kwargs,
+    )
+
+
+def test_a_sabotaged_candidate_is_rejected(after_night: Scenario) -> None:
+    settings = after_night.settings
+    result = run(settings, force=True, build=shuffled_labels)
+    assert result.status == "rejected", result.message
+    assert result.production == after_night.v2
+    assert result.decision is not None and not result.decision.promote
+    assert any("drops by" in reason for reason in result.decision.reasons)
+    with Repository(settings.db_url) as repo:
+        production = repo.production_model()
+        candidate = repo.get_model(result.version or "")
+        last = repo.training_runs(limit=1)[0]
+    assert production is not None and production.version == after_night.v2
+    assert candidate is not None and candidate.status == "rejected"
+    assert last.status == "rejected" and last.report_path and "REJECTED" in Path(last.report_path).read_text()
+
+
+# --- rollback ---------------------------------------------------------------------------------------------
+
+
+def test_rollback_restores_the_previous_version(after_night: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = after_night.settings
+    monkeypatch.setattr("bot.cli.common.settings", lambda: settings)
+    monkeypatch.setattr("bot.cli.registry.settings", lambda: settings)
+    with Repository(settings.db_url) as repo, holder_for(settings, repo) as bot:
+        assert bot.version == after_night.v2
+        result = CliRunner().invoke(app, ["model", "rollback"])
+        assert result.exit_code == 0, result.output
+        assert f"production is now {after_night.v1} (was {after_night.v2})" in result.output
+        assert bot.maybe_reload()
+        assert bot.version == after_night.v1
+        assert "student_discount" not in bot.intents
+        assert bot.answer("I forgot my password").model_version == after_night.v1
+        models = {m.version: m.status for m in repo.models()}
+    assert models[after_night.v1] == "production" and models[after_night.v2] == "retired"
+
+
+# --- the lock ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def lock_held_by_another_run(settings: Settings, seconds: float = 30.0) -> Iterator[None]:
+    """Another 'run' (a thread, as another process would) holds the job's lock for up to `seconds`."""
+    acquired, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with FileLock(str(settings.data_dir / LOCK_FILE)):
+            acquired.set()
+            release.wait(seconds)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert acquired.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_second_run_exits_cleanly_or_waits(after_night: Scenario) -> None:
+    settings = after_night.settings
+    with lock_held_by_another_run(settings):
+        started = time.perf_counter()
+        with pytest.raises(RetrainLocked, match="another retrain is running"):
+            run(settings)
+        assert time.perf_counter() - started < 5
+    with lock_held_by_another_run(settings, seconds=0.5):
+        started = time.perf_counter()
+        waited = run(settings, wait=True)
+        assert time.perf_counter() - started >= 0.3
+    assert waited.status == "nothing_to_do"
+
+
+def test_the_cli_exit_code_when_locked(after_night: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = after_night.settings
+    monkeypatch.setattr("bot.cli.retrain.settings", lambda: settings)
+    with lock_held_by_another_run(settings):
+        result = CliRunner().invoke(app, ["retrain", "--quiet"])
+    assert result.exit_code == EXIT_LOCKED
+    assert "another retrain is running" in result.output
