@@ -18,7 +18,13 @@ _TABLE_ORDER = ("conversations", "messages", "answers", "ratings", "handoffs", "
 def _describe(counts: dict[str, int]) -> str:
     """'3 conversations, 10 messages, ...' in a fixed order."""
     ordered = sorted(counts.items(), key=lambda item: _TABLE_ORDER.index(item[0]))
-    return ", ".join(f"{number} {table.replace('_', ' ')}" for table, number in ordered)
+    return ", ".join(f"{number} {_noun(table, number)}" for table, number in ordered)
+
+
+def _noun(table: str, number: int) -> str:
+    """'eval_examples', 2 -> 'eval examples'; 'messages', 1 -> 'message'."""
+    words = table.replace("_", " ")
+    return words[:-1] if number == 1 else words
 
 
 def _repository() -> Repository:
@@ -49,7 +55,9 @@ def register(app: typer.Typer) -> None:
     def purge(
         older_than: Annotated[
             int,
-            typer.Option("--older-than", metavar="DAYS", min=0, help="Delete conversations idle for more days."),
+            typer.Option(
+                "--older-than", metavar="DAYS", min=0, help="Delete conversations idle for more than DAYS days."
+            ),
         ],
         yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     ) -> None:
