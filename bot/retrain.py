@@ -282,10 +282,12 @@ class _Job:
             result = self._train_gate_promote(run, version, production, dataset, documents, config, metrics)
         except BaseException as exc:
             self._fail(run_id, version, exc, metrics)
+            message = f"retrain failed, production unchanged: {_describe(exc)}"
+            post_summary(self.settings, f"Nightly retraining: {message}")
             if isinstance(exc, RetrainError):
                 raise
             if isinstance(exc, Exception):
-                raise RetrainError(f"retrain failed, production unchanged: {_describe(exc)}") from exc
+                raise RetrainError(message) from exc
             raise
         self.timings["total_s"] = time.perf_counter() - started
         result.metrics["timings"] = {key: round(value, 1) for key, value in self.timings.items()}
@@ -556,9 +558,12 @@ class _Job:
             log.warning("could not record the failed run: %s", _one_line(inner))
 
     def _close_abandoned_runs(self) -> None:
-        """Runs still 'running' while we hold the lock belong to a process that died: record them as failed."""
+        """Runs still 'running' while we hold the lock belong to a process that died: record them as failed.
+
+        (A first-run bootstrap by `bot.runtime` holds its own lock, so its run may really be running.)
+        """
         for run in self.repo.training_runs(limit=50):
-            if run.status == "running" and run.id is not None:
+            if run.status == "running" and run.id is not None and run.trigger != "bootstrap":
                 self.repo.finish_training_run(
                     run.id,
                     status="failed",

@@ -10,12 +10,14 @@ One module-scoped scenario trains the real (tiny) models once and records what h
   each run fails cleanly, production stays v1; then the job runs normally and promotes v2;
 * later: a sabotaged candidate (trained on shuffled labels) is rejected; `supportbot model rollback` restores v1.
 
-Runtime budget: three tiny trainings (5 intents x 8 examples + out-of-scope, max_length 32, 1-2 epochs).
+Runtime budget: three tiny trainings (5 intents x 8 examples + out-of-scope, max_length 32, 1-2 epochs); the
+tests that use the scenario are marked slow. The Slack summary is tested against a local HTTP stub.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import random
 import shutil
 import threading
@@ -23,8 +25,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -32,7 +36,7 @@ from filelock import FileLock
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.retrain import EXIT_LOCKED, LOCK_FILE, RetrainError, RetrainLocked, RetrainResult, retrain
+from bot.retrain import EXIT_LOCKED, LOCK_FILE, RetrainError, RetrainLocked, RetrainResult, post_summary, retrain
 from bot.runtime import ModelHolder, build_engine
 from bot.settings import Settings, load_settings
 from bot.versions import build_version
@@ -40,8 +44,6 @@ from storage.models import TrainingRun
 from storage.repository import Repository
 from training.data import Example
 from training.train import TrainingConfig
-
-pytestmark = pytest.mark.slow
 
 TRAINING = {"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-4, "device": "cpu", "patience": 0}
 
@@ -389,6 +391,7 @@ def after_night(scenario: Scenario) -> Scenario:
 # --- night 1: failures ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_failed_runs_leave_production_untouched_and_the_next_run_succeeds(scenario: Scenario) -> None:
     assert [what for what, *_ in scenario.failures] == ["trainer raises", "disk full", "corrupt candidate"]
     for what, message, production, dirs in scenario.failures:
@@ -407,6 +410,7 @@ def test_failed_runs_leave_production_untouched_and_the_next_run_succeeds(scenar
 # --- night 1: what was learnt -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_week_of_corrections_is_learnt(after_night: Scenario) -> None:
     settings = after_night.settings
     provenance = after_night.night.metrics["provenance"]
@@ -443,6 +447,7 @@ def test_the_week_of_corrections_is_learnt(after_night: Scenario) -> None:
     assert "student_discount" in report.read_text() and (report.parent / "f1_per_intent.png").is_file()
 
 
+@pytest.mark.slow
 def test_nothing_to_do_when_nothing_changed(after_night: Scenario) -> None:
     again = run(after_night.settings)
     assert again.status == "nothing_to_do" and again.production == after_night.v2
@@ -466,6 +471,7 @@ def shuffled_labels(models_dir: str | Path, version: str, *, train_examples: Seq
     )
 
 
+@pytest.mark.slow
 def test_a_sabotaged_candidate_is_rejected(after_night: Scenario) -> None:
     settings = after_night.settings
     result = run(settings, force=True, build=shuffled_labels)
@@ -485,6 +491,7 @@ def test_a_sabotaged_candidate_is_rejected(after_night: Scenario) -> None:
 # --- rollback ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rollback_restores_the_previous_version(after_night: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = after_night.settings
     monkeypatch.setattr("bot.cli.common.settings", lambda: settings)
@@ -525,6 +532,7 @@ def lock_held_by_another_run(settings: Settings, seconds: float = 30.0) -> Itera
         holder.join()
 
 
+@pytest.mark.slow
 def test_a_second_run_exits_cleanly_or_waits(after_night: Scenario) -> None:
     settings = after_night.settings
     with lock_held_by_another_run(settings):
@@ -539,6 +547,7 @@ def test_a_second_run_exits_cleanly_or_waits(after_night: Scenario) -> None:
     assert waited.status == "nothing_to_do"
 
 
+@pytest.mark.slow
 def test_the_cli_exit_code_when_locked(after_night: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = after_night.settings
     monkeypatch.setattr("bot.cli.retrain.settings", lambda: settings)
@@ -546,3 +555,73 @@ def test_the_cli_exit_code_when_locked(after_night: Scenario, monkeypatch: pytes
         result = CliRunner().invoke(app, ["retrain", "--quiet"])
     assert result.exit_code == EXIT_LOCKED
     assert "another retrain is running" in result.output
+
+
+# --- the Slack summary --------------------------------------------------------------------------------------
+
+
+class _SlackStub(BaseHTTPRequestHandler):
+    calls: list[tuple[str, dict[str, Any]]] = []
+    reply: dict[str, Any] = {"ok": True}
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        form = {key: values[0] for key, values in parse_qs(body).items()}
+        payload = json.loads(body) if body.startswith("{") else form
+        type(self).calls.append((self.path, payload | {"auth": self.headers.get("Authorization")}))
+        data = json.dumps(type(self).reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slack_stub() -> Iterator[tuple[str, type[_SlackStub]]]:
+    _SlackStub.calls = []
+    _SlackStub.reply = {"ok": True}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlackStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/", _SlackStub
+    server.shutdown()
+    server.server_close()
+
+
+def summary_settings(tmp_path: Path, base_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "supportbot_data_dir": tmp_path,
+        "retrain_post_summary": True,
+        "slack_bot_token": "xoxb-test",
+        "agent_channel_id": "CAGENTS",
+        "slack_api_base_url": base_url,
+        "_env_file": None,
+    }
+    return load_settings(**(values | overrides))
+
+
+def test_the_summary_is_posted_to_the_agents_channel(tmp_path: Path, slack_stub: tuple[str, Any]) -> None:
+    url, stub = slack_stub
+    assert post_summary(summary_settings(tmp_path, url), "Nightly retraining: promoted v2")
+    [(path, payload)] = stub.calls
+    assert path == "/api/chat.postMessage"
+    assert payload["channel"] == "CAGENTS" and payload["text"] == "Nightly retraining: promoted v2"
+    assert payload["auth"] == "Bearer xoxb-test"
+
+
+def test_a_failing_or_disabled_summary_never_fails_the_job(
+    tmp_path: Path, slack_stub: tuple[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, stub = slack_stub
+    stub.reply = {"ok": False, "error": "channel_not_found"}
+    assert not post_summary(summary_settings(tmp_path, url), "x")
+    assert "channel_not_found" in caplog.text
+    assert not post_summary(summary_settings(tmp_path, "http://127.0.0.1:9/api/"), "x")  # nothing listens
+    calls = len(stub.calls)
+    assert not post_summary(summary_settings(tmp_path, url, retrain_post_summary=False), "x")
+    assert not post_summary(summary_settings(tmp_path, url, agent_channel_id=""), "x")
+    assert len(stub.calls) == calls
