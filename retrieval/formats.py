@@ -94,7 +94,10 @@ def parse_markdown(text: str) -> Parsed:
     out: list[str] = []
     in_fence: str | None = None
     lines = text.split("\n")
+    underline = -1  # index of a setext heading's underline, skipped
     for i, raw in enumerate(lines):
+        if i == underline:
+            continue
         fence = _FENCE.match(raw)
         if in_fence is not None:
             if fence and fence.group(1) == in_fence:
@@ -109,9 +112,10 @@ def parse_markdown(text: str) -> Parsed:
             continue
         heading = _ATX_HEADING.match(raw)
         following = lines[i + 1] if i + 1 < len(lines) else ""
-        if heading is None and raw.strip() and _SETEXT_UNDERLINE.match(following) and out and not out[-1]:
+        if heading is None and raw.strip() and _SETEXT_UNDERLINE.match(following) and (not out or not out[-1]):
             level = 1 if following.strip().startswith("=") else 2
             heading_text = _strip_inline(raw.strip())
+            underline = i + 1
         elif heading is not None:
             level, heading_text = len(heading.group(1)), _strip_inline(heading.group(2))
         else:
@@ -122,8 +126,6 @@ def parse_markdown(text: str) -> Parsed:
             else:
                 out.extend(["", heading_text, ""])
             continue
-        if _SETEXT_UNDERLINE.match(raw) and out and not out[-1] and i > 0 and lines[i - 1].strip():
-            continue  # underline of a setext heading handled above
         if _TABLE_SEPARATOR.match(raw) and "|" in raw:
             continue
         if _RULE.match(raw) or _REF_DEFINITION.match(raw):

@@ -219,3 +219,10 @@ def test_documents_from_records() -> None:
         "Yes, on Business and Enterprise.",
         "agent_answers",
     )
+
+
+def test_markdown_setext_headings(tmp_path: Path) -> None:
+    write(tmp_path, "s.md", "Billing FAQ\n===========\n\nIntro.\n\nPayments\n--------\n\nWe take cards.\n\n---\n\nEnd.")
+    [doc] = load_documents(tmp_path)
+    assert doc.title == "Billing FAQ"
+    assert doc.text == "Intro.\n\nPayments\n\nWe take cards.\n\nEnd."
