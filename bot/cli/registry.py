@@ -120,6 +120,7 @@ def register(app: typer.Typer) -> None:
         """One version: status, metrics, dataset hash, where its files and report are."""
         with _repository() as repo:
             model = _get(repo, version)
+            run = next((r for r in repo.training_runs(limit=500) if r.candidate_version == model.version), None)
         report = _report_path(model)
         if as_json:
             entry: dict[str, Any] = model.model_dump(mode="json")
@@ -139,6 +140,11 @@ def register(app: typer.Typer) -> None:
         for name, value in metrics.items():
             shown = f"{value:.4f}" if isinstance(value, float) else value
             typer.echo(f"{name + ':':<22} {shown}")
+        if run is not None:
+            typer.echo(f"training run:  #{run.id} ({run.trigger}, {run.status})")
+            reasons = (run.metrics or {}).get("reasons") or ([run.error] if run.error else [])
+            for reason in reasons:
+                typer.echo(f"  - {reason}")
         if isinstance(per_intent, dict) and per_intent:
             worst = sorted(per_intent.items(), key=lambda item: (item[1] if item[1] is not None else 0, item[0]))
             typer.echo("lowest per-intent F1: " + ", ".join(f"{k} {v:.3f}" for k, v in worst[:5] if v is not None))

@@ -96,6 +96,9 @@ def test_list_shows_every_version_newest_first(repo: Repository, settings: Setti
 
 def test_show(repo: Repository, settings: Settings) -> None:
     history(repo, settings)
+    run = repo.start_training_run(trigger="cron")
+    assert run.id is not None
+    repo.finish_training_run(run.id, status="promoted", candidate_version="v2", metrics={"reasons": ["not worse"]})
     code, output, _ = cli("model", "show", "v2")
     assert code == 0, output
     assert "status:        production" in output
@@ -104,6 +107,7 @@ def test_show(repo: Repository, settings: Settings) -> None:
     assert f"report:        {settings.models_dir / 'v2' / 'report' / 'report.md'}" in output
     assert "accuracy:" in output and "0.9340" in output
     assert "lowest per-intent F1: a 0.500, b 0.900" in output
+    assert f"training run:  #{run.id} (cron, promoted)\n  - not worse" in output
 
     code, output, _ = cli("model", "show", "v2", "--json")
     entry = json.loads(output)
