@@ -472,8 +472,10 @@ def shuffled_labels(models_dir: str | Path, version: str, *, train_examples: Seq
 
 
 @pytest.mark.slow
-def test_a_sabotaged_candidate_is_rejected(after_night: Scenario) -> None:
-    settings = after_night.settings
+def test_a_sabotaged_candidate_is_rejected_and_old_versions_are_pruned(after_night: Scenario) -> None:
+    settings = after_night.settings.model_copy(update={"keep_model_versions": 1})
+    for old in ("v20000101-000000", "v20000102-000000"):  # older versions on disk, long retired
+        shutil.copytree(settings.models_dir / after_night.v1, settings.models_dir / old)
     result = run(settings, force=True, build=shuffled_labels)
     assert result.status == "rejected", result.message
     assert result.production == after_night.v2
@@ -486,6 +488,8 @@ def test_a_sabotaged_candidate_is_rejected(after_night: Scenario) -> None:
     assert production is not None and production.version == after_night.v2
     assert candidate is not None and candidate.status == "rejected"
     assert last.status == "rejected" and last.report_path and "REJECTED" in Path(last.report_path).read_text()
+    # keep 1 (the newest: the rejected candidate), but never production (v2) or the rollback target (v1)
+    assert version_dirs(settings) == sorted([after_night.v1, after_night.v2, result.version or ""])
 
 
 # --- rollback ---------------------------------------------------------------------------------------------
