@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from bot.cli.common import settings
+from bot.settings import ConfigError
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=current.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
         from bot.runtime import build_engine
-        from bot.slack.server import serve_until_signalled
+        from bot.slack.server import SlackAuthError, serve_until_signalled
         from storage.repository import Repository
 
         repo = Repository(current.db_url, mask_pii=current.pii_masking)
@@ -83,13 +84,16 @@ def register(app: typer.Typer) -> None:
             repo.close()
 
         typer.echo(f"supportbot serving Slack ({current.slack_mode} mode); Ctrl-C to stop", err=True)
-        asyncio.run(
-            serve_until_signalled(
-                lambda: make_app(current, engine=engine, repo=repo),
-                mode=current.slack_mode,
-                app_token=app_token,
-                host=host or current.http_host,
-                port=port or current.http_port,
-                on_stop=close,
+        try:
+            asyncio.run(
+                serve_until_signalled(
+                    lambda: make_app(current, engine=engine, repo=repo),
+                    mode=current.slack_mode,
+                    app_token=app_token,
+                    host=host or current.http_host,
+                    port=port or current.http_port,
+                    on_stop=close,
+                )
             )
-        )
+        except SlackAuthError as exc:
+            raise ConfigError(str(exc)) from None

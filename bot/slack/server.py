@@ -16,12 +16,14 @@ from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, s
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.slack.app import close_app
 from bot.slack.shape import shape_problem
+from bot.slack.slack_io import CALL_ERRORS, describe
 
 logger = logging.getLogger(__name__)
 
@@ -118,27 +120,89 @@ class SocketModeHandler(AsyncSocketModeHandler):
 async def serve_socket(
     app: AsyncApp, *, app_token: str, stop: asyncio.Event, on_ready: Callable[[], None] | None = None
 ) -> None:
-    """Connect over Socket Mode with the `xapp-` token and serve until `stop` is set."""
+    """Connect over Socket Mode with the `xapp-` token and serve until `stop` is set.
+
+    The SDK keeps retrying a connection Slack does not accept; `stop` ends that too.
+    """
     handler = SocketModeHandler(app, app_token=app_token)
-    await handler.connect_async()
-    logger.info("connected to Slack over Socket Mode")
+    connecting = asyncio.create_task(handler.connect_async())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        if on_ready is not None:
-            on_ready()
-        await stop.wait()
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if connecting.done():
+            connecting.result()
+            logger.info("connected to Slack over Socket Mode")
+            if on_ready is not None:
+                on_ready()
+            await stopping
     finally:
+        stopping.cancel()
+        connecting.cancel()
         await handler.close_async()
 
 
+BOLT_LISTENER_CORO = "run_ack_function_asynchronously"  # slack_bolt's AsyncioListenerRunner (1.x)
+
+
+def listener_tasks() -> list[asyncio.Task[object]]:
+    """Bolt's listener runs still in progress: events already acknowledged whose handling is not done."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and getattr(task.get_coro(), "__name__", "") == BOLT_LISTENER_CORO
+    ]
+
+
 async def drain(timeout_s: float = DRAIN_S) -> None:
-    """Wait (up to `timeout_s`) for listener tasks still running, e.g. an answer being posted."""
-    pending = {task for task in asyncio.all_tasks() if task is not asyncio.current_task() and not task.done()}
+    """Wait (up to `timeout_s`) for the listeners still running, e.g. an answer being posted."""
+    pending = listener_tasks()
     if not pending:
         return
-    logger.info("waiting for %d task(s) in flight", len(pending))
+    logger.info("waiting for %d event(s) in flight", len(pending))
     _, still = await asyncio.wait(pending, timeout=timeout_s)
     if still:
-        logger.warning("%d task(s) still running after %.0f s; stopping anyway", len(still), timeout_s)
+        logger.warning("%d event(s) still in flight after %.0f s; stopping anyway", len(still), timeout_s)
+
+
+class SlackAuthError(Exception):
+    """Slack refused one of the bot's tokens; the message says which and what to do."""
+
+
+REFUSED_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"})
+
+
+async def check_token(app: AsyncApp) -> None:
+    """Fail fast on a bot token Slack refuses (`auth.test`); a Slack outage only logs a warning."""
+    try:
+        response = await app.client.auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error in REFUSED_TOKEN_ERRORS:
+            raise SlackAuthError(
+                f"Slack refused SLACK_BOT_TOKEN ({error}): copy the Bot User OAuth Token (xoxb-…) from the app's "
+                "OAuth & Permissions page (docs/slack-setup.md)"
+            ) from None
+        logger.warning("auth.test failed (%s); starting anyway", describe(exc))
+    except CALL_ERRORS as exc:
+        logger.warning("cannot reach Slack to check the bot token (%s); starting anyway", describe(exc))
+    else:
+        logger.info("connected to workspace %s as %s", response.get("team"), response.get("user"))
+
+
+async def check_app_token(app: AsyncApp, app_token: str) -> None:
+    """Fail fast on an app-level token Slack refuses (`apps.connections.open`); outages only log."""
+    try:
+        await app.client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error in REFUSED_TOKEN_ERRORS:
+            raise SlackAuthError(
+                f"Slack refused SLACK_APP_TOKEN ({error}): generate an app-level token with the "
+                "connections:write scope (docs/slack-setup.md)"
+            ) from None
+        logger.warning("apps.connections.open failed (%s); connecting anyway", describe(exc))
+    except CALL_ERRORS as exc:
+        logger.warning("cannot reach Slack to check the app token (%s); connecting anyway", describe(exc))
 
 
 async def serve_until_signalled(
@@ -155,6 +219,9 @@ async def serve_until_signalled(
 
     Shutdown stops taking new events, waits for the answers in flight (`drain`), then calls `on_stop`.
     `on_ready` receives the bound HTTP port (HTTP mode).
+
+    Raises:
+        SlackAuthError: Slack refused the bot token or the app-level token.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,16 +229,18 @@ async def serve_until_signalled(
         loop.add_signal_handler(sig, stop.set)
     app = make_app()
     try:
+        await check_token(app)
         if mode == "socket":
             if not app_token:
-                raise ValueError("Socket Mode needs the app-level token (SLACK_APP_TOKEN)")
+                raise SlackAuthError("Socket Mode needs the app-level token: set SLACK_APP_TOKEN (xapp-…)")
+            await check_app_token(app, app_token)
             await serve_socket(app, app_token=app_token, stop=stop)
         else:
             await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready)
         logger.info("shutting down")
         await drain()
-        await close_app(app)
     finally:
+        await close_app(app)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         if on_stop is not None:

@@ -14,7 +14,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.answer import EngineLike
 from bot.slack import build_app, close_app
-from bot.slack.server import make_web_app
+from bot.slack.server import listener_tasks, make_web_app
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.standin import SlackStandIn, form_body, json_body, signed_headers
@@ -27,15 +27,6 @@ CUSTOMER = "UCUSTOMER"
 AGENT_CHANNEL = "CAGENTS"
 SUPPORT_CHANNEL = "CSUPPORT"
 INTERACTIVE_TYPES = frozenset({"block_actions", "view_submission", "view_closed", "shortcut", "message_action"})
-
-
-def listener_tasks() -> list[asyncio.Task[Any]]:
-    """Bolt's background listener runs still in progress (events are acked before they finish)."""
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if not task.done() and getattr(task.get_coro(), "__name__", "") == "run_ack_function_asynchronously"
-    ]
 
 
 async def quiesce(timeout: float = 5.0) -> None:

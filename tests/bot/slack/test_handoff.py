@@ -61,6 +61,7 @@ async def test_agent_reply_is_stored_and_the_bot_steps_back(
     await bot.event(
         payloads.message("Hi, I'm Sam; sending a new one.", user=AGENT, channel=SUPPORT_CHANNEL, thread_ts=event["ts"])
     )
+    await quiesce()
     await bot.event(payloads.message("thanks! and my password?", channel=SUPPORT_CHANNEL, thread_ts=event["ts"]))
     await quiesce()
     assert len(standin.calls_to("chat.postMessage")) == 2  # no answer to the agent, none after the agent

@@ -15,7 +15,8 @@ from slack_bolt.async_app import AsyncApp
 from typer.testing import CliRunner
 
 from bot.settings import ConfigError
-from bot.slack import close_app
+from bot.slack import build_app, close_app
+from bot.slack.server import SlackAuthError, serve_until_signalled
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.fakes import FakeEngine
@@ -137,3 +138,54 @@ def test_serve_wires_settings_into_the_app(cli_env: None, monkeypatch: pytest.Mo
     bolt_app: AsyncApp = seen["app"]
     assert bolt_app.client.base_url == "http://127.0.0.1:9/api/" and bolt_app.client.token == BOT_TOKEN
     assert len(bolt_app.client.retry_handlers) == 3  # connection errors (default), 429, 5xx
+
+
+def _app_for(standin: SlackStandIn, store: Repository) -> Callable[[], AsyncApp]:
+    return lambda: build_app(
+        engine=FakeEngine(),
+        repo=store,
+        bot_token=BOT_TOKEN,
+        signing_secret=SECRET,
+        api_base_url=standin.api_url,
+        max_retries=0,
+    )
+
+
+async def test_refused_tokens_stop_the_start(standin: SlackStandIn, store: Repository) -> None:
+    standin.fail("auth.test", status=200, error="invalid_auth")
+    with pytest.raises(SlackAuthError, match="SLACK_BOT_TOKEN"):
+        await serve_until_signalled(_app_for(standin, store), mode="http", host="127.0.0.1", port=0)
+    standin.fail("apps.connections.open", status=200, error="invalid_auth")
+    with pytest.raises(SlackAuthError, match="SLACK_APP_TOKEN"):
+        await serve_until_signalled(_app_for(standin, store), mode="socket", app_token=APP_TOKEN)
+
+
+async def test_slack_outage_at_start_only_warns_and_sigterm_stops(standin: SlackStandIn, store: Repository) -> None:
+    standin.fail("auth.test", status=503)
+    stopped: list[bool] = []
+    loop = asyncio.get_running_loop()
+
+    def ready(port: int) -> None:
+        loop.call_soon(os.kill, os.getpid(), signal.SIGTERM)
+
+    await asyncio.wait_for(
+        serve_until_signalled(
+            _app_for(standin, store),
+            mode="http",
+            host="127.0.0.1",
+            port=0,
+            on_ready=ready,
+            on_stop=lambda: stopped.append(True),
+        ),
+        timeout=10,
+    )
+    assert stopped == [True]
+
+
+async def test_sigterm_stops_a_socket_mode_bot_that_cannot_connect(standin: SlackStandIn, store: Repository) -> None:
+    standin.fail("apps.connections.open", status=503, times=None)
+    asyncio.get_running_loop().call_later(0.5, os.kill, os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(
+        serve_until_signalled(_app_for(standin, store), mode="socket", app_token=APP_TOKEN), timeout=10
+    )
+    assert len(standin.calls_to("apps.connections.open", ok_only=False)) >= 2  # the check, then the SDK's try
