@@ -6,7 +6,7 @@ import pytest
 
 from training.gate import GatePolicy, Scores, decide
 
-SUPPORT = {"billing": 10, "login": 10, "rare": 2}
+SUPPORT = {"billing": 40, "login": 40, "rare": 2}
 LABELS = ("billing", "login", "rare")
 
 
@@ -44,6 +44,17 @@ def test_decision_table(candidate: Scores, promote: bool, failing: list[str]) ->
     assert decision.promote is promote
     assert [check.name for check in decision.failed] == failing
     assert len(decision.reasons) == max(1, len(failing))
+
+
+def test_one_flipped_example_of_a_small_intent_is_noise_not_a_regression() -> None:
+    support = SUPPORT | {"login": 7}
+    production = Scores(0.75, 0.70, {"billing": 0.9, "login": 1.0, "rare": 0.5}, support, LABELS)
+    one_flip = Scores(0.86, 0.83, {"billing": 0.95, "login": 0.933, "rare": 0.5}, support, LABELS)
+    assert decide(one_flip, production, POLICY).promote  # 0.067 < 1/7: one question's worth
+    two_flips = Scores(0.86, 0.83, {"billing": 0.95, "login": 0.83, "rare": 0.5}, support, LABELS)
+    decision = decide(two_flips, production, POLICY)
+    assert not decision.promote
+    assert [check.name for check in decision.failed] == ["f1:login"]
 
 
 def test_new_intents_do_not_count_against_the_candidate() -> None:
