@@ -201,6 +201,7 @@ class Encoder:
 
     @property
     def pad_id(self) -> int:
+        """The tokenizer's padding token id."""
         return int(self.tokenizer.pad_token_id or 0)
 
 
