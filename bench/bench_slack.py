@@ -335,14 +335,15 @@ async def phase_acks(
     }
 
 
-def count_lost_ratings(db_url: str, rated: dict[int, list[tuple[str, str]]]) -> int:
+def count_lost_ratings(db_url: str, rated: dict[int, list[tuple[str, str]]]) -> dict[str, int]:
+    """Ratings sent but not in the store, by source (button / reaction)."""
     repo = Repository(db_url, upgrade=False)
     try:
-        lost = 0
+        lost: Counter[str] = Counter()
         for answer_id, expected in rated.items():
             stored = {(r.rater_id, r.source) for r in repo.ratings(answer_id)}
-            lost += sum(1 for item in expected if tuple(item) not in stored)
-        return lost
+            lost.update(source for rater, source in expected if (rater, source) not in stored)
+        return {"button": lost["button"], "reaction": lost["reaction"]}
     finally:
         repo.close()
 
@@ -438,7 +439,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 process.kill()
         await standin.close()
     rated = phase1.pop("_rated")
-    phase1["lost_ratings"] = count_lost_ratings(db_url, rated)
+    lost = count_lost_ratings(db_url, rated)
+    phase1["lost_ratings"] = sum(lost.values())
+    phase1["lost_ratings_by_source"] = lost
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -473,6 +476,7 @@ def markdown(result: dict[str, Any]) -> str:
     p1 = result["sustained_questions"]
     p2 = result["ack_load"]
     lat = p1["answer_latency_ms"]
+    lost_detail = ", ".join(f"{k}: {v}" for k, v in p1["lost_ratings_by_source"].items())
     lines = [
         "# Slack benchmark",
         "",
@@ -492,7 +496,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"| achieved send rate | {fmt(p1['achieved_rate_per_s'])}/s | |",
         f"| ack p50 / p99 | {fmt(p1['ack_ms']['p50'])} / {fmt(p1['ack_ms']['p99'])} ms | |",
         f"| duplicate answers ({p1['redelivered_events']} events redelivered) | {p1['duplicate_answers']} | 0 |",
-        f"| ratings sent / lost | {p1['ratings_sent']} / {p1['lost_ratings']} | 0 lost |",
+        f"| ratings sent / lost | {p1['ratings_sent']} / {p1['lost_ratings']} ({lost_detail}) | 0 lost |",
         f"| unacked events | {p1['unacked']} | 0 |",
         f"| answer kinds | {', '.join(f'{k}: {v}' for k, v in p1['answer_kinds'].items())} | |",
     ]

@@ -50,6 +50,20 @@ def build_client(
     return client
 
 
+class _NoTokenWarning(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN from the environment is unused when given a client; it is the same token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("As you gave `client` as well")
+
+
+def _bolt_logger() -> logging.Logger:
+    bolt_logger = logging.getLogger("bot.slack.bolt")
+    if not any(isinstance(f, _NoTokenWarning) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_NoTokenWarning())
+    return bolt_logger
+
+
 def build_app(
     *,
     engine: EngineLike,
@@ -97,7 +111,7 @@ def build_app(
         client=client,
         signing_secret=signing_secret or "",
         process_before_response=False,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=_bolt_logger(),
     )
     deps = Deps(
         engine=engine,

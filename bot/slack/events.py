@@ -118,6 +118,7 @@ class ReactionRating:
     channel_id: str
     message_ts: str
     helpful: bool
+    on_bot_message: bool = False  # Slack says the message is the bot's (`item_user`)
 
 
 def rating_reaction(name: object) -> bool | None:
@@ -143,7 +144,7 @@ def parse_reaction(event: Any, *, bot_user_id: str | None) -> ReactionRating | N
     ts = _str(item.get("ts"), MAX_ID)
     if user is None or channel is None or ts is None or user == bot_user_id:
         return None
-    return ReactionRating(user, channel, ts, helpful)
+    return ReactionRating(user, channel, ts, helpful, on_bot_message=item_user is not None and item_user == bot_user_id)
 
 
 @dataclass(frozen=True)

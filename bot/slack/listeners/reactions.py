@@ -17,11 +17,23 @@ from bot.slack.ratings import rater_role, set_rating, unset_rating
 logger = logging.getLogger(__name__)
 
 
+# A reaction can arrive in the moment between posting an answer and storing its ts: when Slack says the
+# message is the bot's, look again after these pauses (seconds) before giving up.
+LOOKUP_RETRIES_S = (0.2, 0.5, 1.0, 2.0)
+
+
 async def _answer_id(deps: Deps, reaction: ReactionRating) -> int | None:
-    answer = await asyncio.to_thread(
-        deps.repo.find_answer_by_slack_ts, channel_id=reaction.channel_id, slack_ts=reaction.message_ts
-    )
-    return answer.id if answer is not None else None
+    """The stored answer the reaction is on, or None (not an answer, or one the store does not know)."""
+    pauses = LOOKUP_RETRIES_S if reaction.on_bot_message else ()
+    for pause in (0.0, *pauses):
+        if pause:
+            await asyncio.sleep(pause)
+        answer = await asyncio.to_thread(
+            deps.repo.find_answer_by_slack_ts, channel_id=reaction.channel_id, slack_ts=reaction.message_ts
+        )
+        if answer is not None:
+            return answer.id
+    return None
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot.slack import blocks, texts
@@ -155,3 +157,25 @@ async def test_rating_that_cannot_be_stored_is_not_confirmed(
     assert ephemerals_to(standin, CUSTOMER) == [texts.RATING_FAILED]
     monkeypatch.undo()
     assert store.ratings(asked.answer_id) == []
+
+
+async def test_reaction_arriving_before_the_answer_ts_is_stored_still_counts(
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository
+) -> None:
+    asked = await ask(bot, standin, "password?")
+    first = store.get_answer(asked.answer_id)
+    assert first is not None
+    late = store.record_answer(
+        conversation_id=first.conversation_id,
+        question_id=first.question_id,
+        text="more",
+        source="intent",
+        intent="reset_password",
+        confidence=0.9,
+    )
+    assert late.id is not None
+    await bot.event(payloads.reaction("added", "+1", user=CUSTOMER, channel=asked.channel, ts="1700009999.000001"))
+    await asyncio.sleep(0.3)  # the bot is still posting: the ts is stored only now
+    store.mark_answer_posted(late.id, channel_id=asked.channel, slack_ts="1700009999.000001")
+    await quiesce()
+    assert [(r.rater_id, r.source) for r in store.ratings(late.id)] == [(CUSTOMER, "reaction")]
