@@ -3,7 +3,8 @@
 The order makes every answer accounted for: the question is stored first (its `event_id` is the dedupe
 key, so a retried or doubly delivered event stops here), the engine's decision is recorded before it is
 posted, and the record is then marked posted (with the message ts that ratings refer to) or failed.
-Sync work (store, model) runs in worker threads; only Slack calls run on the event loop.
+Sync work runs off the event loop: the model in its own worker(s) (`Deps.model_pool`; torch parallelises
+each pass itself), the store in the default thread pool, so store calls never queue behind model work.
 """
 
 from __future__ import annotations
@@ -50,28 +51,39 @@ def _engine_answer(deps: Deps, text: str) -> tuple[EngineAnswer, bool]:
         return EngineAnswer(texts.ENGINE_FAILED, "handoff", None, None, [], None, elapsed), True
 
 
-def _prepare(deps: Deps, msg: IncomingMessage, *, answer_it: bool) -> Prepared | None:
-    """Store the question and, unless a human is handling the thread, record the engine's answer.
+@dataclass(frozen=True)
+class StoredQuestion:
+    """A question stored in its conversation; `text` is what the model reads (cut to the limit)."""
 
-    Raises DuplicateEventError when the event was already handled.
-    """
+    conversation: Conversation
+    question_id: int
+    text: str
+    truncated: bool
+    quiet: bool  # a human is handling the thread (or it is not to be answered): log only
+
+
+def _store_question(deps: Deps, msg: IncomingMessage, *, answer_it: bool = True) -> StoredQuestion:
+    """Store the question in its thread's conversation. Raises DuplicateEventError for a handled event."""
     repo = deps.repo
     conversation = repo.get_or_create_conversation(
         team_id=msg.team_id, channel_id=msg.channel_id, thread_ts=msg.root_ts, started_by=msg.user_id
     )
     assert conversation.id is not None
-    limit = deps.max_question_chars
-    text = msg.text[:limit]
+    text = msg.text[: deps.max_question_chars]
     question = repo.add_message(
         conversation.id, role="user", text=text, user_id=msg.user_id, slack_ts=msg.ts, event_id=msg.event_id
     )
     assert question.id is not None
-    if not answer_it or (msg.is_reply and _human_is_handling(deps, conversation.id)):
-        return None
-    answer, failed = _engine_answer(deps, text)
-    record = repo.record_answer(
-        conversation_id=conversation.id,
-        question_id=question.id,
+    quiet = not answer_it or (msg.is_reply and _human_is_handling(deps, conversation.id))
+    return StoredQuestion(conversation, question.id, text, len(msg.text) > len(text), quiet)
+
+
+def _record(deps: Deps, stored: StoredQuestion, answer: EngineAnswer) -> int:
+    """Record the engine's decision (status pending) before it is posted; returns the answer id."""
+    assert stored.conversation.id is not None
+    record = deps.repo.record_answer(
+        conversation_id=stored.conversation.id,
+        question_id=stored.question_id,
         text=answer.text,
         source=answer.source,
         intent=answer.intent,
@@ -82,7 +94,21 @@ def _prepare(deps: Deps, msg: IncomingMessage, *, answer_it: bool) -> Prepared |
         latency_ms=answer.latency_ms,
     )
     assert record.id is not None
-    return Prepared(conversation, question.id, answer, record.id, len(msg.text) > limit, failed)
+    return record.id
+
+
+async def _prepare(deps: Deps, msg: IncomingMessage) -> Prepared | None:
+    """Store the question, ask the engine (in the model's own worker), record the answer.
+
+    None when a human is handling the thread. Raises DuplicateEventError for a handled event.
+    """
+    stored = await asyncio.to_thread(_store_question, deps, msg)
+    if stored.quiet:
+        return None
+    loop = asyncio.get_running_loop()
+    answer, failed = await loop.run_in_executor(deps.model_pool, _engine_answer, deps, stored.text)
+    answer_id = await asyncio.to_thread(_record, deps, stored, answer)
+    return Prepared(stored.conversation, stored.question_id, answer, answer_id, stored.truncated, failed)
 
 
 def _human_is_handling(deps: Deps, conversation_id: int) -> bool:
@@ -103,7 +129,7 @@ async def answer_question(deps: Deps, client: AsyncWebClient, msg: IncomingMessa
             await _hint(deps, client, msg)
         return
     try:
-        prepared = await asyncio.to_thread(_prepare, deps, msg, answer_it=True)
+        prepared = await _prepare(deps, msg)
     except DuplicateEventError:
         logger.debug("event %s already handled; dropped", msg.event_id)
         return
@@ -157,7 +183,7 @@ async def store_agent_message(deps: Deps, msg: IncomingMessage, conversation: Co
 async def _hint(deps: Deps, client: AsyncWebClient, msg: IncomingMessage) -> None:
     """An empty DM or mention: store it (for dedupe) and reply with a one-line hint."""
     try:
-        await asyncio.to_thread(_prepare, deps, msg, answer_it=False)
+        await asyncio.to_thread(_store_question, deps, msg, answer_it=False)
     except DuplicateEventError:
         return
     try:

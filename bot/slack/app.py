@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -21,6 +23,7 @@ from storage.repository import Repository
 logger = logging.getLogger(__name__)
 
 SLACK_API = "https://slack.com/api/"
+_DEPS: weakref.WeakKeyDictionary[AsyncApp, Deps] = weakref.WeakKeyDictionary()  # for close_app
 
 
 def _keepalive_session() -> aiohttp.ClientSession | None:
@@ -79,6 +82,7 @@ def build_app(
     max_question_chars: int = 4000,
     out_of_scope_label: str = "out_of_scope",
     agent_cache_ttl_s: float = DEFAULT_TTL_S,
+    model_workers: int = 1,
 ) -> AsyncApp:
     """Build the bot.
 
@@ -100,6 +104,8 @@ def build_app(
         max_question_chars: longer questions are truncated for the model.
         out_of_scope_label: the intent agents choose for questions the bot should hand off.
         agent_cache_ttl_s: how long group and channel membership is cached.
+        model_workers: threads answering with the engine at once (1: passes run one after another, each
+            using torch's own intra-op threads, so concurrent questions do not oversubscribe the CPU).
 
     Example:
         >>> app = build_app(engine=engine, repo=Repository(url), bot_token="xoxb-...")  # doctest: +SKIP
@@ -126,7 +132,9 @@ def build_app(
         support_channel_ids=frozenset(support_channel_ids),
         max_question_chars=max_question_chars,
         out_of_scope_label=out_of_scope_label,
+        model_pool=ThreadPoolExecutor(max_workers=model_workers, thread_name_prefix="supportbot-model"),
     )
+    _DEPS[app] = deps
     messages.register(app, deps)
     reactions.register(app, deps)
     home.register(app, deps)
@@ -143,7 +151,10 @@ def build_app(
 
 
 async def close_app(app: AsyncApp) -> None:
-    """Close the app's shared HTTP session (if it has one). Call after the last listener finished."""
+    """Release the app's shared HTTP session and model worker. Call after the last listener finished."""
     session = app.client.session
     if session is not None and not session.closed:
         await session.close()
+    deps = _DEPS.pop(app, None)
+    if deps is not None and isinstance(deps.model_pool, ThreadPoolExecutor):
+        deps.model_pool.shutdown(wait=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from bot.answer import EngineLike
@@ -21,6 +22,7 @@ class Deps:
         support_channel_ids: channels whose new top-level messages are questions.
         max_question_chars: longer questions are cut to this many characters for the model and the store.
         out_of_scope_label: the label agents pick when a question is not something the bot should answer.
+        model_pool: where the engine runs (`None`: the default thread pool, shared with store calls).
     """
 
     engine: EngineLike
@@ -30,3 +32,4 @@ class Deps:
     support_channel_ids: frozenset[str]
     max_question_chars: int
     out_of_scope_label: str = "out_of_scope"
+    model_pool: Executor | None = None
