@@ -262,17 +262,12 @@ class Engine:
         return {self.out_of_scope_label, self.model.out_of_scope_label}
 
     def _catalog_documents(self) -> dict[str, tuple[str, str | None, np.ndarray]]:
-        """Title, URL and chunk vectors of every indexed document the catalog cites (to score it as a source)."""
-        wanted = sorted({doc_id for intent in self.catalog for doc_id in intent.sources})
-        found = {doc_id: self.index.chunks(doc_id) for doc_id in wanted}
-        found = {doc_id: chunks for doc_id, chunks in found.items() if chunks}
-        texts = [c.embed_text for chunks in found.values() for c in chunks]
-        vectors = self.model.encode(texts) if texts else np.zeros((0, self.model.dim), dtype=np.float32)
+        """Title, URL and stored chunk vectors of every indexed document the catalog cites (to score it)."""
         documents: dict[str, tuple[str, str | None, np.ndarray]] = {}
-        start = 0
-        for doc_id, chunks in found.items():
-            documents[doc_id] = (chunks[0].title, chunks[0].url, vectors[start : start + len(chunks)])
-            start += len(chunks)
+        for doc_id in sorted({doc_id for intent in self.catalog for doc_id in intent.sources}):
+            chunks = self.index.chunks(doc_id)
+            if chunks:
+                documents[doc_id] = (chunks[0].title, chunks[0].url, self.index.vectors(doc_id))
         return documents
 
 

@@ -453,6 +453,14 @@ class KnowledgeIndex:
         with self._lock:
             return [self._chunks[i] for i in self._by_doc.get(doc_id, [])]
 
+    def vectors(self, doc_id: str) -> np.ndarray:
+        """The stored embeddings of one document's chunks, in reading order: (chunks, dim), (0, dim) if unknown."""
+        with self._lock:
+            ids = self._by_doc.get(doc_id, [])
+            if not ids:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return np.asarray(self._index.reconstruct_batch(np.array(ids, dtype=np.int64)), dtype=np.float32)
+
     def stats(self) -> IndexStats:
         """Counts, index kind, encoder, fingerprint and version of this index."""
         with self._lock:

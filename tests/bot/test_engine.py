@@ -48,6 +48,9 @@ def test_in_scope_question_gets_the_curated_answer_with_its_sources(engine: Engi
     assert answer.sources[0].title == "Reset your password"
     doc_ids = [doc.doc_id for doc in answer.sources]
     assert len(doc_ids) == len(set(doc_ids)) <= MAX_SOURCES
+    hit_scores = {hit.doc_id: hit.score for hit in answer.hits}  # the tiny KB's 3 documents are all hits
+    for doc in answer.sources:  # a cited source's score is its real similarity, retrieved or not
+        assert doc.score == pytest.approx(hit_scores[doc.doc_id], abs=1e-5)
     assert answer.model_version == VERSION
     assert answer.latency_ms > 0
     assert answer.top_intents[0][0] == "reset_password"
