@@ -130,10 +130,11 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(..., "--data", help="labelled CSV, JSONL or intents YAML"),
         json_path: Path | None = typer.Option(None, "--json", help="also write the full report as JSON here"),
         plots: Path | None = typer.Option(None, "--plots", help="write confusion.png and coverage.png here"),
+        quantize: bool = typer.Option(False, "--quantize", help="evaluate the int8 (CPU) variant"),
     ) -> None:
         """Evaluate a model on labelled data: accuracy, macro-F1, per-intent scores, hand-off quality."""
         current = settings()
-        model = IntentModel.load(model_dir, threads=current.torch_threads or None)
+        model = IntentModel.load(model_dir, threads=current.torch_threads or None, quantize=quantize)
         rows = load_examples(data, out_of_scope_label=model.out_of_scope_label)
         report = evaluate(model, rows, plots)
         print_report(report, Console())

@@ -77,6 +77,9 @@ def test_eval_prints_a_summary_and_writes_json(env: Path, trained_dir: Path) -> 
     report = json.loads(report_path.read_text())
     assert report["examples"] == 25 and report["open_set"] is True
     assert (plots / "confusion.png").is_file() and (plots / "coverage.png").is_file()
+    quantized = CliRunner().invoke(app, ["eval", "--model", str(trained_dir), "--data", str(data), "--quantize"])
+    assert quantized.exit_code == 0, quantized.output
+    assert "Evaluation of vtest (25 examples)" in quantized.output
 
 
 def test_eval_of_a_missing_model(env: Path) -> None:
