@@ -86,3 +86,14 @@ def test_new_label_set_from_a_previous_model(base_model: str, trained_dir: Path,
     reloaded = IntentModel.load(tmp_path / "next", threads=THREADS)
     assert reloaded.predict_one("hello, good morning").label == "greeting"
     assert reloaded.version == "vnext"
+
+
+@pytest.mark.slow
+def test_two_examples_per_label(base_model: str) -> None:
+    """The smallest data CI uses: the carved validation takes one example per label, training keeps one."""
+    rows = [Example(text, label) for label, texts in INTENTS.items() for text in texts[:2]]
+    model = train(tiny_config(base_model, epochs=1), rows, progress=False)
+    assert model.info["train_examples"] == 4 and model.info["validation_examples"] == 4
+    assert model.info["validation_carved_from_train"] is True
+    assert model.info["threshold_selection"]["method"] == "default-small-validation"
+    assert model.predict_one("I forgot my password").label == "reset_password"
