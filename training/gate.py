@@ -10,8 +10,9 @@ Both models are evaluated on the same frozen evaluation set; the gate compares t
    examples may lose at most `max_intent_drop` F1, or one evaluation example's worth (1 / support) when that
    is larger: with a handful of examples per intent, one flipped question moves F1 by more than any useful
    margin, and a gate that blocks on that blocks every clearly better model (seen in bench_retrain: 77 intents
-   with ~5 examples each, a candidate +11 points overall rejected for one question). Intents production does not know (new intents introduced
-   by agents) never count against the candidate; intents with too little support are reported, not checked.
+   with ~5 examples each, a candidate +11 points overall rejected for one question). Intents production does
+   not know (new intents introduced by agents) never count against the candidate; intents with too little
+   support are reported, not checked.
 3. Without a production model the candidate is promoted (there is nothing to compare with).
 
 Everything here is plain data, no model: `bot.retrain` turns evaluation reports into `Scores`.
