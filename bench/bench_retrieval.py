@@ -142,15 +142,26 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(array, 50)), "p99_ms": float(np.percentile(array, 99))}
 
 
+NAME = ""
+LOADAVG_AT_START: list[float] = []
+SEARCH_THREADS = 1
+"""OpenMP threads while timing single queries (`--search-threads`); builds use `--threads`."""
+
+
 def single_query_latency(search: Callable[[np.ndarray], Any], queries: np.ndarray, warmup: int = 20) -> list[float]:
-    for q in queries[:warmup]:
-        search(q[None, :])
-    timings = []
-    for q in queries:
-        started = time.perf_counter_ns()
-        search(q[None, :])
-        timings.append((time.perf_counter_ns() - started) / 1e6)
-    return timings
+    build_threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(SEARCH_THREADS)
+    try:
+        for q in queries[:warmup]:
+            search(q[None, :])
+        timings = []
+        for q in queries:
+            started = time.perf_counter_ns()
+            search(q[None, :])
+            timings.append((time.perf_counter_ns() - started) / 1e6)
+        return timings
+    finally:
+        faiss.omp_set_num_threads(build_threads)
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -268,10 +279,13 @@ def ann_markdown(result: dict[str, Any]) -> str:
 
 
 def write(section: str, result: dict[str, Any], markdown: str) -> None:
+    section += NAME
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["environment"] = {
         "cpu_count": os.cpu_count(),
+        "loadavg_at_start": LOADAVG_AT_START,
         "loadavg_at_end": os.getloadavg(),
+        "search_threads": SEARCH_THREADS,
         "faiss": faiss.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -294,7 +308,8 @@ def _ints(text: str) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("section", choices=["ann", "exact", "faq", "all"])
-    parser.add_argument("--threads", type=int, default=2, help="faiss OpenMP and torch threads")
+    parser.add_argument("--threads", type=int, default=2, help="faiss OpenMP and torch threads for building")
+    parser.add_argument("--search-threads", type=int, default=1, help="faiss OpenMP threads for timed searches")
     parser.add_argument("--n", type=int, default=1_000_000, help="chunks for the ann section")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--exact-queries", type=int, default=100, help="single queries timed on exact 1M")
@@ -304,8 +319,12 @@ def main() -> None:
     parser.add_argument("--nprobe", type=_ints, default=_ints("8,16,32,48,64,96,128"))
     parser.add_argument("--sizes", type=_ints, default=_ints("10000,25000,50000,100000,200000"), help="exact section")
     parser.add_argument("--kb-chunks", type=int, default=10_000, help="KnowledgeIndex size in the exact section")
+    parser.add_argument("--name", default="", help="suffix of the result files (retrieval_<section><name>.json)")
     parser.add_argument("--kb", type=Path, default=ROOT / "bot" / "demo" / "kb", help="knowledge base for faq")
     args = parser.parse_args()
+    global SEARCH_THREADS, NAME
+    SEARCH_THREADS, NAME = args.search_threads, args.name
+    LOADAVG_AT_START[:] = os.getloadavg()
     sections = ["exact", "faq", "ann"] if args.section == "all" else [args.section]
     for section in sections:
         log(f"--- {section} ---")

@@ -4,6 +4,9 @@ Vectors live in a FAISS `IndexIDMap2` whose int64 ids point to chunk metadata. B
 chunks the inner index is exact (`IndexFlatIP`); from there on it is HNSW (`IndexHNSWFlat`, inner product),
 the choice and parameters coming from `bench/bench_retrieval.py` (see bench/README.md).
 
+Latency: single queries are fastest with one FAISS OpenMP thread (`faiss.omp_set_num_threads(1)` in the
+serving process); with more threads on a busy machine, exact search waits on thread barriers (10x slower).
+
 Removing vectors: the flat index removes them at once (`remove_ids`). HNSW cannot remove, so a deleted or
 updated chunk's old vector is *tombstoned*: it is never returned by a search, and the graph is rebuilt from
 the live vectors (`compact`) when tombstones pass `COMPACT_RATIO` of the index and always before `save`, so
@@ -36,12 +39,14 @@ logger = logging.getLogger(__name__)
 IndexKind = Literal["flat", "hnsw"]
 
 FORMAT_VERSION = 1
-APPROX_THRESHOLD = 50_000
-"""Chunks from which the index is HNSW rather than exact (exact single-query p50 passes ~2 ms there)."""
+APPROX_THRESHOLD = 30_000
+"""Chunks from which the index is HNSW rather than exact. On the 2-core reference box exact single-query p50 is
+0.3 ms at 10k, 1.6 ms at 25k, 4.1 ms at 50k and 10 ms at 100k chunks (bench/README.md), so exact search stays
+well inside the 5 ms budget below 30k, where it also gives perfect recall and true deletes."""
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 96
-"""HNSW parameters: recall@10 >= 0.95 at 1M chunks with p50 well under 5 ms (bench/README.md)."""
+HNSW_EF_SEARCH = 64
+"""HNSW parameters: recall@10 0.990 at 1M chunks with single-query p50 0.32 ms (bench/README.md)."""
 COMPACT_RATIO = 0.2
 """Rebuild an HNSW graph once this share of its vectors are tombstones."""
 EMBED_BATCH = 256
