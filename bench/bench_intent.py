@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=defaults.scale)
     parser.add_argument("--fixed-scale", action="store_true", help="do not learn the cosine head's scale")
     parser.add_argument("--patience", type=int, default=defaults.patience)
+    parser.add_argument("--select-by", choices=("loss", "accuracy"), default=defaults.select_by)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--val-ratio", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             scale=args.scale,
             learn_scale=not args.fixed_scale,
             patience=args.patience,
+            select_by=args.select_by,
             seed=args.seed,
             num_threads=args.threads,
             version=f"bench-{args.data.name}",
@@ -336,7 +338,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"Fine-tuning: epochs {cfg['epochs']}, batch {cfg['batch_size']}, lr {cfg['lr']}, "
             f"head lr {cfg['head_lr']}, "
             f"max_length {cfg['max_length']}, warmup {cfg['warmup_ratio']}, label smoothing {cfg['label_smoothing']}, "
-            f"scale {cfg['scale']} ({'learned' if cfg['learn_scale'] else 'fixed'}), seed {cfg['seed']}.",
+            f"scale {cfg['scale']} ({'learned' if cfg['learn_scale'] else 'fixed'}), seed {cfg['seed']}, "
+            f"best epoch by validation {cfg.get('select_by', 'accuracy')}, patience {cfg['patience']}.",
             "",
             f"Abstention threshold {r['threshold']:.4f} ({r['threshold_selection']['method']}, target precision "
             f"{r['threshold_selection']['target_precision']}): test coverage {pct(r['test_coverage_at_threshold'])}, "

@@ -49,6 +49,8 @@ class TrainingConfig:
         seed: Seeds the split, the head, dropout and the batch order (same seed, same model on one machine).
         val_ratio: Share carved from the training data for validation when none is given.
         patience: Stop after this many epochs without a better validation score (0 = never stop early).
+        select_by: Validation score that picks the best epoch: "loss" (label-smoothed cross-entropy; smoother,
+            so less noisy on small validation sets) or "accuracy".
         target_precision: Precision of answered questions that the abstention threshold aims for.
         out_of_scope_label: Label of questions the bot must not answer.
         device: "auto" (CUDA with bf16 autocast when available, else CPU), "cpu" or "cuda".
@@ -75,6 +77,7 @@ class TrainingConfig:
     seed: int = 0
     val_ratio: float = 0.1
     patience: int = 2
+    select_by: str = "loss"
     target_precision: float = 0.90
     out_of_scope_label: str = OUT_OF_SCOPE
     device: str = "auto"
@@ -104,6 +107,8 @@ class TrainingConfig:
             problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if not 0.0 < self.val_ratio < 1.0:
             problems.append(f"val_ratio must be between 0 and 1 (got {self.val_ratio})")
+        if self.select_by not in ("loss", "accuracy"):
+            problems.append(f"select_by must be 'loss' or 'accuracy' (got {self.select_by!r})")
         if self.patience < 0:
             problems.append(f"patience must be >= 0 (got {self.patience})")
         if not 0.0 < self.target_precision <= 1.0:
@@ -136,7 +141,8 @@ def train(
 
     Starts from `config.base_model` (or the encoder of `config.init_from`) with a fresh cosine head
     initialised at the class centroids, trains with length-bucketed dynamic-padding batches, validates each
-    epoch and keeps the best one (early stopping after `patience` epochs without improvement).
+    epoch and keeps the best one by `config.select_by` (early stopping after `patience` epochs without
+    improvement).
 
     Args:
         config: Hyper-parameters.
@@ -355,12 +361,12 @@ def _fit(
         return _evaluate_epoch(network, val_data, pad_id, device, config.eval_batch_size, config.label_smoothing)
 
     history: list[dict[str, float]] = []
-    best: tuple[float, float] = (-1.0, float("inf"))
+    best = (float("-inf"), float("-inf"))
     best_epoch, best_state, stale = 0, _snapshot(network), 0
     if has_val:
         accuracy, val_loss = score()
         history.append({"epoch": 0, "val_accuracy": accuracy, "val_loss": val_loss})
-        best = (accuracy, val_loss)
+        best = _selection_key(config.select_by, accuracy, val_loss)
     for epoch in range(1, config.epochs + 1):
         network.train()
         epoch_started, loss_sum, seen = time.perf_counter(), 0.0, 0
@@ -385,8 +391,9 @@ def _fit(
         if has_val:
             accuracy, loss_value = score()
             record.update(val_accuracy=accuracy, val_loss=loss_value)
-            if (accuracy, -loss_value) > (best[0], -best[1]):
-                best, best_epoch, best_state, stale = (accuracy, loss_value), epoch, _snapshot(network), 0
+            key = _selection_key(config.select_by, accuracy, loss_value)
+            if key > best:
+                best, best_epoch, best_state, stale = key, epoch, _snapshot(network), 0
             else:
                 stale += 1
         else:
@@ -400,6 +407,11 @@ def _fit(
             break
     network.load_state_dict(best_state)
     return history, best_epoch
+
+
+def _selection_key(select_by: str, accuracy: float, loss: float) -> tuple[float, float]:
+    """Larger is better: validation loss (ties: accuracy) or validation accuracy (ties: loss)."""
+    return (-loss, accuracy) if select_by == "loss" else (accuracy, -loss)
 
 
 def _snapshot(network: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ from .conftest import INTENTS, THREADS, tiny_config, tiny_examples
         ({"num_threads": 0}, "num_threads must be >= 1 or None"),
         ({"base_model": " "}, "base_model is empty"),
         ({"patience": -1}, "patience must be >= 0"),
+        ({"select_by": "f1"}, "select_by must be 'loss' or 'accuracy'"),
     ],
 )
 def test_config_validation(overrides: dict[str, object], message: str) -> None:
