@@ -164,6 +164,11 @@ def single_query_latency(search: Callable[[np.ndarray], Any], queries: np.ndarra
         faiss.omp_set_num_threads(build_threads)
 
 
+def searcher(index: Any, **kwargs: Any) -> Callable[[np.ndarray], Any]:
+    """One top-K search of `index` (keyword arguments such as `params=` passed on)."""
+    return lambda q: index.search(q, K, **kwargs)
+
+
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     hits = sum(len(set(f[f >= 0]) & set(t)) for f, t in zip(found, truth, strict=True))
     return hits / truth.size
@@ -186,7 +191,7 @@ def ann_section(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     _, truth = flat.search(queries, K)
     log(f"exact ground truth (batched, {args.threads} threads): {time.perf_counter() - started:.1f}s")
-    exact = single_query_latency(lambda q, ix=flat: ix.search(q, K), queries[: args.exact_queries], warmup=3)
+    exact = single_query_latency(searcher(flat), queries[: args.exact_queries], warmup=3)
     result["exact"] = {"kind": "IndexFlatIP", **percentiles(exact), "queries_timed": len(exact)}
     log(f"exact single-query: p50 {result['exact']['p50_ms']:.1f} ms, p99 {result['exact']['p99_ms']:.1f} ms")
     del flat
@@ -202,9 +207,11 @@ def ann_section(args: argparse.Namespace) -> dict[str, Any]:
         memory = hnsw_memory_mb(index)
         log(f"HNSW M={m} efC={ef_construction}: built in {build_s:.0f}s, {memory:.0f} MB")
         for ef in args.ef_search:
-            params = faiss.SearchParametersHNSW(efSearch=ef)
+            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+                efSearch=ef
+            )
             _, found = index.search(queries, K, params=params)
-            timings = single_query_latency(lambda q, ix=index, p=params: ix.search(q, K, params=p), queries)
+            timings = single_query_latency(searcher(index, params=params), queries)
             row = {
                 "M": m,
                 "efConstruction": ef_construction,
@@ -222,18 +229,18 @@ def ann_section(args: argparse.Namespace) -> dict[str, Any]:
     result["ivf"] = []
     for nlist in args.ivf_nlist:
         quantizer = faiss.IndexFlatIP(DIM)
-        index = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(quantizer, DIM, nlist, faiss.METRIC_INNER_PRODUCT)
         started = time.perf_counter()
         train = base[np.random.default_rng(1).choice(args.n, min(args.n, 40 * nlist), replace=False)]
-        index.train(train)
-        index.add(base)
+        ivf.train(train)
+        ivf.add(base)
         build_s = time.perf_counter() - started
-        memory = ivf_memory_mb(index)
+        memory = ivf_memory_mb(ivf)
         log(f"IVF-Flat nlist={nlist}: built in {build_s:.0f}s, {memory:.0f} MB")
         for nprobe in args.nprobe:
-            params_ivf = faiss.SearchParametersIVF(nprobe=nprobe)
-            _, found = index.search(queries, K, params=params_ivf)
-            timings = single_query_latency(lambda q, ix=index, p=params_ivf: ix.search(q, K, params=p), queries)
+            params_ivf = faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
+            _, found = ivf.search(queries, K, params=params_ivf)
+            timings = single_query_latency(searcher(ivf, params=params_ivf), queries)
             row = {
                 "nlist": nlist,
                 "nprobe": nprobe,
@@ -244,7 +251,7 @@ def ann_section(args: argparse.Namespace) -> dict[str, Any]:
             }
             result["ivf"].append(row)
             log(f"  nprobe={nprobe}: recall@10 {row['recall_at_10']:.4f}, p50 {row['p50_ms']:.2f} ms")
-        del index, quantizer
+        del ivf, quantizer
         gc.collect()
 
     candidates = [r for r in result["hnsw"] + result["ivf"] if r["recall_at_10"] >= 0.95]
@@ -367,15 +374,17 @@ def exact_section(args: argparse.Namespace) -> dict[str, Any]:
         flat = faiss.IndexFlatIP(DIM)
         flat.add(base[:n])
         _, truth = flat.search(queries, K)
-        exact = single_query_latency(lambda q, ix=flat: ix.search(q, K), queries)
+        exact = single_query_latency(searcher(flat), queries)
         hnsw = faiss.IndexHNSWFlat(DIM, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         started = time.perf_counter()
         hnsw.add(base[:n])
         build_s = time.perf_counter() - started
-        params = faiss.SearchParametersHNSW(efSearch=HNSW_EF_SEARCH)
+        params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
+            efSearch=HNSW_EF_SEARCH
+        )
         _, found = hnsw.search(queries, K, params=params)
-        approx = single_query_latency(lambda q, ix=hnsw, p=params: ix.search(q, K, params=p), queries)
+        approx = single_query_latency(searcher(hnsw, params=params), queries)
         row = {
             "n": n,
             "exact": percentiles(exact),
@@ -495,7 +504,7 @@ PARAPHRASES: dict[str, tuple[str, ...]] = {
 
 
 def faq_section(args: argparse.Namespace) -> dict[str, Any]:
-    from retrieval.chunking import ChunkingConfig
+    from retrieval.chunking import ChunkingConfig, FaqEmbedding
     from retrieval.index import KnowledgeIndex
     from retrieval.ingest import load_documents
 
@@ -513,8 +522,9 @@ def faq_section(args: argparse.Namespace) -> dict[str, Any]:
         "missing_rows": missing,
         "modes": {},
     }
-    for mode in ("question", "question_answer"):
-        index = KnowledgeIndex.build(documents, embedder, chunking=ChunkingConfig(faq_embedding=mode))  # type: ignore[arg-type]
+    modes: tuple[FaqEmbedding, ...] = ("question", "question_answer")
+    for mode in modes:
+        index = KnowledgeIndex.build(documents, embedder, chunking=ChunkingConfig(faq_embedding=mode))
         ranks, correct_scores = [], []
         for hits, (_, target) in zip(index.search_batch(query_vectors, k=5), cases, strict=True):
             ids = [h.doc_id for h in hits]
