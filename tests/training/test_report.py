@@ -17,8 +17,10 @@ from training.report import (
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-PRODUCTION = Scores(0.80, 0.78, {"billing": 0.9, "login": 0.7}, {"billing": 6, "login": 6}, ("billing", "login"))
-CANDIDATE = Scores(0.85, 0.80, {"billing": 0.8, "login": 0.9, "student": 1.0}, {"billing": 6, "login": 6, "student": 2})
+PRODUCTION = Scores(0.80, 0.78, {"billing": 0.9, "login": 0.7}, {"billing": 20, "login": 6}, ("billing", "login"))
+CANDIDATE = Scores(
+    0.85, 0.80, {"billing": 0.8, "login": 0.9, "student": 1.0}, {"billing": 20, "login": 6, "student": 2}
+)
 OLD_CONFUSION = {("billing", "billing"): 6, ("login", "login"): 4, ("login", "billing"): 2}
 NEW_CONFUSION = {("billing", "billing"): 5, ("billing", "login"): 1, ("login", "login"): 6, ("student", "student"): 2}
 
@@ -35,7 +37,7 @@ def test_confusion_changes_rank_by_absolute_change_and_ignore_the_diagonal() -> 
 
 def test_report_with_production(tmp_path: Path) -> None:
     decision = decide(CANDIDATE, PRODUCTION, GatePolicy(min_intent_support=5, max_intent_drop=0.05))
-    assert not decision.promote  # billing drops 0.1
+    assert not decision.promote  # billing drops 0.1 > max(0.05, 1/20)
     history = [
         HistoryPoint("v1", datetime(2025, 1, 1, tzinfo=UTC), 0.7, 0.65, "retired"),
         HistoryPoint("v2", datetime(2025, 1, 2, tzinfo=UTC), 0.8, 0.78, "production"),
@@ -57,7 +59,7 @@ def test_report_with_production(tmp_path: Path) -> None:
     text = path.read_text()
     assert "**Decision: REJECTED**" in text
     assert "intent 'billing' F1 0.900 -> 0.800" in text
-    assert "| `billing` | 6 | 0.900 | 0.800 | -0.100 | **FAIL** |" in text
+    assert "| `billing` | 20 | 0.900 | 0.800 | -0.100 | **FAIL** |" in text
     assert "| `student` | 2 | - | 1.000 |  | new intent" in text
     assert "| `login` | `billing` | 2 | 0 | -2 |" in text
     assert "| train agent correction | 3 |" in text
