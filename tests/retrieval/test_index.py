@@ -162,6 +162,17 @@ def test_another_encoder_is_refused(docs: list[Document], embedder: HashEmbedder
         index.search_text("  ", embedder)
 
 
+@pytest.mark.parametrize("threshold", [1_000, 1])  # flat, HNSW
+def test_vectors_are_the_stored_chunk_embeddings(embedder: HashEmbedder, threshold: int) -> None:
+    docs = [long_doc("a.md", "alpha"), long_doc("b.md", "beta")]
+    index = build(docs, embedder, approx_threshold=threshold)
+    expected = embedder.encode([c.embed_text for c in index.chunks("a.md")])
+    np.testing.assert_allclose(index.vectors("a.md"), expected, atol=1e-6)
+    assert index.vectors("missing.md").shape == (0, embedder.dim)
+    index.update(Document("a.md", "Alpha", "new text", "a.md"), embedder)
+    np.testing.assert_allclose(index.vectors("a.md"), embedder.encode(["Alpha\nnew text"]), atol=1e-6)
+
+
 def test_duplicate_document_ids_are_refused(docs: list[Document], embedder: HashEmbedder) -> None:
     with pytest.raises(KnowledgeBaseError, match="two documents have the id 'shipping.md'"):
         build([*docs, docs[2]], embedder)
