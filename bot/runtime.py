@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from bot.answer import EngineAnswer
 from bot.catalog import IntentCatalog
@@ -271,63 +271,72 @@ def bootstrap_production(
     """
     say = echo or (lambda message: log.info("%s", message))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(settings.data_dir / "bootstrap.lock")):
+    lock = FileLock(str(settings.data_dir / "bootstrap.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        say("Another supportbot process is training the first model; waiting for it to finish ...")
+        lock.acquire()
+    try:
         existing = repo.production_model()
-        if existing is not None:
-            return existing
-        examples = load_examples(settings.intents_path, out_of_scope_label=settings.out_of_scope_label)
-        documents = load_documents(settings.kb_path)
-        labels = {ex.label for ex in examples} - {settings.out_of_scope_label}
-        say(
-            f"First run: no model in production yet. Training one on {settings.intents_path} "
-            f"({len(examples)} examples, {len(labels)} intents) and indexing {len(documents)} documents from "
-            f"{settings.kb_path}; this takes a few minutes on a laptop CPU, once."
+        return existing if existing is not None else _bootstrap(settings, repo, say, progress)
+    finally:
+        lock.release()
+
+
+def _bootstrap(settings: Settings, repo: Repository, say: Echo, progress: bool) -> ModelVersion:
+    examples = load_examples(settings.intents_path, out_of_scope_label=settings.out_of_scope_label)
+    documents = load_documents(settings.kb_path)
+    labels = {ex.label for ex in examples} - {settings.out_of_scope_label}
+    say(
+        f"First run: no model in production yet. Training one on {settings.intents_path} "
+        f"({len(examples)} examples, {len(labels)} intents) and indexing {len(documents)} documents from "
+        f"{settings.kb_path}; this takes a few minutes on a laptop CPU, once."
+    )
+    run = repo.start_training_run(trigger="bootstrap")
+    run_id = run.id
+    assert run_id is not None
+    version = new_version_name()
+    started = time.perf_counter()
+    try:
+        config = TrainingConfig(
+            base_model=settings.base_model_name,
+            target_precision=settings.target_precision,
+            out_of_scope_label=settings.out_of_scope_label,
+            num_threads=settings.torch_threads or None,
         )
-        run = repo.start_training_run(trigger="bootstrap")
-        run_id = run.id
-        assert run_id is not None
-        version = new_version_name()
-        started = time.perf_counter()
+        path = build_version(
+            settings.models_dir,
+            version,
+            train_examples=examples,
+            val_examples=None,
+            training_config=config,
+            kb_documents=documents,
+            progress=progress,
+        )
+        manifest = read_manifest(path)
+        record = repo.register_model(
+            version,
+            path=str(path.resolve()),
+            metrics=manifest["metrics"],
+            dataset_hash=str(manifest["dataset_hash"]),
+            status="production",
+        )
+    except BaseException as exc:
         try:
-            config = TrainingConfig(
-                base_model=settings.base_model_name,
-                target_precision=settings.target_precision,
-                out_of_scope_label=settings.out_of_scope_label,
-                num_threads=settings.torch_threads or None,
-                device="cpu",
-            )
-            path = build_version(
-                settings.models_dir,
-                version,
-                train_examples=examples,
-                val_examples=None,
-                training_config=config,
-                kb_documents=documents,
-                progress=progress,
-            )
-            manifest = read_manifest(path)
-            record = repo.register_model(
-                version,
-                path=str(path.resolve()),
-                metrics=manifest["metrics"],
-                dataset_hash=str(manifest["dataset_hash"]),
-                status="production",
-            )
-        except BaseException as exc:
-            try:
-                repo.finish_training_run(run_id, status="failed", candidate_version=version, error=str(exc)[:2000])
-            except Exception:  # noqa: BLE001 - report the training failure, not this one
-                log.exception("could not record the failed bootstrap run")
-            raise
-        repo.finish_training_run(run_id, status="promoted", candidate_version=version, metrics=manifest["metrics"])
-        validation = manifest["metrics"].get("validation", {})
-        accuracy = validation.get("accuracy")
-        say(
-            f"Model {version} trained in {time.perf_counter() - started:.0f}s"
-            + (f" (validation accuracy {accuracy:.1%})" if isinstance(accuracy, float) else "")
-            + " and promoted to production."
-        )
-        return record
+            repo.finish_training_run(run_id, status="failed", candidate_version=version, error=str(exc)[:2000])
+        except Exception:  # noqa: BLE001 - report the training failure, not this one
+            log.exception("could not record the failed bootstrap run")
+        raise
+    repo.finish_training_run(run_id, status="promoted", candidate_version=version, metrics=manifest["metrics"])
+    validation = manifest["metrics"].get("validation", {})
+    accuracy = validation.get("accuracy")
+    say(
+        f"Model {version} trained in {time.perf_counter() - started:.0f}s"
+        + (f" (validation accuracy {accuracy:.1%})" if isinstance(accuracy, float) else "")
+        + " and promoted to production."
+    )
+    return record
 
 
 def build_engine(

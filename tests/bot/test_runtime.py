@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import runtime
-from bot.runtime import ModelHolder, build_engine
+from bot.runtime import ModelHolder, bootstrap_production, build_engine
 from bot.settings import Settings, load_settings
 from bot.versions import MANIFEST_FILE, list_versions, read_manifest
 from storage.errors import StorageError
@@ -116,6 +116,33 @@ def test_second_run_serves_without_training(bootstrapped: Bootstrapped, monkeypa
         assert holder.version == bootstrapped.version
         assert holder.intents and "out_of_scope" not in holder.intents
         assert holder.model_info["version"] == bootstrapped.version
+    repo = Repository(bootstrapped.settings.db_url)
+    try:  # another process finished bootstrapping while this one waited for the lock: nothing to do
+        assert bootstrap_production(bootstrapped.settings, repo).version == bootstrapped.version
+    finally:
+        repo.close()
+
+
+def test_failed_bootstrap_is_recorded_and_promotes_nothing(
+    tmp_path: Path, tiny_files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+):
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ModelError("out of memory")
+
+    monkeypatch.setattr(runtime, "build_version", broken)
+    settings = make_settings(tmp_path / "data", tiny_files)
+    messages: list[str] = []
+    with pytest.raises(ModelError, match="out of memory"):
+        build_engine(settings, watch=False, echo=messages.append)
+    assert "First run" in messages[0]
+    repo = Repository(settings.db_url)
+    try:
+        assert repo.production_model() is None
+        assert [(r.trigger, r.status, r.error) for r in repo.training_runs()] == [
+            ("bootstrap", "failed", "out of memory")
+        ]
+    finally:
+        repo.close()
 
 
 def test_no_production_and_no_bootstrap_is_a_clear_error(tmp_path: Path, tiny_files: tuple[Path, Path]):
