@@ -81,3 +81,7 @@ class EngineLike(Protocol):
     def model_info(self) -> dict[str, Any]:
         """The current model's version and evaluation metrics (shown on the agents' App Home)."""
         ...
+
+
+class EmptyQuestionError(ValueError):
+    """The question is empty once whitespace and control characters are removed; there is nothing to answer."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.answer import EngineAnswer, SourceDoc
+from bot.answer import EmptyQuestionError, EngineAnswer, SourceDoc
 from bot.catalog import IntentCatalog
 from retrieval.index import Hit, KnowledgeIndex
 from storage.privacy import mask_pii as _mask_pii
@@ -47,10 +47,6 @@ PII value straddling the cap is masked whole rather than cut into an unrecognisa
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _SENTENCE_END = re.compile(r"[.!?…](?=[\s\"')\]]|$)")
-
-
-class EmptyQuestionError(ValueError):
-    """The question is empty once whitespace and control characters are removed; there is nothing to answer."""
 
 
 @dataclass(frozen=True)

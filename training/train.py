@@ -9,7 +9,7 @@ import platform
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,105 +22,13 @@ from tqdm.auto import tqdm
 
 from training.batching import bucketed_batches, pad_batch, sorted_batches, tokenize
 from training.calibration import answer_scores, choose_threshold, max_in_scope, ood_auroc
-from training.data import OUT_OF_SCOPE, Example, dataset_hash, label_counts, split
+from training.config import TrainingConfig
+from training.data import Example, dataset_hash, label_counts, split
 from training.errors import DataError, ModelError
 from training.model import Encoder, IntentModel, new_version, resolve_device, set_threads
 from training.network import CosineHead, IntentNetwork
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainingConfig:
-    """Hyper-parameters and options of one training run (stored in the model's info).
-
-    Args:
-        base_model: Local path (or name) of the base encoder, e.g. the bundled all-MiniLM-L6-v2.
-        epochs: Maximum number of passes over the training data.
-        batch_size: Examples per optimiser step.
-        lr: Peak learning rate of the encoder.
-        head_lr: Learning rate of the classification head (its weights and scale).
-        max_length: Token limit of training texts.
-        warmup_ratio: Share of the steps with a linear learning-rate warm-up (then linear decay to 0).
-        weight_decay: AdamW weight decay of the encoder's weight matrices.
-        label_smoothing: Cross-entropy label smoothing.
-        scale: Initial logit scale of the cosine head.
-        learn_scale: Whether the scale is trained (at `head_lr`, so it moves little: 20 -> 19.9 measured).
-        seed: Seeds the split, the head, dropout and the batch order (same seed, same model on one machine).
-        val_ratio: Share carved from the training data for validation when none is given.
-        patience: Stop after this many epochs without a better validation score (0 = never stop early).
-        select_by: Validation score that picks the best epoch: "loss" (label-smoothed cross-entropy; smoother,
-            so less noisy on small validation sets) or "accuracy".
-        target_precision: Precision of answered questions that the abstention threshold aims for.
-        out_of_scope_label: Label of questions the bot must not answer.
-        device: "auto" (CUDA with bf16 autocast when available, else CPU), "cpu" or "cuda".
-        num_threads: torch CPU threads; None keeps torch's default.
-        init_from: A previous model directory whose encoder weights to start from (the head is always new,
-            so the label set may differ); None starts from `base_model`.
-        version: Version name written into the model; None uses the current time ("v20261128-2330").
-        eval_batch_size: Batch size for embedding and validation.
-        max_grad_norm: Gradient clipping norm.
-        extra: Free-form JSON-serialisable notes stored with the config in the model's info (e.g. the data's origin).
-    """
-
-    base_model: str
-    epochs: int = 6
-    batch_size: int = 32
-    lr: float = 8e-5
-    head_lr: float = 3e-3
-    max_length: int = 64
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    label_smoothing: float = 0.1
-    scale: float = 20.0
-    learn_scale: bool = True
-    seed: int = 0
-    val_ratio: float = 0.1
-    patience: int = 2
-    select_by: str = "loss"
-    target_precision: float = 0.90
-    out_of_scope_label: str = OUT_OF_SCOPE
-    device: str = "auto"
-    num_threads: int | None = None
-    init_from: str | None = None
-    version: str | None = None
-    eval_batch_size: int = 128
-    max_grad_norm: float = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not str(self.base_model).strip():
-            problems.append("base_model is empty: give the path of a local encoder (e.g. the bundled MiniLM)")
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("lr", "head_lr", "scale", "max_grad_norm"):
-            if not float(getattr(self, name)) > 0:
-                problems.append(f"{name} must be > 0 (got {getattr(self, name)})")
-        if self.max_length < 4 or self.max_length > 512:
-            problems.append(f"max_length must be between 4 and 512 tokens (got {self.max_length})")
-        for name in ("warmup_ratio", "label_smoothing"):
-            if not 0.0 <= float(getattr(self, name)) < 1.0:
-                problems.append(f"{name} must be in [0, 1) (got {getattr(self, name)})")
-        if self.weight_decay < 0:
-            problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
-        if not 0.0 < self.val_ratio < 1.0:
-            problems.append(f"val_ratio must be between 0 and 1 (got {self.val_ratio})")
-        if self.select_by not in ("loss", "accuracy"):
-            problems.append(f"select_by must be 'loss' or 'accuracy' (got {self.select_by!r})")
-        if self.patience < 0:
-            problems.append(f"patience must be >= 0 (got {self.patience})")
-        if not 0.0 < self.target_precision <= 1.0:
-            problems.append(f"target_precision must be in (0, 1] (got {self.target_precision})")
-        if not self.out_of_scope_label.strip():
-            problems.append("out_of_scope_label is empty")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            problems.append(f"device must be 'auto', 'cpu' or 'cuda' (got {self.device!r})")
-        if self.num_threads is not None and self.num_threads < 1:
-            problems.append(f"num_threads must be >= 1 or None (got {self.num_threads})")
-        if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
 
 
 @dataclass

@@ -17,17 +17,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 import typer
 
-from bot.answer import EngineAnswer
+from bot.answer import EmptyQuestionError, EngineAnswer
 from bot.cli.common import settings
-from bot.engine import EmptyQuestionError
-from bot.runtime import ModelHolder, build_engine
 from storage.errors import StorageError
 from storage.repository import Repository
+
+if TYPE_CHECKING:
+    from bot.runtime import ModelHolder
 
 T = TypeVar("T")
 
@@ -187,6 +188,8 @@ def _quietly(action: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
 
 
 def _open(repo: Repository, *, progress: bool) -> ModelHolder:
+    from bot.runtime import build_engine  # loads torch: only when a command needs the model
+
     return build_engine(settings(), repo, watch=False, echo=_echo_err, progress=progress)
 
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bot.cli.common import settings
+from training.config import TrainingConfig
 from training.data import load_examples
 from training.errors import DataError, ModelError
-from training.evaluate import EvalReport, evaluate
-from training.model import IntentModel, new_version
-from training.train import TrainingConfig, train
+
+if TYPE_CHECKING:
+    from training.evaluate import EvalReport
+
+# torch-heavy modules (training.model, .train, .evaluate) load inside the commands: `--help` and the other
+# commands stay fast.
 
 _DEFAULTS = TrainingConfig(base_model="-")
 
@@ -24,6 +29,8 @@ def _pct(value: float | None) -> str:
 
 def _free_version(models_dir: Path) -> str:
     """A version name not yet used under `models_dir` (adds -2, -3 ... within the same minute)."""
+    from training.model import new_version
+
     base = new_version()
     version, counter = base, 1
     while (models_dir / version).exists():
@@ -84,6 +91,8 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
         """Fine-tune the intent classifier, choose its hand-off threshold and save the model directory."""
+        from training.train import train
+
         current = settings()
         data_path = data or current.intents_path
         if not data_path.exists():
@@ -133,6 +142,9 @@ def register(app: typer.Typer) -> None:
         quantize: bool = typer.Option(False, "--quantize", help="evaluate the int8 (CPU) variant"),
     ) -> None:
         """Evaluate a model on labelled data: accuracy, macro-F1, per-intent scores, hand-off quality."""
+        from training.evaluate import evaluate
+        from training.model import IntentModel
+
         current = settings()
         model = IntentModel.load(model_dir, threads=current.torch_threads or None, quantize=quantize)
         rows = load_examples(data, out_of_scope_label=model.out_of_scope_label)

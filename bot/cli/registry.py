@@ -16,8 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.cli.common import settings
-from bot.retrain import REPORT_DIR, previous_production
-from bot.versions import load_version
 from storage.errors import StorageError
 from storage.models import ModelVersion
 from storage.repository import Repository
@@ -46,6 +44,8 @@ def _when(model: ModelVersion) -> str:
 
 
 def _report_path(model: ModelVersion) -> Path | None:
+    from bot.retrain import REPORT_DIR  # the job module loads torch: only when needed
+
     path = Path(model.path) / REPORT_DIR / REPORT_FILE
     return path if path.is_file() else None
 
@@ -58,6 +58,8 @@ def _get(repo: Repository, version: str) -> ModelVersion:
 
 
 def _check_loads(model: ModelVersion) -> None:
+    from bot.versions import load_version
+
     """Refuse (exit 1, one line) a version whose files do not load."""
     try:
         load_version(model.path, device="cpu")
@@ -162,6 +164,8 @@ def register(app: typer.Typer) -> None:
     @model_app.command("rollback")
     def rollback() -> None:
         """Re-promote the version that was in production before the current one."""
+        from bot.retrain import previous_production
+
         with _repository() as repo:
             current = repo.production_model()
             target = previous_production(repo.models(), current)

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import typer
 
 from bot.cli.common import settings
-from bot.retrain import EXIT_FAILED, EXIT_LOCKED, RetrainError, RetrainLocked, retrain
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +32,8 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the result line.")] = False,
     ) -> None:
         """Learn from agent corrections: train a candidate, promote it only if it is not worse than production."""
+        from bot.retrain import EXIT_FAILED, EXIT_LOCKED, RetrainError, RetrainLocked, retrain  # loads torch
+
         current = settings()
         if not logging.getLogger().handlers:
             logging.basicConfig(level=current.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")

@@ -41,7 +41,7 @@ def repo(settings: Settings) -> Iterator[Repository]:
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every version directory loads; returns the paths that were checked."""
     checked: list[str] = []
-    monkeypatch.setattr("bot.cli.registry.load_version", lambda path, **_: checked.append(str(path)))
+    monkeypatch.setattr("bot.versions.load_version", lambda path, **_: checked.append(str(path)))
     return checked
 
 
