@@ -339,6 +339,14 @@ def _bootstrap(settings: Settings, repo: Repository, say: Echo, progress: bool) 
     return record
 
 
+def _serving_threads() -> None:
+    """One FAISS OpenMP thread for single-question search: with two, each query waits on OpenMP barriers and
+    took 20-40 ms instead of 0.3 ms at 10k chunks on a busy 2-core machine (bench/README.md, retrieval)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 def build_engine(
     settings: Settings,
     repo: Repository | None = None,
@@ -362,6 +370,7 @@ def build_engine(
         ModelError: No production version and `bootstrap` is off, or the production version cannot be loaded.
         StorageError: The store cannot be reached.
     """
+    _serving_threads()
     owns_repo = repo is None
     store = repo if repo is not None else Repository(settings.db_url, mask_pii=settings.pii_masking)
     try:
