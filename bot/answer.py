@@ -64,6 +64,20 @@ class EngineAnswer:
     hits: tuple[SourceDoc, ...] = ()
     reason: str | None = None
 
+    def record_fields(self) -> dict[str, Any]:
+        """The keyword arguments of `Repository.record_answer` that describe this answer (the same for every
+        front end: Slack, `ask`, `chat`)."""
+        return {
+            "text": self.text,
+            "source": self.source,
+            "intent": self.intent,
+            "confidence": self.confidence,
+            "doc_ids": [doc.doc_id for doc in self.sources],
+            "doc_scores": [doc.score for doc in self.sources],
+            "model_version": self.model_version,
+            "latency_ms": self.latency_ms,
+        }
+
 
 class EngineLike(Protocol):
     """Anything that answers questions: `bot.engine.Engine` or the hot-reloading holder in `bot.runtime`."""

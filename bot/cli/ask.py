@@ -97,14 +97,7 @@ class TerminalLog:
         stored = self.repo.record_answer(
             conversation_id=conversation_id,
             question_id=message.id,
-            text=answer.text,
-            source=answer.source,
-            intent=answer.intent,
-            confidence=answer.confidence,
-            doc_ids=[doc.doc_id for doc in answer.sources],
-            doc_scores=[doc.score for doc in answer.sources],
-            model_version=answer.model_version,
-            latency_ms=answer.latency_ms,
+            **answer.record_fields(),
         )
         assert stored.id is not None
         ts = f"{time.time():.6f}"

@@ -84,14 +84,7 @@ def _record(deps: Deps, stored: StoredQuestion, answer: EngineAnswer) -> int:
     record = deps.repo.record_answer(
         conversation_id=stored.conversation.id,
         question_id=stored.question_id,
-        text=answer.text,
-        source=answer.source,
-        intent=answer.intent,
-        confidence=answer.confidence,
-        doc_ids=[doc.doc_id for doc in answer.sources],
-        doc_scores=[doc.score for doc in answer.sources],
-        model_version=answer.model_version,
-        latency_ms=answer.latency_ms,
+        **answer.record_fields(),
     )
     assert record.id is not None
     return record.id
