@@ -25,7 +25,10 @@ Usage:
     .venv/bin/python bench/bench_engine.py --model-version ~/.supportbot/models/v20261128-233001
 Without --model-version the registry's production version is used; on a fresh data dir the demo model is
 trained first (a few minutes). Indexes are cached under --cache (default var/bench-engine).
-Results: bench/results/engine.json and engine.md (git-ignored).
+Results: bench/results/engine.json and engine.md (git-ignored; --out names them).
+
+On a small CPU shared with other work, two torch threads spin-wait for each other (OpenMP's default wait
+policy) and single-question latency suffers: measure with --threads 1, or with OMP_WAIT_POLICY=PASSIVE set.
 """
 
 from __future__ import annotations
@@ -326,6 +329,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="passes over the test questions (latency)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-engine", help="index cache folder")
+    parser.add_argument("--out", default="engine", help="results file name (bench/results/<out>.json and .md)")
     parser.add_argument("--rss-of", choices=["fp32", "int8", "two-pass"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_of:
@@ -370,6 +374,7 @@ def main() -> None:
             "load_average_at_start": os.getloadavg(),
             "python": platform.python_version(),
             "torch": torch.__version__,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         },
         "threads": args.threads,
         "model_version": version_dir.name,
@@ -444,7 +449,7 @@ def main() -> None:
     baseline["rss"] = measure_rss(args, version_dir, "two-pass")
     results.update({"fp32": fp32, "int8": int8, "two_pass_baseline": baseline})
     results["machine"]["load_average_at_end"] = os.getloadavg()
-    write(results)
+    write(results, args.out)
 
 
 def _loads(machine: dict[str, Any]) -> str:
@@ -453,9 +458,9 @@ def _loads(machine: dict[str, Any]) -> str:
     )
 
 
-def write(results: dict[str, Any]) -> None:
+def write(results: dict[str, Any], name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "engine.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     fp32, int8, base = results["fp32"], results["int8"], results["two_pass_baseline"]
 
     def row(name: str, lat: dict[str, float], qps: float | str, rss: float | str) -> str:
@@ -490,7 +495,7 @@ def write(results: dict[str, Any]) -> None:
         f"Source recall@3 on the 10k KB: fine-tuned (single pass) {fp32['retrieval']['recall_at_3']}, "
         f"base encoder (two-pass) {base['retrieval']['recall_at_3']} over {fp32['retrieval']['questions']} questions.",
     ]
-    (RESULTS / "engine.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 
