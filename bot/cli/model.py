@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import settings
+from bot.cli.common import passive_openmp, settings
 from training.config import TrainingConfig
 from training.data import load_examples
 from training.errors import DataError, ModelError
@@ -91,6 +91,7 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
         """Fine-tune the intent classifier, choose its hand-off threshold and save the model directory."""
+        passive_openmp()
         from training.train import train
 
         current = settings()

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import settings
+from bot.cli.common import passive_openmp, settings
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; only the result line.")] = False,
     ) -> None:
         """Learn from agent corrections: train a candidate, promote it only if it is not worse than production."""
+        passive_openmp()
         from bot.retrain import EXIT_FAILED, EXIT_LOCKED, RetrainError, RetrainLocked, retrain  # loads torch
 
         current = settings()
