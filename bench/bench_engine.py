@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import torch
 
@@ -337,6 +338,7 @@ def main() -> None:
         return
 
     torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(1)  # as `bot.runtime.build_engine` serves
     settings = load_settings()
     version_dir = resolve_version(args)
     log(f"model version {version_dir}")
