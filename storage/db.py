@@ -13,6 +13,7 @@ messages never show the password.
 from __future__ import annotations
 
 import os
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,24 @@ def upgrade(url: str | URL, revision: str = "head") -> tuple[str | None, str]:
 
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
-    """`upgrade()` for an existing engine (the only way to migrate an in-memory SQLite database)."""
+    """`upgrade()` for an existing engine (the only way to migrate an in-memory SQLite database).
+
+    On SQLite, two processes opening a brand-new database at once can get an immediate "database is locked"
+    (switching to WAL or upgrading a read snapshot does not wait on the busy timeout): such an attempt is
+    retried a few times before the error is reported.
+    """
+    attempts = 8 if engine.dialect.name == "sqlite" else 1
+    for attempt in range(attempts):
+        try:
+            return _upgrade_once(engine, revision)
+        except StorageError as exc:
+            if attempt == attempts - 1 or "locked" not in str(exc):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _upgrade_once(engine: Engine, revision: str) -> tuple[str | None, str]:
     before = engine_revision(engine)
     target = head_revision() if revision == "head" else revision
     if before == target:

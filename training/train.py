@@ -7,6 +7,7 @@ import logging
 import math
 import platform
 import random
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -309,7 +310,8 @@ def _fit(
         history.append(record)
         log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in record.items()})
         if progress:
-            tqdm.write(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"))
+            summary = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch")
+            tqdm.write(f"epoch {epoch}: {summary}", file=sys.stderr)  # progress, like the bars: not stdout
         if has_val and config.patience and stale >= config.patience:
             log.info("early stop after epoch %d (best epoch %d)", epoch, best_epoch)
             break

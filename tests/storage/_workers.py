@@ -8,6 +8,8 @@ from multiprocessing.synchronize import Barrier
 from storage.errors import DuplicateEventError
 from storage.repository import Repository
 
+BARRIER_TIMEOUT_S = 60  # a worker that dies early breaks the barrier for the other instead of hanging it
+
 
 def race(url: str, worker: int, own: int, shared: int, barrier: Barrier, results: Queue) -> None:
     """Race the other worker through every step where processes meet on one database.
@@ -21,12 +23,12 @@ def race(url: str, worker: int, own: int, shared: int, barrier: Barrier, results
     """
     step = "open"
     try:
-        barrier.wait()
+        barrier.wait(timeout=BARRIER_TIMEOUT_S)
         repo = Repository(url)
         events = [f"w{worker}-{i}" for i in range(own)] + [f"shared-{i}" for i in range(shared)]
         stored = duplicates = 0
         step = "write"
-        barrier.wait()
+        barrier.wait(timeout=BARRIER_TIMEOUT_S)
         for event_id in events:
             conversation = repo.get_or_create_conversation(
                 team_id="T", channel_id="C", thread_ts="race", started_by=f"U{worker}"
@@ -39,10 +41,11 @@ def race(url: str, worker: int, own: int, shared: int, barrier: Barrier, results
                 duplicates += 1
         step = "promote"
         repo.register_model(f"v{worker}", path=f"/m/v{worker}", metrics={}, dataset_hash="h")
-        barrier.wait()
+        barrier.wait(timeout=BARRIER_TIMEOUT_S)
         for round_ in range(10):
             repo.promote(f"v{(worker + round_) % 2}")
         repo.close()
         results.put((worker, stored, duplicates, None))
-    except Exception as exc:  # reported to the test instead of a silent child crash
+    except BaseException as exc:  # reported to the test instead of a silent child crash (or a hang)
+        barrier.abort()
         results.put((worker, 0, 0, f"{step}: {exc!r}"))

@@ -24,12 +24,18 @@ def test_two_processes_migrating_and_writing_one_thread_lose_nothing(empty_db_ur
         context.Process(target=_workers.race, args=(empty_db_url, worker, OWN, SHARED, barrier, results))
         for worker in (0, 1)
     ]
-    for process in processes:
-        process.start()
-    outcomes = sorted(results.get(timeout=TIMEOUT_S) for _ in processes)
-    for process in processes:
-        process.join(timeout=TIMEOUT_S)
-        assert process.exitcode == 0
+    try:
+        for process in processes:
+            process.start()
+        outcomes = sorted(results.get(timeout=TIMEOUT_S) for _ in processes)
+        for process in processes:
+            process.join(timeout=TIMEOUT_S)
+            assert process.exitcode == 0
+    finally:
+        for process in processes:  # never leave a stuck child behind (it would hang the whole run)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
 
     assert [error for *_, error in outcomes] == [None, None]
     assert current_revision(empty_db_url) == head_revision()
