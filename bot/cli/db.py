@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -30,6 +31,19 @@ def _noun(table: str, number: int) -> str:
 def _repository() -> Repository:
     current = settings()
     return Repository(current.db_url, mask_pii=current.pii_masking)
+
+
+def _delete_confirmed(
+    delete: Callable[[bool], dict[str, int]], *, nothing: str, question: str, done: str, yes: bool
+) -> None:
+    """Count what `delete` would remove (dry run), ask unless `yes`, delete, and report the counts."""
+    planned = delete(True)
+    if not any(planned.values()):
+        typer.echo(f"nothing to delete: {nothing}.")
+        return
+    if not yes:
+        typer.confirm(question.replace("{}", _describe(planned), 1), abort=True)
+    typer.echo(done.replace("{}", _describe(delete(False)), 1))  # not .format: ids are user input
 
 
 def register(app: typer.Typer) -> None:
@@ -65,14 +79,13 @@ def register(app: typer.Typer) -> None:
         cutoff = utcnow() - timedelta(days=older_than)
         what = f"conversations last active before {cutoff:%Y-%m-%d %H:%M} UTC"
         with _repository() as repo:
-            planned = repo.purge_older_than(cutoff, dry_run=True)
-            if not any(planned.values()):
-                typer.echo(f"nothing to delete: no {what}.")
-                return
-            if not yes:
-                typer.confirm(f"Delete {_describe(planned)} ({what})?", abort=True)
-            deleted = repo.purge_older_than(cutoff)
-        typer.echo(f"deleted {_describe(deleted)}.")
+            _delete_confirmed(
+                lambda dry_run: repo.purge_older_than(cutoff, dry_run=dry_run),
+                nothing=f"no {what}",
+                question="Delete {} (" + what + ")?",
+                done="deleted {}.",
+                yes=yes,
+            )
 
     @db_app.command("forget-user")
     def forget_user(
@@ -81,11 +94,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete everything a user wrote or rated (their conversations, messages and ratings)."""
         with _repository() as repo:
-            planned = repo.forget_user(slack_user_id, dry_run=True)
-            if not any(planned.values()):
-                typer.echo(f"nothing to delete: no data of user {slack_user_id}.")
-                return
-            if not yes:
-                typer.confirm(f"Delete {_describe(planned)} of user {slack_user_id}?", abort=True)
-            deleted = repo.forget_user(slack_user_id)
-        typer.echo(f"deleted {_describe(deleted)} of user {slack_user_id}.")
+            _delete_confirmed(
+                lambda dry_run: repo.forget_user(slack_user_id, dry_run=dry_run),
+                nothing=f"no data of user {slack_user_id}",
+                question="Delete {} of user " + slack_user_id + "?",
+                done="deleted {} of user " + slack_user_id + ".",
+                yes=yes,
+            )
