@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-AnswerKind = Literal["intent", "retrieval", "handoff"]
+AnswerKind = Literal["intent", "retrieval", "clarify", "handoff"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,10 @@ class EngineAnswer:
     """The engine's decision for one question.
 
     Args:
-        text: what to say: the curated answer, the knowledge-base passage, or the hand-off text.
-        source: `intent` (curated answer), `retrieval` (knowledge-base passage) or `handoff` (not confident).
+        text: what to say: the curated answer, the knowledge-base passage, the clarifying question, or the
+            hand-off text.
+        source: `intent` (curated answer), `retrieval` (knowledge-base passage), `clarify` (the customer is
+            asked which of `candidates` they mean) or `handoff` (not confident).
         intent: the predicted intent, when the classifier produced one (also its best guess on a hand-off).
         confidence: the classifier's probability for `intent`.
         sources: knowledge-base documents backing the answer, best first.
@@ -43,11 +45,14 @@ class EngineAnswer:
         latency_ms: time the engine spent on the question.
         question: the question as the model saw it (normalised, length-capped, PII-masked).
         truncated: the question was cut to the engine's length limit.
-        threshold: the model's abstention threshold `confidence` was compared with.
+        threshold: the operating point's answer threshold `score` was compared with.
         top_intents: the classifier's best intents with their probabilities, best first (diagnostics).
         hits: the best knowledge-base hits, whatever their score, best first (diagnostics).
         reason: why the curated answer was not given (`out_of_scope`, `low_confidence`, `no_answer`);
-            `None` when `source` is `intent`.
+            `None` when `source` is `intent` or `clarify`.
+        score: the out-of-scope score of the question (`score_name`), compared with `threshold`.
+        score_name: which score the model's operating point uses (e.g. `combined`, `msp`).
+        candidates: for `clarify`, the intents offered, best first, each with the question that names it.
     """
 
     text: str
@@ -63,6 +68,9 @@ class EngineAnswer:
     top_intents: tuple[tuple[str, float], ...] = ()
     hits: tuple[SourceDoc, ...] = ()
     reason: str | None = None
+    score: float | None = None
+    score_name: str | None = None
+    candidates: tuple[tuple[str, str], ...] = ()
 
     def record_fields(self) -> dict[str, Any]:
         """The keyword arguments of `Repository.record_answer` that describe this answer (the same for every
@@ -84,6 +92,10 @@ class EngineLike(Protocol):
 
     def answer(self, text: str) -> EngineAnswer:
         """Answer one question. Synchronous and CPU-bound: async callers run it off the event loop."""
+        ...
+
+    def answer_intent(self, intent: str) -> EngineAnswer:
+        """The curated answer of `intent` (the customer picked it in a clarifying question)."""
         ...
 
     @property

@@ -301,6 +301,14 @@ class IntentCatalog:
             return item.description
         return intent.replace("_", " ").strip().capitalize()
 
+    def question_for(self, intent: str) -> str:
+        """How a clarifying question names `intent` to a customer: its first example question, else the
+        humanised name ("reset_password" -> "Reset password")."""
+        item = self._intents.get(intent)
+        if item and item.examples:
+            return item.examples[0]
+        return intent.replace("_", " ").strip().capitalize()
+
     def missing_sources(self, kb_dir: str | Path) -> list[tuple[str, str]]:
         """The `(intent, source)` pairs whose source document does not exist under `kb_dir`."""
         root = Path(kb_dir).expanduser()

@@ -7,8 +7,10 @@ Pipeline for each question:
    same text it is later trained on);
 3. ONE forward pass of the intent model: class probabilities and the L2-normalised question embedding;
 4. FAISS search of the knowledge base with that embedding (the index was built with the same encoder);
-5. decide: the intent's curated answer when the classifier is confident and an answer exists; else the best
-   passage when its score reaches `retrieval_min_score`; else hand off to a human.
+5. decide (`Engine._decide`, the one place where the decision is made): the model's operating point
+   (`training.calibration.OperatingPoint`) says answer, clarify or hand off; "answer" gives the intent's
+   curated answer when one exists; "clarify" asks which of the top two intents is meant (those with an
+   answer); otherwise the best passage when its score reaches `retrieval_min_score`; else hand off.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from training.text import normalise_text
 
 HANDOFF_TEXT = "I'm not sure about this one, so I've asked a human colleague to follow up here."
 """What the customer reads when the bot hands the question to a human."""
+CLARIFY_TEXT = "I want to get this right. Which of these do you mean?"
+"""What the customer reads above the buttons of a clarifying question."""
 
 MAX_SOURCES = 3
 """Most knowledge-base documents cited with an answer."""
@@ -192,24 +196,48 @@ class Engine:
             raise EmptyQuestionError("the question is empty; type a question to get an answer")
         return _Question(normalised, truncated=len(text) > len(window) or len(full) > limit)
 
+    def answer_intent(self, intent: str) -> EngineAnswer:
+        """The curated answer of `intent`, as when the classifier picked it (a customer's clarification).
+
+        Raises:
+            KeyError: The intent has no curated answer.
+        """
+        curated = self.catalog.answer_for(intent) or self.extra_answers.get(intent)
+        if not curated:
+            raise KeyError(intent)
+        sources = self._intent_sources(intent, None, [])
+        return EngineAnswer(curated, "intent", intent, None, sources, self.version, threshold=self.model.threshold)
+
+    def _curated(self, intent: str) -> str | None:
+        return self.catalog.answer_for(intent) or self.extra_answers.get(intent)
+
     def _decide(
         self, question: _Question, prediction: Prediction, hits: list[Hit], started: float | None
     ) -> EngineAnswer:
         label, confidence = prediction.label, prediction.confidence
-        threshold = self.model.threshold
         reason: str | None = None
-        curated = self.catalog.answer_for(label) or self.extra_answers.get(label)
+        curated = self._curated(label)
+        offered = tuple(
+            (intent, self.catalog.question_for(intent))
+            for intent in prediction.candidates
+            if intent not in self._out_of_scope_labels and self._curated(intent)
+        )
         if label in self._out_of_scope_labels:
             reason = "out_of_scope"
-        elif prediction.abstain or confidence < threshold:
+        elif prediction.action == "clarify" and offered:
+            reason = "clarify"
+        elif prediction.action != "answer":
             reason = "low_confidence"
         elif not curated:
             reason = "no_answer"
         relevant = [hit for hit in hits if hit.score >= self.retrieval_min_score]
 
+        candidates: tuple[tuple[str, str], ...] = ()
         if reason is None and curated:
             source, text = "intent", curated
             sources = self._intent_sources(label, prediction.embedding, relevant)
+        elif reason == "clarify":
+            source, text, sources, candidates, reason = "clarify", CLARIFY_TEXT, [], offered, None
         elif relevant:
             source, text = "retrieval", trim_passage(relevant[0].text)
             sources = [_source(hit) for hit in relevant[:MAX_SOURCES]]
@@ -220,7 +248,7 @@ class Engine:
         latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         return EngineAnswer(
             text=text,
-            source=source,  # type: ignore[arg-type]  # one of the three literals above
+            source=source,  # type: ignore[arg-type]  # one of the four literals above
             intent=label,
             confidence=confidence,
             sources=sources,
@@ -228,13 +256,16 @@ class Engine:
             latency_ms=latency,
             question=question.text,
             truncated=question.truncated,
-            threshold=threshold,
+            threshold=self.model.threshold,
             top_intents=tuple((name, float(p)) for name, p in ranked),
             hits=tuple(_source(hit) for hit in hits),
             reason=reason,
+            score=prediction.score,
+            score_name=self.model.point.score,
+            candidates=candidates,
         )
 
-    def _intent_sources(self, intent: str, embedding: np.ndarray, relevant: list[Hit]) -> list[SourceDoc]:
+    def _intent_sources(self, intent: str, embedding: np.ndarray | None, relevant: list[Hit]) -> list[SourceDoc]:
         """The catalog's documents for `intent` first, then the relevant hits; distinct, at most MAX_SOURCES."""
         sources: dict[str, SourceDoc] = {}
         scores = {hit.doc_id: hit.score for hit in relevant}
@@ -245,7 +276,7 @@ class Engine:
             title, url, vectors = known
             score = scores.get(doc_id)
             if score is None:
-                score = float((vectors @ embedding).max())
+                score = float((vectors @ embedding).max()) if embedding is not None else 1.0
             sources[doc_id] = SourceDoc(doc_id, title, url, score)
         for hit in relevant:
             sources.setdefault(hit.doc_id, _source(hit))

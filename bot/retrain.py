@@ -42,6 +42,7 @@ from retrieval.documents import Document, documents_fingerprint
 from retrieval.ingest import AgentAnswer, documents_from_records, load_documents
 from storage.models import ModelVersion, TrainingRun
 from storage.repository import Repository
+from training.calibration import DecisionPolicy
 from training.data import Example, dataset_hash, load_examples
 from training.evaluate import EvalReport, evaluate
 from training.feedback import FeedbackDataset, TrustPolicy, build_dataset
@@ -89,6 +90,8 @@ class BuildFn(Protocol):
         training_config: TrainingConfig,
         kb_documents: Sequence[Document],
         extra_answers: Mapping[str, str] | None = None,
+        policy: DecisionPolicy | None = None,
+        log_out_of_scope: Sequence[str] = (),
         progress: bool = True,
     ) -> Path: ...
 
@@ -320,6 +323,14 @@ class _Job:
             + (f", new: {', '.join(dataset.new_intents)}" if dataset.new_intents else "")
             + f"), {len(documents)} knowledge-base documents, device {resolve_device(config.device)}"
         )
+        operating = self.settings.decision_policy(oos_share=dataset.oos_share)
+        share_origin = "measured from agent labels" if dataset.oos_share is not None else "OOS_SHARE"
+        self.echo(
+            f"operating point: wrong answer = {operating.wrong_answer_cost:g} hand-offs, out-of-scope share "
+            f"{operating.oos_share:.0%} ({share_origin}), {len(dataset.calibration_oos)} agent-labelled "
+            "out-of-scope questions to calibrate on"
+        )
+        metrics["oos_share"] = {"value": operating.oos_share, "origin": share_origin}
         with self._timed("train_s"):
             path = self.build(
                 self.settings.models_dir,
@@ -329,6 +340,8 @@ class _Job:
                 training_config=config,
                 kb_documents=documents,
                 extra_answers=dataset.intent_answers,
+                policy=operating,
+                log_out_of_scope=dataset.calibration_oos,
                 progress=self.progress,
             )
 
@@ -337,6 +350,7 @@ class _Job:
             candidate = load_version(path, device=None, threads=self.settings.torch_threads or None)
             candidate_report = evaluate(candidate.model, eval_set)
             candidate_scores = scores_of(candidate_report, candidate.model.labels)
+            operating_point = dict(candidate.model.info.get("decision") or {})
             production_report, production_scores, notes = self._evaluate_production(production, eval_set)
             del candidate
 
@@ -379,6 +393,7 @@ class _Job:
             provenance=dataset.provenance,
             new_intents=dataset.new_intents,
             history=self._history(),
+            operating_point=operating_point,
             notes=[*notes, *self._timing_notes()],
         )
 
@@ -461,7 +476,7 @@ class _Job:
         config = TrainingConfig(
             base_model=settings.base_model_name,
             epochs=settings.retrain_epochs,
-            target_precision=settings.target_precision,
+            calibration_twin=settings.calibration_twin,
             out_of_scope_label=settings.out_of_scope_label,
             num_threads=settings.torch_threads or None,
             init_from=init_from,
@@ -608,6 +623,9 @@ def _summary(report: EvalReport) -> dict[str, Any]:
         "coverage": report.coverage,
         "answered_precision": report.answered_precision,
         "threshold": report.threshold,
+        "score": report.score,
+        "clarified": report.clarified,
+        "out_of_scope_recall": report.out_of_scope_recall,
         "model_version": report.model_version,
     }
 

@@ -147,6 +147,10 @@ class ModelHolder:
         """Answer with the current engine (a concurrent swap does not affect an answer already started)."""
         return self._engine.answer(text)
 
+    def answer_intent(self, intent: str) -> EngineAnswer:
+        """The curated answer of `intent` from the current engine."""
+        return self._engine.answer_intent(intent)
+
     def answer_many(self, texts: list[str]) -> list[EngineAnswer]:
         """Batched answers, all from the same engine."""
         return self._engine.answer_many(texts)
@@ -301,7 +305,7 @@ def _bootstrap(settings: Settings, repo: Repository, say: Echo, progress: bool) 
     try:
         config = TrainingConfig(
             base_model=settings.base_model_name,
-            target_precision=settings.target_precision,
+            calibration_twin=settings.calibration_twin,
             out_of_scope_label=settings.out_of_scope_label,
             num_threads=settings.torch_threads or None,
         )

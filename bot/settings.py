@@ -6,10 +6,13 @@ Built once at start-up by `load_settings()`; everything below `bot` receives pla
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from training.calibration import DecisionPolicy
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -55,7 +58,13 @@ class Settings(BaseSettings):
     kb_dir: Path | None = None
     eval_file: Path | None = None
     out_of_scope_label: str = "out_of_scope"
-    target_precision: float = Field(0.90, gt=0.0, le=1.0)
+    wrong_answer_cost: float = Field(1.0, gt=0.0, le=100.0)
+    oos_share: float = Field(0.3, ge=0.0, lt=1.0)
+    oos_score: Literal["msp", "margin", "energy", "cosine", "knn", "mahalanobis", "combined"] = "combined"
+    clarify: bool = True
+    clarify_cost: float = Field(0.3, ge=0.0, lt=1.0)
+    clarify_max_share: float = Field(0.1, ge=0.0, le=1.0)
+    calibration_twin: bool = True
     retrieval_min_score: float = Field(0.55, ge=-1.0, le=1.0)
     max_question_chars: int = Field(4000, ge=10)
     torch_threads: int = Field(0, ge=0)
@@ -106,6 +115,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    def decision_policy(self, oos_share: float | None = None) -> DecisionPolicy:
+        """The operating-point policy (`oos_share` overrides OOS_SHARE, e.g. with the share measured in the logs)."""
+        from training.calibration import DecisionPolicy
+
+        return DecisionPolicy(
+            wrong_answer_cost=self.wrong_answer_cost,
+            oos_share=self.oos_share if oos_share is None else oos_share,
+            clarify=self.clarify,
+            clarify_cost=self.clarify_cost,
+            max_clarify_share=self.clarify_max_share,
+            score=self.oos_score,
+        )
 
     # --- Derived locations -------------------------------------------------------------------
     @property

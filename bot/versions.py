@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from retrieval.documents import Document, documents_fingerprint
 from retrieval.errors import KnowledgeBaseError
 from retrieval.index import KnowledgeIndex
+from training.calibration import DecisionPolicy
 from training.data import Example
 from training.errors import ModelError
 from training.model import IntentModel
@@ -82,6 +83,8 @@ def build_version(
     training_config: TrainingConfig,
     kb_documents: Sequence[Document],
     extra_answers: Mapping[str, str] | None = None,
+    policy: DecisionPolicy | None = None,
+    log_out_of_scope: Sequence[str] = (),
     progress: bool = True,
 ) -> Path:
     """Train a model, index the knowledge base with it, and write both as version `version`, atomically.
@@ -94,6 +97,8 @@ def build_version(
         training_config: Hyper-parameters; its `version` is overridden with `version`.
         kb_documents: Knowledge-base documents to index with the trained model's encoder (may be empty).
         extra_answers: Agent-written answers for intents that have no curated answer in the catalog.
+        policy: How the operating point is chosen (defaults when None).
+        log_out_of_scope: Agent-labelled out-of-scope questions to calibrate on (never trained on).
         progress: Show training progress bars.
 
     Returns:
@@ -113,7 +118,15 @@ def build_version(
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=_STAGING_SUFFIX, dir=root))
     try:
         config = dataclasses.replace(training_config, version=version)
-        model = train(config, train_examples, val_examples, staging / MODEL_DIR, progress=progress)
+        model = train(
+            config,
+            train_examples,
+            val_examples,
+            staging / MODEL_DIR,
+            policy=policy,
+            log_out_of_scope=log_out_of_scope,
+            progress=progress,
+        )
         index = _build_index(model, kb_documents)
         index.save(staging / INDEX_DIR)
         answers = _clean_answers(extra_answers or {})

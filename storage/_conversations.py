@@ -17,11 +17,11 @@ from storage.text import clean_text
 
 Role = Literal["user", "bot", "agent"]
 RaterRole = Literal["agent", "customer"]
-AnswerSource = Literal["intent", "retrieval", "handoff"]
+AnswerSource = Literal["intent", "retrieval", "clarify", "handoff"]
 
 ROLES: tuple[str, ...] = ("user", "bot", "agent")
 RATER_ROLES: tuple[str, ...] = ("agent", "customer")
-ANSWER_SOURCES: tuple[str, ...] = ("intent", "retrieval", "handoff")
+ANSWER_SOURCES: tuple[str, ...] = ("intent", "retrieval", "clarify", "handoff")
 
 
 class ConversationLog(RepositoryBase):
@@ -283,7 +283,7 @@ class ConversationLog(RepositoryBase):
             helpful: the verdict; None for a correction without a verdict.
             corrected_intent: the intent an agent says was right.
             corrected_answer: the answer an agent says was right (PII-masked).
-            source: "button", "reaction", "modal" or "cli".
+            source: "button", "reaction", "modal", "cli" or "clarify" (a customer's pick in a clarifying question).
             created_at: when (default now).
         """
         self._choice(rater_role, RATER_ROLES, "rater_role")

@@ -104,7 +104,7 @@ class Answer(SQLModel, table=True):
     conversation_id: int = _fk("conversations.id")
     question_id: int = _fk("messages.id")
     text: str = Field(sa_column=Column(Text, nullable=False))
-    source: str = Field(max_length=16)  # intent | retrieval | handoff
+    source: str = Field(max_length=16)  # intent | retrieval | clarify | handoff
     intent: str | None = Field(default=None, max_length=128, index=True)
     confidence: float | None = None
     doc_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -11,7 +11,18 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from training.calibration import CurvePoint, answer_scores, coverage_curve, max_in_scope, ood_auroc
+from training.calibration import (
+    ANSWER,
+    CLARIFY,
+    CalibrationSet,
+    DecisionPolicy,
+    OperatingPoint,
+    Outcome,
+    best_threshold,
+    ood_auroc,
+    outcome,
+)
+from training.calibration import curve as outcome_curve
 from training.data import Example
 from training.errors import DataError
 from training.model import IntentModel
@@ -27,13 +38,23 @@ class IntentMetrics:
     support: int
 
 
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """Answering every question with score >= `threshold` covers `coverage` of them at `precision`."""
+
+    threshold: float
+    coverage: float
+    precision: float
+
+
 @dataclass
 class EvalReport:
     """Everything `evaluate` measured.
 
     With no out-of-scope rows ("closed set"), `accuracy`/`macro_f1`/`per_intent` score the top label (the
-    classic intent-accuracy). With out-of-scope rows ("open set") they score the bot's decision: an abstention
-    counts as predicting the out-of-scope label.
+    classic intent-accuracy). With out-of-scope rows ("open set") they score the bot's decision at the model's
+    own operating point: a hand-off counts as predicting the out-of-scope label, and so does a clarifying
+    question (counted separately in `clarified` and `resolved`).
 
     Attributes:
         model_version: Version of the evaluated model.
@@ -42,13 +63,22 @@ class EvalReport:
         accuracy: Accuracy of the decision (see above).
         macro_f1: Macro-averaged F1 over the labels present in the data or predicted.
         per_intent: Label -> precision/recall/F1/support.
-        threshold: The model's abstention threshold.
-        coverage: Share of rows the bot answers (not abstained).
+        threshold: The model's answer threshold (on the score `score`).
+        score: The out-of-scope score of the model's operating point.
+        coverage: Share of rows the bot answers directly.
+        clarified: Share of rows that get a clarifying question.
+        resolved: Share of in-scope rows answered right directly or after one click (the right intent is
+            one of the two offered).
         answered_precision: Share of answered rows whose intent is right (None when nothing is answered).
         in_scope_accuracy: Top-label accuracy on in-scope rows, ignoring abstention.
         out_of_scope_precision: Among abstained rows, the share that were out of scope (open set only).
         out_of_scope_recall: Share of out-of-scope rows abstained (open set only).
-        auroc: In-scope vs out-of-scope separation by max in-scope probability (open set only).
+        auroc: In-scope vs out-of-scope separation by the operating point's score (open set only).
+        auroc_by_score: The same for every score (open set only).
+        outcomes: Open set: what this data gives at the model's own point (`own`, with clarification as
+            configured; `own_direct` without), and at the best threshold in hindsight (`hindsight`), in the
+            model's policy's units (cost per question, decision accuracy, rates).
+        policy_curve: Open set: the outcome at thresholds spread over the score's range.
         unknown_labels: Labels in the data that the model does not know (always wrong).
         confusion_labels: Row/column order of `confusion`.
         confusion: Confusion matrix (rows = truth, columns = decision).
@@ -66,9 +96,15 @@ class EvalReport:
     coverage: float
     answered_precision: float | None
     in_scope_accuracy: float | None
+    score: str = "msp"
+    clarified: float = 0.0
+    resolved: float | None = None
     out_of_scope_precision: float | None = None
     out_of_scope_recall: float | None = None
     auroc: float | None = None
+    auroc_by_score: dict[str, float | None] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    policy_curve: list[Outcome] = field(default_factory=list)
     unknown_labels: list[str] = field(default_factory=list)
     confusion_labels: list[str] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)
@@ -107,11 +143,14 @@ def evaluate(
         raise DataError("no examples to evaluate; give a non-empty data file")
     oos = model.out_of_scope_label
     labels = model.labels
-    probs, _ = model.probabilities([ex.text for ex in examples], batch_size)
-    top, scores = answer_scores(probs, labels, oos)
+    probs, embeddings = model.probabilities([ex.text for ex in examples], batch_size)
+    scores = model.decision_scores(probs, embeddings)
+    point = model.point
+    actions = point.actions(scores)
+    values = scores.values[point.score]
     truth = np.array([ex.label for ex in examples], dtype=object)
-    top_label = np.array([labels[i] for i in top], dtype=object)
-    answered = scores >= model.threshold
+    top_label = np.array([labels[i] for i in probs.argmax(axis=1)], dtype=object)
+    answered = actions == ANSWER
     is_oos = truth == oos
     open_set = bool(is_oos.any())
     decision = np.where(answered, top_label, oos) if open_set else top_label
@@ -125,6 +164,15 @@ def evaluate(
     }
     correct_answer = (top_label == truth) & ~is_oos
     in_scope = ~is_oos
+    index = {label: i for i, label in enumerate(labels)}
+    data = CalibrationSet(
+        scores,
+        np.array([index[t] if t in index and t != oos else -1 for t in truth]),
+        np.ones(len(examples)),
+        np.where(in_scope, "in_scope", "eval_oos").astype(object),
+    )
+    policy = _policy(model)
+    own = outcome(point, data, policy)
     report = EvalReport(
         model_version=model.version,
         examples=len(examples),
@@ -132,24 +180,62 @@ def evaluate(
         accuracy=float(accuracy_score(truth, decision)),
         macro_f1=float(f1_score(truth, decision, labels=present, average="macro", zero_division=0)),
         per_intent=per_intent,
-        threshold=model.threshold,
+        threshold=point.threshold,
         coverage=float(answered.mean()),
         answered_precision=float(correct_answer[answered].mean()) if answered.any() else None,
         in_scope_accuracy=float((top_label[in_scope] == truth[in_scope]).mean()) if in_scope.any() else None,
+        score=point.score,
+        clarified=float((actions == CLARIFY).mean()),
+        resolved=own.in_scope_resolved,
         unknown_labels=sorted(set(truth) - set(labels) - {oos}),
         confusion_labels=present,
         confusion=confusion_matrix(truth, decision, labels=present).tolist(),
-        curve=coverage_curve(scores, correct_answer),
+        curve=coverage_curve(values, correct_answer),
     )
     if open_set:
         abstained = ~answered
         report.out_of_scope_precision = float(is_oos[abstained].mean()) if abstained.any() else None
         report.out_of_scope_recall = float(abstained[is_oos].mean())
-        in_scores = max_in_scope(probs, labels, oos)
-        report.auroc = ood_auroc(in_scores[in_scope], in_scores[is_oos])
+        report.auroc_by_score = {name: ood_auroc(v, in_scope) for name, v in scores.values.items()}
+        report.auroc = report.auroc_by_score.get(point.score)
+        direct = DecisionPolicy(**{**policy.to_dict(), "clarify": False})
+        hindsight = OperatingPoint(point.score, best_threshold(data, direct, point.score)[0])
+        report.outcomes = {
+            "own": own,
+            "own_direct": outcome(OperatingPoint(point.score, point.threshold), data, direct),
+            "hindsight": outcome(hindsight, data, direct),
+        }
+        report.policy_curve = outcome_curve(data, direct, point.score)
     if out_dir is not None:
         report.plots = write_plots(report, Path(out_dir))
     return report
+
+
+def _policy(model: IntentModel) -> DecisionPolicy:
+    """The policy the model was calibrated with (the defaults for a model saved before policies)."""
+    stored = (model.info.get("decision") or {}).get("policy")
+    try:
+        return DecisionPolicy(**stored) if isinstance(stored, dict) else DecisionPolicy(score=model.point.score)
+    except (TypeError, ValueError):
+        return DecisionPolicy(score=model.point.score)
+
+
+def coverage_curve(scores: np.ndarray, correct: np.ndarray, points: int = 101) -> list[CurvePoint]:
+    """Coverage and precision of the answered set at `points` thresholds spread over the scores' range.
+
+    Coverage never increases with the threshold. Precision is 1.0 where nothing is answered.
+    """
+    scores, correct = np.asarray(scores, dtype=np.float64), np.asarray(correct, dtype=bool)
+    finite = scores[np.isfinite(scores)]
+    if not len(finite):
+        return []
+    curve = []
+    for threshold in np.linspace(finite.min(), finite.max(), points):
+        answered = scores >= threshold
+        count = int(answered.sum())
+        precision = float(correct[answered].mean()) if count else 1.0
+        curve.append(CurvePoint(round(float(threshold), 4), count / max(len(scores), 1), precision))
+    return curve
 
 
 def write_plots(report: EvalReport, out_dir: Path) -> dict[str, str]:

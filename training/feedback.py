@@ -11,7 +11,9 @@ Where labels come from (each log rating becomes at most one *observation*):
 - **agent veto**: an agent rated an intent answer unhelpful without saying what is right: the predicted intent
   is wrong for this question (it removes that label, and adds none);
 - **customer**: a customer rated an intent answer helpful, used only when `TrustPolicy.trust_customers` and the
-  answer's confidence was at least `customer_min_confidence`. Unhelpful customer ratings never create a label.
+  answer's confidence was at least `customer_min_confidence`; or a customer picked an intent in a clarifying
+  question (rating source `clarify`, under `trust_customers` whatever the confidence: the customer chose it).
+  Unhelpful customer ratings never create a label.
 
 Conflicts are resolved per normalised text: the latest agent decision wins; without one the seed label wins;
 without one the latest trusted customer label. A new agent-labelled question is set aside for the frozen
@@ -37,6 +39,10 @@ ORIGINS: tuple[Origin, ...] = ("seed", "agent_correction", "agent_confirmation",
 
 MIN_TRAIN_PER_LABEL = 2
 """A held-out example is only set aside if its label keeps at least this many training examples."""
+CALIBRATION_SHARE = 0.5
+"""Share of the agent-labelled out-of-scope log questions kept out of training to calibrate the operating point."""
+MIN_LABELLED_FOR_SHARE = 50
+"""Agent-labelled log questions needed before their out-of-scope share replaces the configured OOS_SHARE."""
 
 
 def text_key(text: str) -> str:
@@ -48,9 +54,12 @@ def text_key(text: str) -> str:
     return normalise_text(text).casefold()
 
 
-def holdout_fraction(text: str) -> float:
-    """A stable number in [0, 1) from the text's key: examples below the eval share are held out."""
-    digest = hashlib.sha256(text_key(text).encode("utf-8")).digest()
+def holdout_fraction(text: str, purpose: str = "") -> float:
+    """A stable number in [0, 1) from the text's key: examples below the eval share are held out.
+
+    A `purpose` (e.g. "calibration") gives an independent number for another split of the same texts.
+    """
+    digest = hashlib.sha256((purpose + text_key(text)).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -123,6 +132,10 @@ class FeedbackDataset:
         written_answers: every agent-written answer (for the knowledge base), oldest first.
         provenance: counts for the report (winning origin per training example, conflicts, vetoes, ...).
         hash: `dataset_hash(train)`.
+        calibration_oos: agent-labelled out-of-scope log questions kept out of training; they calibrate the
+            candidate's operating point (`CALIBRATION_SHARE` of them, by text hash).
+        oos_share: the out-of-scope share among agent-labelled log questions, once there are
+            `MIN_LABELLED_FOR_SHARE` of them (else None: the configured OOS_SHARE applies).
     """
 
     train: list[Example]
@@ -134,6 +147,8 @@ class FeedbackDataset:
     written_answers: list[WrittenAnswer]
     provenance: dict[str, int] = field(default_factory=dict)
     hash: str = ""
+    calibration_oos: list[str] = field(default_factory=list)
+    oos_share: float | None = None
 
     @property
     def intents_without_answer(self) -> list[str]:
@@ -170,6 +185,12 @@ def observations(rated: Iterable[RatedAnswer], policy: TrustPolicy) -> tuple[lis
                     found.append((*order, veto))
                 else:
                     ignored["agent_rating_without_verdict"] += 1
+            elif rating.rater_role == "customer" and rating.source == "clarify" and corrected:
+                # The customer picked this intent in a clarifying question: a customer-confirmed label.
+                if policy.trust_customers:
+                    found.append((*order, Observation(text, corrected, "customer", rating.created_at)))
+                else:
+                    ignored["customer_untrusted"] += 1
             elif rating.rater_role == "customer":
                 reason = _customer_reason(item, rating.helpful, policy)
                 if reason:
@@ -359,15 +380,27 @@ def build_dataset(
         set_aside(key, row.text, row.label, "seed" if row.origin == "seed" else "log")
 
     train: list[Example] = []
+    calibration_oos: list[str] = []
     by_origin: Counter[str] = Counter()
     excluded = 0
     for key, row in resolved.items():
         if key in eval_keys:
             excluded += 1
             continue
+        if (
+            row.label == out_of_scope_label
+            and row.origin == "agent_correction"
+            and holdout_fraction(row.text, "calibration") < CALIBRATION_SHARE
+        ):
+            calibration_oos.append(row.text)
+            continue
         train.append(Example(row.text, row.label))
         by_origin[row.origin] += 1
     train.sort(key=lambda ex: (ex.label, ex.text))
+    labelled = [row for row in resolved.values() if row.first_seen_at is not None and row.origin != "customer"]
+    oos_share = None
+    if len(labelled) >= MIN_LABELLED_FOR_SHARE:
+        oos_share = sum(row.label == out_of_scope_label for row in labelled) / len(labelled)
 
     seed_labels = {example.label for example in seed}
     labels = sorted({example.label for example in train})
@@ -387,6 +420,8 @@ def build_dataset(
         "vetoed": counts["vetoed"],
         "new_intents": len(new_intents),
         "agent_written_answers": len(answers),
+        "calibration_oos": len(calibration_oos),
+        "agent_labelled_log_questions": len(labelled),
     }
     provenance |= {f"ignored_{reason}": count for reason, count in sorted(ignored.items())}
     return FeedbackDataset(
@@ -399,4 +434,6 @@ def build_dataset(
         written_answers=answers,
         provenance=provenance,
         hash=dataset_hash(train),
+        calibration_oos=sorted(calibration_oos),
+        oos_share=oos_share,
     )

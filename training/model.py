@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from training.batching import pad_batch, sorted_batches, tokenize
+from training.calibration import ANSWER, CLARIFY, Action, OperatingPoint
 from training.errors import ModelError
 from training.network import CosineHead, IntentNetwork, PooledEncoder
+from training.openset import SCORER_FILE, OpenSetScorer, QuestionScores, scores_from_probs
 from training.text import normalise_text
 
 DEFAULT_MAX_LENGTH = 256
@@ -237,15 +239,24 @@ class Prediction:
         confidence: Its softmax probability.
         scores: Probability of every label.
         embedding: The L2-normalised question embedding (float32, for knowledge-base search).
-        abstain: True when the bot should not answer from the intent: the top class is out of scope or
-            `confidence` is below the model's threshold.
+        action: What the model's operating point says: "answer" from `label`, "clarify" (ask which of
+            `candidates` is meant) or "handoff".
+        score: The out-of-scope score the operating point compared (`model.point.score`).
+        candidates: The two in-scope intents a clarifying question offers, best first.
     """
 
     label: str
     confidence: float
     scores: dict[str, float]
     embedding: np.ndarray
-    abstain: bool
+    action: Action
+    score: float
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def abstain(self) -> bool:
+        """True when the bot should not answer from `label` directly."""
+        return self.action != "answer"
 
 
 class IntentModel(Encoder):
@@ -283,7 +294,13 @@ class IntentModel(Encoder):
         self.network = IntentNetwork(self.encoder, self.head).eval()
         self.info = info
         self._labels = labels
-        self.threshold = float(info["threshold"])
+        self.scorer: OpenSetScorer | None = None
+        self.point = OperatingPoint.from_dict(info.get("decision") or {"threshold": info["threshold"]})
+
+    @property
+    def threshold(self) -> float:
+        """The operating point's answer threshold (on the score `point.score`)."""
+        return self.point.threshold
 
     @property
     def labels(self) -> list[str]:
@@ -318,10 +335,17 @@ class IntentModel(Encoder):
                 embeddings[batch] = embedding.cpu().numpy()
         return probs, embeddings
 
+    def decision_scores(self, probs: np.ndarray, embeddings: np.ndarray) -> QuestionScores:
+        """The out-of-scope scores of a batch (max softmax only for a model saved without a scorer)."""
+        if self.scorer is None:
+            return scores_from_probs(probs, self._labels, self.out_of_scope_label)
+        return self.scorer.scores(embeddings)
+
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         """Classify and embed each text (one forward pass per batch)."""
         probs, embeddings = self.probabilities(texts, batch_size)
-        return [self._prediction(p, e) for p, e in zip(probs, embeddings, strict=True)]
+        scores = self.decision_scores(probs, embeddings)
+        return [self._prediction(probs[i], embeddings[i], scores.subset(np.array([i]))) for i in range(len(probs))]
 
     def predict_one(self, text: str) -> Prediction:
         """Classify one question with the least latency (no padding, no batching)."""
@@ -330,17 +354,23 @@ class IntentModel(Encoder):
         with torch.inference_mode():
             logits, embedding = self.network(input_ids, torch.ones_like(input_ids))
             probs = torch.softmax(logits.float(), dim=-1)
-        return self._prediction(probs[0].cpu().numpy(), embedding[0].cpu().numpy())
+        row_probs, row_embedding = probs.cpu().numpy(), embedding.cpu().numpy()
+        return self._prediction(row_probs[0], row_embedding[0], self.decision_scores(row_probs, row_embedding))
 
-    def _prediction(self, probs: np.ndarray, embedding: np.ndarray) -> Prediction:
+    def _prediction(self, probs: np.ndarray, embedding: np.ndarray, scores: QuestionScores) -> Prediction:
         top = int(probs.argmax())
         label, confidence = self._labels[top], float(probs[top])
+        action = int(self.point.actions(scores)[0])
+        second = int(scores.second[0])
+        candidates = (self._labels[int(scores.top[0])], self._labels[second]) if second >= 0 else ()
         return Prediction(
             label=label,
             confidence=confidence,
             scores={name: float(p) for name, p in zip(self._labels, probs, strict=True)},
             embedding=embedding.astype(np.float32, copy=False),
-            abstain=label == self.out_of_scope_label or confidence < self.threshold,
+            action="answer" if action == ANSWER else "clarify" if action == CLARIFY else "handoff",
+            score=float(scores.values[self.point.score][0]),
+            candidates=candidates if label != self.out_of_scope_label else (),
         )
 
     # --- persistence -----------------------------------------------------------------------------
@@ -377,6 +407,8 @@ class IntentModel(Encoder):
                 },
                 str(staging / HEAD_FILE),
             )
+            if self.scorer is not None:
+                self.scorer.save(staging)
             files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
             manifest = {**self.info, "format_version": FORMAT_VERSION, "head_file": HEAD_FILE, "files": files}
             (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", "utf-8")
@@ -431,15 +463,29 @@ class IntentModel(Encoder):
             raise ModelError(f"{path}: head width {head.weight.shape[1]} != encoder width {hidden}; {_WHAT_TO_DO}")
         module = _prepare_for_inference(PooledEncoder(transformer), resolved, quantize)
         info = {**manifest, "quantized": quantize}
-        return cls(
-            tokenizer,
-            module,
-            head,
-            info=info,
-            device=resolved,
-            encoder_id=_intent_fingerprint(manifest),
-            max_length=max_length,
-        )
+        try:
+            model = cls(
+                tokenizer,
+                module,
+                head,
+                info=info,
+                device=resolved,
+                encoder_id=_intent_fingerprint(manifest),
+                max_length=max_length,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: the decision in {MANIFEST_FILE} is invalid ({exc}); {_WHAT_TO_DO}") from None
+        if SCORER_FILE in manifest["files"]:
+            model.scorer = _load_scorer(path, head, labels, model.out_of_scope_label)
+        return model
+
+
+def _load_scorer(path: Path, head: CosineHead, labels: list[str], out_of_scope_label: str) -> OpenSetScorer:
+    weight = head.weight.detach().cpu().numpy()
+    try:
+        return OpenSetScorer.load(path, weight, float(head.scale.detach()), labels, out_of_scope_label)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: {SCORER_FILE} is unreadable ({exc}); {_WHAT_TO_DO}") from None
 
 
 def _intent_fingerprint(manifest: dict[str, Any]) -> str:
@@ -484,8 +530,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         duplicates = sorted({x for x in labels if labels.count(x) > 1})
         raise ModelError(f"{path}: duplicate labels {duplicates} in {MANIFEST_FILE}; {_WHAT_TO_DO}")
     threshold = manifest.get("threshold")
-    if not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
-        raise ModelError(f"{path}: {MANIFEST_FILE} has no valid 'threshold' in [0, 1]; {_WHAT_TO_DO}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not np.isfinite(threshold):
+        raise ModelError(f"{path}: {MANIFEST_FILE} has no valid 'threshold' (a number); {_WHAT_TO_DO}")
     files = manifest.get("files")
     if not isinstance(files, dict) or not isinstance(manifest.get("version"), str):
         raise ModelError(f"{path}: {MANIFEST_FILE} lacks 'files' or 'version'; {_WHAT_TO_DO}")

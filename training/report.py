@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from training.calibration import describe
 from training.gate import Decision, Scores
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ def write_report(
     provenance: Mapping[str, int] | None = None,
     new_intents: Sequence[str] = (),
     history: Sequence[HistoryPoint] = (),
+    operating_point: Mapping[str, object] | None = None,
     notes: Sequence[str] = (),
 ) -> Path:
     """Write `report.md` and its PNG plots into `out_dir` (created if needed).
@@ -118,6 +120,7 @@ def write_report(
         provenance: where the training examples came from (`FeedbackDataset.provenance`).
         new_intents: intents introduced by agents in this run.
         history: registry versions, oldest first (the candidate is appended if missing).
+        operating_point: the candidate's calibration (`model.info["decision"]`).
         notes: extra lines (timings, index rebuild, warnings).
 
     Returns:
@@ -146,6 +149,9 @@ def write_report(
     ]:
         lines.append(f"| {name} | {_fmt(old)} | {_fmt(new)} |")
     lines.append(f"| evaluation examples | {sum(candidate.support.values())} | {sum(candidate.support.values())} |")
+    if operating_point:
+        lines += ["", "## Operating point (candidate, chosen on its calibration data)", ""]
+        lines += describe(dict(operating_point))
     if provenance:
         lines += ["", "## Training data", "", "| | count |", "|---|---|"]
         lines += [f"| {key.replace('_', ' ')} | {value} |" for key, value in provenance.items()]

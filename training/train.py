@@ -10,7 +10,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,19 @@ from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from training.batching import bucketed_batches, pad_batch, sorted_batches, tokenize
-from training.calibration import answer_scores, choose_threshold, max_in_scope, ood_auroc
+from training.calibration import DecisionPolicy, choose
 from training.config import TrainingConfig
 from training.data import Example, dataset_hash, label_counts, split
 from training.errors import DataError, ModelError
 from training.model import Encoder, IntentModel, new_version, resolve_device, set_threads
 from training.network import CosineHead, IntentNetwork
+from training.openset import OpenSetScorer, QuestionScores
+from training.simulate import HELD_OUT_SHARE, calibration_set, folds, generic_offtopic
 
 log = logging.getLogger(__name__)
+
+MIN_CALIBRATION_ROWS = 30
+"""Below this many in-scope validation rows the operating point is noted as a rough estimate."""
 
 
 @dataclass
@@ -44,9 +49,11 @@ def train(
     val_examples: Sequence[Example] | None = None,
     out_dir: str | Path | None = None,
     *,
+    policy: DecisionPolicy | None = None,
+    log_out_of_scope: Sequence[str] = (),
     progress: bool = True,
 ) -> IntentModel:
-    """Fine-tune an intent model, choose its abstention threshold on validation, and save it.
+    """Fine-tune an intent model, fit its out-of-scope scorer, choose its operating point, and save it.
 
     Starts from `config.base_model` (or the encoder of `config.init_from`) with a fresh cosine head
     initialised at the class centroids, trains with length-bucketed dynamic-padding batches, validates each
@@ -60,6 +67,8 @@ def train(
         val_examples: Validation examples; None carves a stratified `config.val_ratio` split from
             `train_examples`. Out-of-scope rows are allowed even if training has none (they calibrate abstention).
         out_dir: Where to save the model directory; None returns it unsaved.
+        policy: How the operating point is chosen (`training.calibration.DecisionPolicy`; defaults when None).
+        log_out_of_scope: Questions agents labelled out of scope (calibration only, never trained on).
         progress: Show tqdm progress bars.
 
     Returns:
@@ -70,10 +79,34 @@ def train(
         ModelError: The base model or `init_from` cannot be loaded.
     """
     started = time.perf_counter()
+    train_rows, val_rows, carved = _prepare_examples(config, train_examples, val_examples)
+    model = fine_tune(config, train_rows, val_rows, progress=progress)
+    model.info["validation_carved_from_train"] = carved
+    held_out = twin_held_out(config, train_rows, val_rows, progress=progress) if config.calibration_twin else None
+    calibrate(
+        model,
+        train_rows,
+        val_rows,
+        policy or DecisionPolicy(),
+        held_out=held_out,
+        log_out_of_scope=log_out_of_scope,
+        batch_size=config.eval_batch_size,
+        seed=config.seed,
+    )
+    model.info["training_seconds"] = round(time.perf_counter() - started, 1)
+    if out_dir is not None:
+        model.save(out_dir)
+        log.info("saved model %s to %s", model.version, out_dir)
+    return model
+
+
+def fine_tune(
+    config: TrainingConfig, train_rows: Sequence[Example], val_rows: Sequence[Example], *, progress: bool = True
+) -> IntentModel:
+    """Fine-tune on prepared rows and return the model, not yet calibrated (its threshold is the default)."""
     set_threads(config.num_threads)
     device = resolve_device(config.device)
     _seed_everything(config.seed)
-    train_rows, val_rows, carved = _prepare_examples(config, train_examples, val_examples)
     labels = sorted({ex.label for ex in train_rows})
 
     base_encoder, base_info = _load_start(config, device)
@@ -106,7 +139,6 @@ def train(
         "best_epoch": best_epoch,
         "train_examples": len(train_rows),
         "validation_examples": len(val_rows),
-        "validation_carved_from_train": carved,
         "label_counts": label_counts(train_rows),
         "dataset_hash": dataset_hash(train_rows),
         "validation_hash": dataset_hash(val_rows),
@@ -114,13 +146,50 @@ def train(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    model = IntentModel(tokenizer, pooled, head, info=info, device=device)
-    _calibrate(model, val_rows, config)
-    model.info["training_seconds"] = round(time.perf_counter() - started, 1)
-    if out_dir is not None:
-        model.save(out_dir)
-        log.info("saved model %s to %s", model.version, out_dir)
-    return model
+    return IntentModel(tokenizer, pooled, head, info=info, device=device)
+
+
+def twin_held_out(
+    config: TrainingConfig, train_rows: Sequence[Example], val_rows: Sequence[Example], *, progress: bool = True
+) -> QuestionScores | None:
+    """Scores of questions of intents a model of the same recipe never saw (the calibration twin).
+
+    The twin is trained like the model, with the intents of one leave-intents-out fold (`HELD_OUT_SHARE` of
+    them) removed; the validation questions of those intents, scored by the twin, are faithful examples of
+    in-domain questions the bot does not know. Their scores calibrate the real model's operating point.
+    None when there are too few intents or no validation questions of the hidden ones.
+    """
+    oos = config.out_of_scope_label
+    intents = sorted({ex.label for ex in train_rows} - {oos})
+    chosen = folds(range(len(intents)), HELD_OUT_SHARE, config.seed)
+    if not chosen:
+        return None
+    hidden = {intents[i] for i in chosen[0]}
+    held = [ex for ex in val_rows if ex.label in hidden]
+    twin_train = [ex for ex in train_rows if ex.label not in hidden]
+    twin_val = [ex for ex in val_rows if ex.label not in hidden and ex.label != oos]
+    if not held:
+        return None
+    log.info("calibration twin: %d of %d intents hidden, %d training rows", len(hidden), len(intents), len(twin_train))
+    if progress:
+        tqdm.write(f"calibration twin: training without {len(hidden)} of {len(intents)} intents", file=sys.stderr)
+    # From the base model even when the real model warm-starts: a previous model already knows the hidden intents.
+    twin_config = replace(config, version="calibration-twin", init_from=None)
+    twin = fine_tune(twin_config, twin_train, twin_val, progress=progress)
+    scorer = fitted_scorer(twin, twin_train, config.eval_batch_size, config.seed)
+    return scorer.scores(twin.probabilities([ex.text for ex in held], config.eval_batch_size)[1])
+
+
+def fitted_scorer(model: IntentModel, train_rows: Sequence[Example], batch_size: int, seed: int) -> OpenSetScorer:
+    """The out-of-scope scorer of `model`, its kNN bank and class means from `train_rows`."""
+    index = {label: i for i, label in enumerate(model.labels)}
+    _, embeddings = model.probabilities([ex.text for ex in train_rows], batch_size)
+    targets = np.array([index.get(ex.label, -1) for ex in train_rows], dtype=np.int64)
+    head = model.head
+    weight = head.weight.detach().cpu().numpy()
+    return OpenSetScorer.fit(
+        weight, float(head.scale.detach()), model.labels, model.out_of_scope_label, embeddings, targets, seed=seed
+    )
 
 
 def _prepare_examples(
@@ -328,33 +397,76 @@ def _snapshot(network: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in network.state_dict().items()}
 
 
-def _calibrate(model: IntentModel, val_rows: Sequence[Example], config: TrainingConfig) -> None:
-    """Choose the abstention threshold on validation and record validation metrics in `model.info`."""
-    oos = config.out_of_scope_label
+def calibrate(
+    model: IntentModel,
+    train_rows: Sequence[Example],
+    val_rows: Sequence[Example],
+    policy: DecisionPolicy,
+    *,
+    held_out: QuestionScores | None = None,
+    log_out_of_scope: Sequence[str] = (),
+    batch_size: int = 128,
+    seed: int = 0,
+) -> None:
+    """Fit the model's out-of-scope scorer and choose its operating point; record both in `model.info`.
+
+    The scorer's kNN bank and class means come from `train_rows` embedded by the fine-tuned encoder. The
+    operating point is chosen under `policy` on `val_rows` plus simulated out-of-scope questions
+    (leave-intents-out folds and the shipped off-topic set, see `training.simulate`) and `log_out_of_scope`
+    (questions agents labelled out of scope), weighted to `policy.oos_share`. `held_out` (from
+    `twin_held_out`) replaces the leave-intents-out folds on the model itself, which are optimistic: the
+    model was trained to keep those intents apart.
+    """
+    oos = model.out_of_scope_label
     labels = model.labels
-    probs, _ = model.probabilities([ex.text for ex in val_rows], config.eval_batch_size)
-    top, scores = answer_scores(probs, labels, oos)
+    index = {label: i for i, label in enumerate(labels)}
+    scorer = fitted_scorer(model, train_rows, batch_size, seed)
+    val_probs, val_embeddings = model.probabilities([ex.text for ex in val_rows], batch_size)
+    val_truth = np.array([index[ex.label] if ex.label in index and ex.label != oos else -1 for ex in val_rows])
+    generic = model.probabilities(list(generic_offtopic()), batch_size)[1]
+    logged = model.probabilities(list(log_out_of_scope), batch_size)[1] if log_out_of_scope else None
+    data = calibration_set(
+        scorer,
+        val_embeddings=val_embeddings,
+        val_truth=val_truth,
+        oos_share=policy.oos_share,
+        generic_embeddings=generic,
+        log_oos_embeddings=logged,
+        held_out=held_out,
+        seed=seed,
+    )
+    if not data.in_scope.any():
+        model.info["decision"] = {**model.point.to_dict(), "note": "no in-scope validation rows: default threshold"}
+        return
+    scorer.fit_combiner(data.scores, data.correct, data.weight)
+    data.scores = scorer.with_combined(data.scores)
+    in_scope = int(data.in_scope.sum())
+    note = f"only {in_scope} in-scope validation rows: a rough estimate" if in_scope < MIN_CALIBRATION_ROWS else ""
+    calibration = choose(data, policy, note)
+    model.scorer = scorer
+    model.point = calibration.point
+    model.info["threshold"] = calibration.to_dict()["threshold"]
+    model.info["decision"] = calibration.to_dict()
+    model.info["validation"] = _validation_metrics(val_rows, val_probs, labels, oos, calibration)
+
+
+def _validation_metrics(
+    val_rows: Sequence[Example], probs: np.ndarray, labels: list[str], oos: str, calibration: Any
+) -> dict[str, Any]:
     truth = np.array([ex.label for ex in val_rows], dtype=object)
-    predicted = np.array([labels[i] for i in top], dtype=object)
-    is_oos = truth == oos
-    correct = (predicted == truth) & ~is_oos
-    choice = choose_threshold(scores, correct, config.target_precision)
-    model.threshold = choice.threshold
-    model.info["threshold"] = choice.threshold
-    model.info["threshold_selection"] = choice.to_dict()
+    predicted = np.array([labels[i] for i in probs.argmax(axis=1)], dtype=object)
     metrics: dict[str, Any] = {"examples": len(val_rows)}
     if len(val_rows):
-        in_scope = ~is_oos
         metrics["accuracy"] = float((predicted == truth).mean())
         metrics["macro_f1"] = float(f1_score(truth, predicted, average="macro", zero_division=0))
-        if is_oos.any():
-            in_scores = max_in_scope(probs, labels, oos)
-            metrics["in_scope_accuracy"] = (
-                float((predicted[in_scope] == truth[in_scope]).mean()) if in_scope.any() else None
-            )
-            metrics["out_of_scope_recall"] = float((scores[is_oos] < choice.threshold).mean())
-            metrics["auroc"] = ood_auroc(in_scores[in_scope], in_scores[is_oos])
-    model.info["validation"] = metrics
+    outcome = calibration.outcome
+    if outcome is not None:
+        metrics["decision_accuracy"] = outcome.decision_accuracy
+        metrics["expected_cost"] = outcome.cost
+        metrics["out_of_scope_recall"] = outcome.oos_recall
+        metrics["clarified"] = outcome.clarified
+    metrics["auroc"] = calibration.auroc.get(calibration.point.score)
+    return metrics
 
 
 def _versions() -> dict[str, str]:

@@ -23,6 +23,7 @@ import click
 import typer
 
 from bot.answer import EmptyQuestionError, EngineAnswer
+from bot.clarify import record_choice
 from bot.cli.common import settings
 from storage.errors import StorageError
 from storage.repository import Repository
@@ -42,10 +43,16 @@ HUMAN = {"/human", "/agent"}
 HELP = {"/help", "/?"}
 CHAT_HELP = "Type a question. After an answer: + helpful, - not helpful, /human for a person, /quit to leave."
 HUMAN_TEXT = "OK, I've asked a human colleague to follow up on this conversation."
-_SOURCE_NAMES = {"intent": "curated answer", "retrieval": "knowledge-base passage", "handoff": "hand-off"}
+_SOURCE_NAMES = {
+    "intent": "curated answer",
+    "retrieval": "knowledge-base passage",
+    "clarify": "clarifying question",
+    "handoff": "hand-off",
+}
+SOMETHING_ELSE_TEXT = "Something else (talk to a person)"
 _REASONS = {
     "out_of_scope": "the classifier says out of scope",
-    "low_confidence": "confidence below the threshold",
+    "low_confidence": "score below the threshold",
     "no_answer": "no curated answer for this intent",
 }
 
@@ -75,6 +82,7 @@ class TerminalLog:
         self.max_question_chars = max_question_chars
         self.thread = thread or f"{SOURCE}-{uuid.uuid4().hex[:16]}"
         self._conversation_id: int | None = None
+        self.last_question_id: int | None = None
 
     @property
     def conversation_id(self) -> int:
@@ -94,9 +102,22 @@ class TerminalLog:
             conversation_id, role="user", text=question[: self.max_question_chars], user_id=self.user_id
         )
         assert message.id is not None
+        self.last_question_id = message.id
+        return self._answer(message.id, answer)
+
+    def record_pick(self, answer_id: int, intent: str | None, followup: EngineAnswer | None) -> int | None:
+        """Store the user's pick in a clarifying question and the answer that follows (or the hand-off)."""
+        record_choice(self.repo, answer_id, user_id=self.user_id, intent=intent)
+        if followup is None or self.last_question_id is None:
+            self.repo.add_handoff(self.conversation_id, answer_id=answer_id, reason="customer_request")
+            return None
+        return self._answer(self.last_question_id, followup)
+
+    def _answer(self, question_id: int, answer: EngineAnswer) -> int:
+        conversation_id = self.conversation_id
         stored = self.repo.record_answer(
             conversation_id=conversation_id,
-            question_id=message.id,
+            question_id=question_id,
             **answer.record_fields(),
         )
         assert stored.id is not None
@@ -127,11 +148,12 @@ def diagnostics(answer: EngineAnswer) -> list[str]:
     """The reasons behind an answer, one line each (plain text)."""
     lines = [f"source      {answer.source} ({_SOURCE_NAMES[answer.source]})"]
     if answer.intent is not None:
-        verdict = ""
-        if answer.threshold is not None and answer.confidence is not None:
-            sign = ">=" if answer.confidence >= answer.threshold else "<"
-            verdict = f" {sign} threshold {_pct(answer.threshold)}"
-        lines.append(f"intent      {answer.intent}  confidence {_pct(answer.confidence)}{verdict}")
+        lines.append(f"intent      {answer.intent}  confidence {_pct(answer.confidence)}")
+    if answer.score is not None and answer.threshold is not None:
+        sign = ">=" if answer.score >= answer.threshold else "<"
+        lines.append(f"score       {answer.score_name} {answer.score:.3f} {sign} threshold {answer.threshold:.3f}")
+    if answer.candidates:
+        lines.append("offered     " + " | ".join(intent for intent, _ in answer.candidates))
     if answer.reason:
         lines.append(f"why not     {_REASONS.get(answer.reason, answer.reason)}")
     if answer.top_intents:
@@ -257,6 +279,7 @@ def _converse(
     holder: ModelHolder, session: TerminalLog, lines: Iterator[str], *, interactive: bool, details: bool
 ) -> None:
     last_answer: int | None = None
+    pending: EngineAnswer | None = None  # a clarifying question waiting for a number
 
     def prompt() -> None:
         if interactive:
@@ -271,7 +294,10 @@ def _converse(
         lowered = command.lower()
         if lowered in QUIT:
             break
-        if lowered in HELP:
+        if pending is not None and command.isdigit() and int(command) <= len(pending.candidates):
+            last_answer = _pick(holder, session, pending, last_answer, int(command), details=details)
+            pending = None
+        elif lowered in HELP:
             typer.echo(CHAT_HELP)
         elif lowered in GOOD or lowered in BAD:
             if last_answer is None:
@@ -290,14 +316,39 @@ def _converse(
                 prompt()
                 continue
             last_answer = _quietly(session.record, line, answer)
-            typer.echo(f"bot> {answer.text}")
-            typer.echo(click.style(f"     {_short(answer)}", dim=True))
-            if details:
-                for detail in diagnostics(answer):
-                    typer.echo(click.style(f"     {detail}", dim=True))
-            if answer.source != "handoff":
-                typer.echo(click.style("     Rate it: + helpful, - not helpful", dim=True))
+            pending = answer if answer.source == "clarify" else None
+            _show(answer, details=details)
         prompt()
     if interactive:
         typer.echo("")
     typer.echo("Bye.")
+
+
+def _show(answer: EngineAnswer, *, details: bool) -> None:
+    typer.echo(f"bot> {answer.text}")
+    if answer.source == "clarify":
+        for number, (_, question) in enumerate(answer.candidates, start=1):
+            typer.echo(f"     {number}) {question}")
+        typer.echo(f"     0) {SOMETHING_ELSE_TEXT}")
+    typer.echo(click.style(f"     {_short(answer)}", dim=True))
+    if details:
+        for detail in diagnostics(answer):
+            typer.echo(click.style(f"     {detail}", dim=True))
+    if answer.source in ("intent", "retrieval"):
+        typer.echo(click.style("     Rate it: + helpful, - not helpful", dim=True))
+
+
+def _pick(
+    holder: ModelHolder, session: TerminalLog, asked: EngineAnswer, asked_id: int | None, number: int, *, details: bool
+) -> int | None:
+    """The user typed `number` after a clarifying question: answer the picked intent (0: hand off)."""
+    intent = asked.candidates[number - 1][0] if number else None
+    followup = holder.answer_intent(intent) if intent else None
+    answer_id = asked_id
+    if asked_id is not None:
+        answer_id = _quietly(session.record_pick, asked_id, intent, followup)
+    if followup is None:
+        typer.echo(f"bot> {HUMAN_TEXT}")
+        return asked_id
+    _show(followup, details=details)
+    return answer_id

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bot.cli.common import passive_openmp, settings
+from training.calibration import describe
 from training.config import TrainingConfig
 from training.data import load_examples
 from training.errors import DataError, ModelError
@@ -39,8 +40,9 @@ def _free_version(models_dir: Path) -> str:
     return version
 
 
-def print_report(report: EvalReport, console: Console, worst: int = 10) -> None:
-    """Print an evaluation summary and the weakest intents as tables."""
+def print_report(report: EvalReport, console: Console, decision: dict[str, Any], worst: int = 10) -> None:
+    """Print an evaluation summary, the operating point (as calibrated and as measured here) and the weakest
+    intents."""
     summary = Table(title=f"Evaluation of {report.model_version} ({report.examples} examples)", show_header=False)
     summary.add_column("metric")
     summary.add_column("value", justify="right")
@@ -48,8 +50,10 @@ def print_report(report: EvalReport, console: Console, worst: int = 10) -> None:
         "accuracy" + (" (decision, abstention = out of scope)" if report.open_set else ""), _pct(report.accuracy)
     )
     summary.add_row("macro-F1", _pct(report.macro_f1))
-    summary.add_row("threshold", f"{report.threshold:.3f}")
+    summary.add_row(f"threshold (on {report.score})", f"{report.threshold:.3f}")
     summary.add_row("coverage (answered)", _pct(report.coverage))
+    summary.add_row("clarifying questions", _pct(report.clarified))
+    summary.add_row("in-scope answered right directly or after one click", _pct(report.resolved))
     summary.add_row("precision of answered", _pct(report.answered_precision))
     if report.open_set:
         summary.add_row("in-scope accuracy (top label)", _pct(report.in_scope_accuracy))
@@ -57,6 +61,22 @@ def print_report(report: EvalReport, console: Console, worst: int = 10) -> None:
         summary.add_row("out-of-scope recall", _pct(report.out_of_scope_recall))
         summary.add_row("AUROC in- vs out-of-scope", "-" if report.auroc is None else f"{report.auroc:.3f}")
     console.print(summary)
+    typer.echo("\n".join(describe(decision)))
+    if report.outcomes:
+        measured = Table(title="On this data: the model's own point vs the best threshold in hindsight")
+        for name in ("point", "threshold", "cost", "decision accuracy", "answered", "clarified", "oos recall"):
+            measured.add_column(name, justify="left" if name == "point" else "right")
+        for name, o in report.outcomes.items():
+            measured.add_row(
+                name,
+                f"{o.threshold:.3f}",
+                f"{o.cost:.3f}",
+                _pct(o.decision_accuracy),
+                _pct(o.answered),
+                _pct(o.clarified),
+                _pct(o.oos_recall),
+            )
+        console.print(measured)
     weakest = Table(title=f"Weakest {worst} intents by F1")
     for name in ("intent", "precision", "recall", "F1", "support"):
         weakest.add_column(name, justify="left" if name == "intent" else "right")
@@ -85,12 +105,14 @@ def register(app: typer.Typer) -> None:
         max_length: int = typer.Option(_DEFAULTS.max_length, min=4, max=512, help="token limit"),
         val_ratio: float = typer.Option(_DEFAULTS.val_ratio, help="validation share when --val is not given"),
         seed: int = typer.Option(_DEFAULTS.seed),
-        target_precision: float | None = typer.Option(None, help="[default: TARGET_PRECISION]"),
+        wrong_answer_cost: float | None = typer.Option(None, help="a wrong answer costs this many hand-offs "
+                                                       "[default: WRONG_ANSWER_COST]"),
+        oos_share: float | None = typer.Option(None, help="expected out-of-scope share [default: OOS_SHARE]"),
         version: str | None = typer.Option(None, help="version name [default: v<date>-<time>]"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
-        """Fine-tune the intent classifier, choose its hand-off threshold and save the model directory."""
+        """Fine-tune the intent classifier, choose its operating point (answer / clarify / hand off), save it."""
         passive_openmp()
         from training.train import train
 
@@ -112,27 +134,30 @@ def register(app: typer.Typer) -> None:
                 max_length=max_length,
                 val_ratio=val_ratio,
                 seed=seed,
-                target_precision=target_precision if target_precision is not None else current.target_precision,
+                calibration_twin=current.calibration_twin,
                 out_of_scope_label=oos,
                 device=device,
                 num_threads=current.torch_threads or None,
                 init_from=str(init_from) if init_from else None,
                 version=name,
             )
+            if wrong_answer_cost is not None:
+                current = current.model_copy(update={"wrong_answer_cost": wrong_answer_cost})
+            if oos_share is not None:
+                current = current.model_copy(update={"oos_share": oos_share})
+            policy = current.decision_policy()
         except ValueError as exc:
             raise ModelError(str(exc)) from None
         typer.echo(f"training {name} on {len(train_rows)} examples from {data_path} ...")
-        model = train(config, train_rows, val_rows, out_dir, progress=progress)
-        selection = model.info["threshold_selection"]
+        model = train(config, train_rows, val_rows, out_dir, policy=policy, progress=progress)
         validation = model.info["validation"]
         typer.echo(
             f"saved {model.version} to {out_dir}\n"
             f"  labels: {len(model.labels)}, validation: {validation.get('examples', 0)} examples, "
-            f"accuracy {_pct(validation.get('accuracy'))}, best epoch {model.info['best_epoch']}\n"
-            f"  threshold {model.threshold:.3f} ({selection['method']}; target precision "
-            f"{selection['target_precision']}, coverage {_pct(selection['coverage'])})\n"
-            f"  {model.info['training_seconds']:.0f} s"
+            f"accuracy {_pct(validation.get('accuracy'))}, best epoch {model.info['best_epoch']}, "
+            f"{model.info['training_seconds']:.0f} s"
         )
+        typer.echo("\n".join(describe(model.info.get("decision") or {})))
 
     @app.command("eval")
     def eval_command(
@@ -150,7 +175,7 @@ def register(app: typer.Typer) -> None:
         model = IntentModel.load(model_dir, threads=current.torch_threads or None, quantize=quantize)
         rows = load_examples(data, out_of_scope_label=model.out_of_scope_label)
         report = evaluate(model, rows, plots)
-        print_report(report, Console())
+        print_report(report, Console(), model.info.get("decision") or {})
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(report.to_json() + "\n", encoding="utf-8")

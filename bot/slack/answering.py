@@ -156,6 +156,33 @@ async def answer_question(deps: Deps, client: AsyncWebClient, msg: IncomingMessa
         )
 
 
+async def post_followup(
+    deps: Deps, client: AsyncWebClient, *, conversation: Conversation, question_id: int, answer: EngineAnswer
+) -> None:
+    """Record, post and mark posted a further answer to a stored question (a clarifying question's pick)."""
+    conversation_id = conversation.id
+    assert conversation_id is not None
+    fields = answer.record_fields()
+    record = await asyncio.to_thread(
+        lambda: deps.repo.record_answer(conversation_id=conversation_id, question_id=question_id, **fields)
+    )
+    assert record.id is not None
+    try:
+        ts = await post_message(
+            client,
+            channel=conversation.channel_id,
+            thread_ts=conversation.thread_ts,
+            text=blocks.fallback_text(answer.text),
+            blocks=blocks.answer_blocks(record.id, answer),
+        )
+    except SlackCallError as exc:
+        logger.error("answer %s could not be posted: %s", record.id, exc)
+        await _store_quietly(deps.repo.mark_answer_failed, record.id, error=str(exc))
+        return
+    await _store_quietly(deps.repo.mark_answer_posted, record.id, channel_id=conversation.channel_id, slack_ts=ts)
+    await _store_quietly(deps.repo.add_message, conversation_id, role="bot", text=answer.text, slack_ts=ts)
+
+
 async def store_agent_message(deps: Deps, msg: IncomingMessage, conversation: Conversation) -> None:
     """Log an agent's reply in a customer's thread (the bot does not answer it)."""
     assert conversation.id is not None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.answer import EngineAnswer
+from bot.clarify import SOMETHING_ELSE
 from bot.slack import texts
 
 Block = dict[str, Any]
@@ -17,6 +18,10 @@ ACTION_HELPFUL = "answer_helpful"
 ACTION_NOT_HELPFUL = "answer_not_helpful"
 ACTION_HUMAN = "answer_handoff"
 ACTION_CORRECT = "answer_correct"
+ACTION_CLARIFY_PREFIX = "clarify:"
+"""A clarifying question's buttons: `clarify:<intent>`, or `clarify:something_else`; the value is the answer id."""
+CLARIFY_ACTIONS_BLOCK = "clarify_actions"
+BUTTON_TEXT_MAX = 75
 ANSWER_ACTIONS_BLOCK = "answer_actions"
 CORRECTION_CALLBACK = "correct_answer"
 INTENT_BLOCK = "intent"
@@ -113,6 +118,10 @@ def answer_blocks(answer_id: int, answer: EngineAnswer, *, truncated_at: int | N
     blocks = blocks[: MAX_BLOCKS - 2]
     blocks.append({"type": "context", "elements": context})
     value = str(answer_id)
+    if answer.source == "clarify":
+        buttons = clarify_buttons(answer_id, answer)
+        blocks.append({"type": "actions", "block_id": CLARIFY_ACTIONS_BLOCK, "elements": buttons})
+        return blocks
     if answer.source == "handoff":
         buttons = [_button(texts.BUTTON_CORRECT, ACTION_CORRECT, value)]
     else:
@@ -124,6 +133,27 @@ def answer_blocks(answer_id: int, answer: EngineAnswer, *, truncated_at: int | N
         ]
     blocks.append({"type": "actions", "block_id": ANSWER_ACTIONS_BLOCK, "elements": buttons})
     return blocks
+
+
+def clarify_buttons(answer_id: int, answer: EngineAnswer) -> list[Block]:
+    """One button per offered intent (its question as the label), then "Something else"."""
+    value = str(answer_id)
+    buttons = [
+        _button(_clip(question, BUTTON_TEXT_MAX), f"{ACTION_CLARIFY_PREFIX}{intent}", value)
+        for intent, question in answer.candidates
+    ]
+    buttons.append(_button(texts.BUTTON_SOMETHING_ELSE, f"{ACTION_CLARIFY_PREFIX}{SOMETHING_ELSE}", value))
+    return buttons
+
+
+def clarified_blocks(text: str, choice: str) -> list[Block]:
+    """The clarifying question once answered: its text and the choice, without buttons."""
+    return [*_sections(text or "…"), {"type": "context", "elements": [_mrkdwn(escape(choice))]}]
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

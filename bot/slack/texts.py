@@ -14,10 +14,14 @@ BUTTON_HELPFUL = "Helpful"
 BUTTON_NOT_HELPFUL = "Not helpful"
 BUTTON_HUMAN = "Talk to a human"
 BUTTON_CORRECT = "Correct (agents)"
+BUTTON_SOMETHING_ELSE = "Something else"
+CLARIFY_PICKED = "You chose: {choice}"
+CLARIFY_ALREADY = "This question has already been answered."
 
 SOURCE_LABELS = {
     "intent": "curated answer",
     "retrieval": "from the knowledge base",
+    "clarify": "clarifying question",
     "handoff": "handed off to a human",
 }
 

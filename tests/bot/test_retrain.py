@@ -198,7 +198,7 @@ def make_settings(root: Path, world: Mapping[str, Path], **overrides: Any) -> Se
         "intents_file": world["intents"],
         "kb_dir": world["kb"],
         "eval_file": world["eval"],
-        "target_precision": 0.5,
+        "calibration_twin": False,  # the faster calibration (the twin is tested in tests/training)
         "torch_threads": 2,
         "retrain_eval_share": 0.2,
         "retrain_post_summary": False,

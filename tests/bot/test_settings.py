@@ -43,7 +43,7 @@ def test_defaults_need_no_configuration() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("SLACK_MODE", "carrier-pigeon"), ("HTTP_PORT", "99999"), ("TARGET_PRECISION", "high"), ("PII_MASKING", "maybe")],
+    [("SLACK_MODE", "carrier-pigeon"), ("HTTP_PORT", "99999"), ("WRONG_ANSWER_COST", "high"), ("PII_MASKING", "maybe")],
 )
 def test_malformed_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

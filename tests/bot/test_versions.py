@@ -48,7 +48,7 @@ def fake_train(tiny_version: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]
     """Replace training with a copy of the tiny model renamed to the requested version (no real training)."""
     calls: list[str] = []
 
-    def train(config: TrainingConfig, train_examples, val_examples, out_dir, *, progress=True):  # type: ignore[no-untyped-def]
+    def train(config: TrainingConfig, train_examples, val_examples, out_dir, **_: object):  # type: ignore[no-untyped-def]
         calls.append(str(config.version))
         model = IntentModel.load(tiny_version / MODEL_DIR, device="cpu")
         model.info = {**model.info, "version": config.version}

@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.calibration import OperatingPoint
 from training.data import Example
 from training.errors import DataError
 from training.evaluate import evaluate
 from training.model import IntentModel
+from training.openset import QuestionScores, scores_from_probs
 
 from .conftest import tiny_examples
 
 
 class FixedModel:
-    """Stands in for IntentModel: returns fixed probabilities per text."""
+    """Stands in for IntentModel: returns fixed probabilities per text, decides by max softmax."""
 
     labels = ["a", "b"]
     out_of_scope_label = "out_of_scope"
@@ -26,11 +28,16 @@ class FixedModel:
 
     def __init__(self, table: dict[str, list[float]], threshold: float) -> None:
         self.table = table
+        self.point = OperatingPoint("msp", threshold)
         self.threshold = threshold
+        self.info: dict[str, object] = {}
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         probs = np.array([self.table[t] for t in texts], dtype=np.float32)
         return probs, np.zeros((len(texts), 4), dtype=np.float32)
+
+    def decision_scores(self, probs: np.ndarray, embeddings: np.ndarray) -> QuestionScores:
+        return scores_from_probs(probs, self.labels, self.out_of_scope_label)
 
 
 TABLE = {
@@ -80,6 +87,10 @@ def test_open_set_metrics_by_hand() -> None:
     # in-scope max probabilities 0.9 0.6 0.8 0.9 vs out of scope 0.55 0.95: 4 of 8 pairs ranked right
     assert report.auroc == pytest.approx(4 / 8)
     assert report.per_intent["out_of_scope"].support == 2
+    own, best = report.outcomes["own"], report.outcomes["hindsight"]
+    assert own.decision_accuracy == pytest.approx(report.accuracy)  # the same decision, counted the same way
+    assert best.decision_accuracy >= own.decision_accuracy
+    assert report.policy_curve and report.clarified == 0.0
 
 
 def test_no_examples() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.calibration import OperatingPoint
 from training.errors import ModelError
 from training.model import FORMAT_VERSION, MANIFEST_FILE, Encoder, IntentModel, sha256_file
 
@@ -83,11 +84,18 @@ def test_tiny_model_learned_the_intents(trained_model: IntentModel) -> None:
     assert trained_model.predict_one("my password is lost, how can I change it").label == "reset_password"
 
 
-def test_abstain_follows_the_threshold(trained_model: IntentModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trained_model, "threshold", 0.0)
-    assert not trained_model.predict_one("I forgot my password").abstain
-    monkeypatch.setattr(trained_model, "threshold", 1.01)
-    assert trained_model.predict_one("I forgot my password").abstain
+def test_the_action_follows_the_operating_point(trained_model: IntentModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    score = trained_model.point.score
+    monkeypatch.setattr(trained_model, "point", OperatingPoint(score, -1e9))
+    prediction = trained_model.predict_one("I forgot my password")
+    assert prediction.action == "answer" and not prediction.abstain
+    assert prediction.candidates[0] == prediction.label and len(prediction.candidates) == 2
+    monkeypatch.setattr(trained_model, "point", OperatingPoint(score, 1e9))
+    assert trained_model.predict_one("I forgot my password").action == "handoff"
+    monkeypatch.setattr(trained_model, "point", OperatingPoint(score, 1e9, clarify_threshold=-1e9))
+    assert trained_model.predict_one("I forgot my password").action == "clarify"
+    batch = trained_model.predict(["I forgot my password"])[0]
+    assert batch.action == "clarify" and batch.score == pytest.approx(prediction.score, abs=1e-3)
 
 
 def test_info_describes_the_model(trained_model: IntentModel, trained_dir: Path) -> None:
@@ -96,9 +104,12 @@ def test_info_describes_the_model(trained_model: IntentModel, trained_dir: Path)
     assert trained_model.version == info["version"] == "vtest"
     assert info["labels"] == trained_model.labels
     assert info["threshold"] == trained_model.threshold
-    selection = info["threshold_selection"]
-    assert {"method", "target_precision", "precision", "coverage", "n_validation", "curve"} <= set(selection)
-    assert selection["method"] == "default-small-validation"  # 4 validation rows only
+    decision = info["decision"]
+    assert {"score", "threshold", "policy", "outcome", "rows", "curve", "candidates", "auroc"} <= set(decision)
+    assert decision["score"] == "combined" and trained_model.scorer is not None
+    # no out-of-scope data: calibrated on the twin's unknown intent and the shipped off-topic set
+    assert decision["rows"]["in_scope"] == 4 and decision["rows"]["generic"] >= 300
+    assert decision["rows"]["held_out_intent"] >= 1
     assert info["validation"]["examples"] == 4
     assert info["training"]["max_length"] == 32 and info["training"]["epochs"] == 2
     assert len(info["dataset_hash"]) == 64

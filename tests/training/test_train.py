@@ -23,7 +23,6 @@ from .conftest import INTENTS, THREADS, tiny_config, tiny_examples
         ({"max_length": 1024}, "max_length must be between 4 and 512"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
         ({"val_ratio": 1.0}, "val_ratio must be between 0 and 1"),
-        ({"target_precision": 0.0}, r"target_precision must be in \(0, 1\]"),
         ({"device": "tpu"}, "device must be 'auto', 'cpu' or 'cuda'"),
         ({"num_threads": 0}, "num_threads must be >= 1 or None"),
         ({"base_model": " "}, "base_model is empty"),
@@ -78,7 +77,7 @@ def test_new_label_set_from_a_previous_model(base_model: str, trained_dir: Path,
         Example("hey, good evening", "greeting"),
         Example("what's the weather tomorrow?", "out_of_scope"),  # no such class: must abstain
     ]
-    config = tiny_config(base_model, init_from=str(trained_dir), epochs=1, version="vnext", target_precision=0.8)
+    config = tiny_config(base_model, init_from=str(trained_dir), epochs=1, version="vnext")
     model = train(config, rows, val, tmp_path / "next", progress=False)
     assert model.labels == ["card_arrival", "greeting", "opening_hours", "reset_password"]
     assert model.info["init_from"] == "vtest"
@@ -96,5 +95,5 @@ def test_two_examples_per_label(base_model: str) -> None:
     model = train(tiny_config(base_model, epochs=1), rows, progress=False)
     assert model.info["train_examples"] == 4 and model.info["validation_examples"] == 4
     assert model.info["validation_carved_from_train"] is True
-    assert model.info["threshold_selection"]["method"] == "default-small-validation"
+    assert "only 4 in-scope validation rows" in model.info["decision"]["note"]
     assert model.predict_one("I forgot my password").label == "reset_password"

@@ -1,4 +1,5 @@
-"""The answer's buttons: Helpful / Not helpful, Talk to a human, and the agents' Correct."""
+"""The answer's buttons: Helpful / Not helpful, Talk to a human, the agents' Correct, and a clarifying
+question's choices."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.clarify import CLARIFY_SOURCE, SOMETHING_ELSE, record_choice
 from bot.slack import blocks, texts
-from bot.slack.answering import hand_off
+from bot.slack.answering import hand_off, post_followup
 from bot.slack.deps import Deps
 from bot.slack.events import ButtonPress, parse_button
 from bot.slack.ratings import rater_role, set_rating
@@ -76,6 +78,53 @@ async def request_human(deps: Deps, client: AsyncWebClient, press: ButtonPress) 
     )
 
 
+async def clarify_pick(deps: Deps, client: AsyncWebClient, press: ButtonPress, choice: str, shown: str) -> None:
+    """A customer answered a clarifying question: store the pick as a label, then answer it (or hand off).
+
+    `choice` is the picked intent (or `SOMETHING_ELSE`), `shown` the button's text.
+    """
+    thread = await asyncio.to_thread(answer_thread, deps.repo, press)
+    intent = None if choice == SOMETHING_ELSE else choice
+    unknown = intent is not None and intent not in deps.engine.intents  # a forged value, or the model changed
+    if thread is None or thread.answer.source != "clarify" or unknown:
+        await _tell(client, press, texts.ANSWER_GONE)
+        return
+    try:
+        picked = await asyncio.to_thread(
+            lambda: any(r.source == CLARIFY_SOURCE for r in deps.repo.ratings(press.answer_id))
+        )
+        if picked:
+            await _tell(client, press, texts.CLARIFY_ALREADY)
+            return
+        await asyncio.to_thread(record_choice, deps.repo, press.answer_id, user_id=press.user_id, intent=intent)
+    except StorageError as exc:
+        logger.warning("clarification of answer %s by %s not stored: %s", press.answer_id, press.user_id, exc)
+        await _tell(client, press, texts.RATING_FAILED)
+        return
+    await _close_buttons(client, press, thread.answer.text, texts.CLARIFY_PICKED.format(choice=shown[:200]))
+    if intent is None:
+        await request_human(deps, client, press)
+        return
+    loop = asyncio.get_running_loop()
+    followup = await loop.run_in_executor(deps.model_pool, deps.engine.answer_intent, intent)
+    await post_followup(
+        deps, client, conversation=thread.conversation, question_id=thread.answer.question_id, answer=followup
+    )
+
+
+async def _close_buttons(client: AsyncWebClient, press: ButtonPress, text: str, choice: str) -> None:
+    """Replace the clarifying question's buttons by the choice (so it cannot be answered twice)."""
+    try:
+        await client.chat_update(
+            channel=press.channel_id,
+            ts=press.message_ts,
+            text=blocks.fallback_text(text),
+            blocks=blocks.clarified_blocks(text, choice),
+        )
+    except CALL_ERRORS as exc:
+        logger.warning("chat.update of clarifying question %s failed: %s", press.answer_id, describe(exc))
+
+
 async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress) -> None:
     """Open the correction modal for an agent; anyone else gets a polite refusal and nothing is stored."""
     if not await deps.agents.is_agent(client, press.user_id):
@@ -132,6 +181,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if (press := parse_button(body)) is not None:
             await open_correction(deps, client, press)
 
+    async def on_clarify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if (press := parse_button(body)) is not None:
+            action = body["actions"][0]
+            choice = str(action.get("action_id", "")).removeprefix(blocks.ACTION_CLARIFY_PREFIX)
+            shown = action.get("text", {}).get("text") if isinstance(action.get("text"), dict) else None
+            await clarify_pick(deps, client, press, choice, str(shown or choice))
+
     async def on_other(ack: AsyncAck) -> None:
         await ack()
 
@@ -139,4 +196,5 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(blocks.ACTION_NOT_HELPFUL)(on_not_helpful)
     app.action(blocks.ACTION_HUMAN)(on_human)
     app.action(blocks.ACTION_CORRECT)(on_correct)
+    app.action(re.compile("^" + re.escape(blocks.ACTION_CLARIFY_PREFIX)))(on_clarify)
     app.action(re.compile(".*"))(on_other)

@@ -1,0 +1,359 @@
+"""Out-of-scope scores of a fine-tuned intent model, every one computed from the question's embedding.
+
+The cosine head gives `logits = scale * cos(embedding, class weight)`, so one embedding yields all of them:
+
+- `msp`: the maximum in-scope softmax probability (the classic score);
+- `margin`: the top in-scope probability minus the second;
+- `energy`: `logsumexp` of the in-scope logits (free energy with temperature 1, sign flipped);
+- `cosine`: the cosine to the closest class weight;
+- `knn`: the mean cosine to the `knn_k` nearest training examples (FAISS, exact inner product) in the
+  fine-tuned embedding space;
+- `mahalanobis`: minus the smallest Mahalanobis distance to a class mean (shared Ledoit-Wolf covariance);
+- `combined`: a logistic model on the six above, fitted on calibration data to predict "answering from the
+  top intent is right"; its output is a probability.
+
+Higher always means "more answerable". A question whose top class is the out-of-scope class (when the model
+has one) scores `-inf` on every score: it is never answered. Every score can be computed with some classes
+hidden (`known`), which is how leave-intents-out calibration simulates questions of intents the model never saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCORES = ("msp", "margin", "energy", "cosine", "knn", "mahalanobis", "combined")
+"""Every out-of-scope score, by name."""
+FEATURES = SCORES[:-1]
+"""The scores the combined score is fitted on."""
+DEFAULT_SCORE = "combined"
+SCORER_FILE = "openset.npz"
+KNN_K = 5
+MAX_BANK = 60_000
+"""Most training embeddings kept for the kNN score (a class-stratified subsample beyond)."""
+
+
+@dataclass(frozen=True)
+class QuestionScores:
+    """The scores of a batch of questions (one value per row for each name in `SCORES`).
+
+    Attributes:
+        top: Index of the top class per row (the out-of-scope class included).
+        second: Index of the second in-scope class per row (-1 when there is none).
+        values: Score name -> float array.
+    """
+
+    top: np.ndarray
+    second: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.top)
+
+    def subset(self, rows: np.ndarray) -> QuestionScores:
+        """The scores of some rows (an index or boolean array)."""
+        return QuestionScores(
+            self.top[rows], self.second[rows], {k: v[rows] for k, v in self.values.items()}
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[QuestionScores]) -> QuestionScores:
+        """The rows of several batches, in order."""
+        return QuestionScores(
+            np.concatenate([p.top for p in parts]),
+            np.concatenate([p.second for p in parts]),
+            {name: np.concatenate([p.values[name] for p in parts]) for name in parts[0].values},
+        )
+
+
+@dataclass(frozen=True)
+class Combiner:
+    """Logistic regression over standardised features (plain arrays, saved without pickle)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        z = ((features - self.mean) / self.std) @ self.coef + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))), dtype=np.float64)
+
+    @classmethod
+    def fit(cls, features: np.ndarray, target: np.ndarray, weights: np.ndarray) -> Combiner:
+        """Fit on rows of `features` (one column per name in `FEATURES`); `target` 1 = answering is right."""
+        from sklearn.linear_model import LogisticRegression
+
+        mean = features.mean(axis=0)
+        std = features.std(axis=0)
+        std = np.where(std > 1e-9, std, 1.0)
+        if len(set(target.tolist())) < 2:
+            coef = np.zeros(features.shape[1])
+            coef[0] = 1.0  # degenerate data: fall back to the standardised max softmax
+            return cls(mean, std, coef, 0.0)
+        model = LogisticRegression(C=1.0, max_iter=1000)
+        model.fit((features - mean) / std, target, sample_weight=weights / weights.mean())
+        return cls(mean, std, model.coef_[0].astype(np.float64), float(model.intercept_[0]))
+
+
+class OpenSetScorer:
+    """Computes every out-of-scope score from embeddings; fitted once per model, saved in its directory.
+
+    Args:
+        weight: The cosine head's class vectors, shape (classes, dim) (normalised here).
+        scale: The head's logit scale.
+        labels: Class names in head order.
+        out_of_scope_label: The label never answered (may be absent from `labels`).
+        bank: Training embeddings for the kNN score, shape (n, dim), L2-normalised.
+        bank_labels: Class index of each bank row.
+        means: Class means of the training embeddings, shape (classes, dim).
+        whitening: `L` with `L @ L.T` the shared precision matrix, shape (dim, dim).
+        combiner: The fitted combined score; None until calibration fits it.
+        knn_k: Neighbours averaged by the kNN score.
+    """
+
+    def __init__(
+        self,
+        weight: np.ndarray,
+        scale: float,
+        labels: Sequence[str],
+        out_of_scope_label: str,
+        *,
+        bank: np.ndarray,
+        bank_labels: np.ndarray,
+        means: np.ndarray,
+        whitening: np.ndarray,
+        combiner: Combiner | None = None,
+        knn_k: int = KNN_K,
+    ) -> None:
+        norms = np.linalg.norm(weight, axis=1, keepdims=True)
+        self.weight = (weight / np.maximum(norms, 1e-12)).astype(np.float32)
+        self.scale = float(scale)
+        self.labels = list(labels)
+        self.out_of_scope = self.labels.index(out_of_scope_label) if out_of_scope_label in self.labels else -1
+        self.bank = np.ascontiguousarray(bank, dtype=np.float32)
+        self.bank_labels = np.asarray(bank_labels, dtype=np.int64)
+        self.means = np.asarray(means, dtype=np.float32)
+        self.whitening = np.asarray(whitening, dtype=np.float32)
+        self.combiner = combiner
+        self.knn_k = int(knn_k)
+        self._white_means = self.means @ self.whitening
+        self._white_norms = (self._white_means**2).sum(axis=1)
+        self._index_cache: dict[bytes, Any] = {}
+
+    # --- fitting -----------------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        weight: np.ndarray,
+        scale: float,
+        labels: Sequence[str],
+        out_of_scope_label: str,
+        embeddings: np.ndarray,
+        targets: np.ndarray,
+        *,
+        knn_k: int = KNN_K,
+        max_bank: int = MAX_BANK,
+        seed: int = 0,
+    ) -> OpenSetScorer:
+        """Fit the kNN bank, the class means and the shared covariance on the training embeddings.
+
+        Args:
+            embeddings: Training embeddings from the fine-tuned encoder, (n, dim).
+            targets: Class index of each row (-1 rows are ignored).
+        """
+        from sklearn.covariance import LedoitWolf
+
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        targets = np.asarray(targets, dtype=np.int64)
+        keep = targets >= 0
+        embeddings, targets = embeddings[keep], targets[keep]
+        oos = list(labels).index(out_of_scope_label) if out_of_scope_label in labels else -1
+        in_scope = targets != oos
+        if len(embeddings) > max_bank:
+            rows = np.random.default_rng(seed).permutation(len(embeddings))[:max_bank]
+            bank, bank_labels = embeddings[np.sort(rows)], targets[np.sort(rows)]
+        else:
+            bank, bank_labels = embeddings, targets
+        dim = embeddings.shape[1]
+        means = np.zeros((len(labels), dim), dtype=np.float32)
+        for index in range(len(labels)):
+            rows = targets == index
+            if rows.any():
+                means[index] = embeddings[rows].mean(axis=0)
+        centred = embeddings[in_scope] - means[targets[in_scope]]
+        precision = LedoitWolf(assume_centered=True).fit(centred).precision_ if len(centred) > 2 else np.eye(dim)
+        whitening = np.linalg.cholesky(0.5 * (precision + precision.T) + 1e-6 * np.eye(dim))
+        return cls(
+            weight,
+            scale,
+            labels,
+            out_of_scope_label,
+            bank=bank,
+            bank_labels=bank_labels,
+            means=means,
+            whitening=whitening,
+            knn_k=knn_k,
+        )
+
+    # --- scoring -----------------------------------------------------------------------------------
+
+    def scores(self, embeddings: np.ndarray, known: np.ndarray | None = None) -> QuestionScores:
+        """Every score of each embedding; with `known` (bool per class), hidden classes do not exist.
+
+        The `combined` score is present once a combiner is fitted (else it equals `msp`).
+        """
+        emb = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        classes = len(self.labels)
+        visible = np.ones(classes, bool) if known is None else np.asarray(known, bool)
+        in_scope = visible.copy()
+        if self.out_of_scope >= 0:
+            in_scope[self.out_of_scope] = False
+        cos = (emb @ self.weight.T).astype(np.float64)
+        logits = np.where(visible, self.scale * cos, -np.inf)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        top = probs.argmax(axis=1)
+        in_probs = np.where(in_scope, probs, -1.0)
+        order = np.argsort(-in_probs, axis=1)[:, :2]
+        first = np.take_along_axis(in_probs, order[:, :1], axis=1)[:, 0]
+        second_p = np.take_along_axis(in_probs, order[:, 1:2], axis=1)[:, 0] if in_scope.sum() > 1 else 0 * first
+        second = order[:, 1] if in_scope.sum() > 1 else np.full(len(emb), -1)
+        in_logits = np.where(in_scope, logits, -np.inf)
+        peak = in_logits.max(axis=1, keepdims=True)
+        values: dict[str, np.ndarray] = {
+            "msp": first,
+            "margin": first - np.maximum(second_p, 0.0),
+            "energy": (peak[:, 0] + np.log(np.exp(in_logits - peak).sum(axis=1))),
+            "cosine": np.where(in_scope, cos, -np.inf).max(axis=1),
+            "knn": self._knn(emb, in_scope),
+            "mahalanobis": self._mahalanobis(emb, in_scope),
+        }
+        if self.combiner is not None:
+            values["combined"] = self.combiner(np.column_stack([values[name] for name in FEATURES]))
+        else:
+            values["combined"] = values["msp"].copy()
+        if self.out_of_scope >= 0:
+            never = top == self.out_of_scope
+            for name in values:
+                values[name] = np.where(never, -np.inf, values[name])
+        return QuestionScores(top, second, values)
+
+    def _knn(self, emb: np.ndarray, in_scope: np.ndarray) -> np.ndarray:
+        index = self._index(in_scope)
+        if index is None:
+            return np.zeros(len(emb))
+        k = min(self.knn_k, index.ntotal)
+        similarities, _ = index.search(np.ascontiguousarray(emb), k)
+        return np.asarray(similarities.mean(axis=1), dtype=np.float64)
+
+    def _index(self, in_scope: np.ndarray) -> Any:
+        """A FAISS exact inner-product index over the bank rows of the visible in-scope classes (cached)."""
+        key = np.packbits(in_scope).tobytes()
+        if key not in self._index_cache:
+            import faiss
+
+            rows = self.bank[in_scope[self.bank_labels]] if len(self.bank) else self.bank
+            if len(rows) == 0:
+                return None
+            index = faiss.IndexFlatIP(rows.shape[1])
+            index.add(np.ascontiguousarray(rows))
+            if len(self._index_cache) > 16:
+                self._index_cache.clear()
+            self._index_cache[key] = index
+        return self._index_cache[key]
+
+    def _mahalanobis(self, emb: np.ndarray, in_scope: np.ndarray) -> np.ndarray:
+        white = (emb @ self.whitening).astype(np.float64)
+        distances = (white**2).sum(axis=1, keepdims=True) - 2 * white @ self._white_means.T + self._white_norms
+        return -np.where(in_scope, distances, np.inf).min(axis=1)
+
+    def fit_combiner(self, scores: QuestionScores, target: np.ndarray, weights: np.ndarray) -> None:
+        """Fit the combined score on calibration rows (`target` 1 = answering from the top intent is right)."""
+        finite = np.isfinite(scores.values["msp"])
+        features = np.column_stack([scores.values[name][finite] for name in FEATURES])
+        self.combiner = Combiner.fit(features, np.asarray(target)[finite].astype(int), np.asarray(weights)[finite])
+
+    def with_combined(self, scores: QuestionScores) -> QuestionScores:
+        """`scores` with the `combined` values recomputed by the current combiner."""
+        assert self.combiner is not None
+        features = np.column_stack([np.nan_to_num(scores.values[n], neginf=-1e6) for n in FEATURES])
+        combined = np.where(np.isfinite(scores.values["msp"]), self.combiner(features), -np.inf)
+        return QuestionScores(scores.top, scores.second, {**scores.values, "combined": combined})
+
+    # --- persistence -------------------------------------------------------------------------------
+
+    def save(self, directory: Path) -> Path:
+        """Write `openset.npz` (bank in float16, means, whitening, combiner) into a model directory."""
+        arrays: dict[str, Any] = {
+            "bank": self.bank.astype(np.float16),
+            "bank_labels": self.bank_labels.astype(np.int32),
+            "means": self.means,
+            "whitening": self.whitening,
+            "knn_k": np.array(self.knn_k),
+        }
+        if self.combiner is not None:
+            arrays |= {
+                "combiner_mean": self.combiner.mean,
+                "combiner_std": self.combiner.std,
+                "combiner_coef": self.combiner.coef,
+                "combiner_intercept": np.array(self.combiner.intercept),
+            }
+        path = Path(directory) / SCORER_FILE
+        with path.open("wb") as handle:
+            np.savez(handle, **arrays)
+        return path
+
+    @classmethod
+    def load(
+        cls, directory: Path, weight: np.ndarray, scale: float, labels: Sequence[str], out_of_scope_label: str
+    ) -> OpenSetScorer:
+        """Read `openset.npz` of a model directory (raises OSError / ValueError / KeyError when unreadable)."""
+        with np.load(Path(directory) / SCORER_FILE, allow_pickle=False) as data:
+            arrays: Mapping[str, np.ndarray] = {name: data[name] for name in data.files}
+        combiner = None
+        if "combiner_coef" in arrays:
+            combiner = Combiner(
+                arrays["combiner_mean"],
+                arrays["combiner_std"],
+                arrays["combiner_coef"],
+                float(arrays["combiner_intercept"]),
+            )
+        return cls(
+            weight,
+            scale,
+            labels,
+            out_of_scope_label,
+            bank=arrays["bank"].astype(np.float32),
+            bank_labels=arrays["bank_labels"],
+            means=arrays["means"],
+            whitening=arrays["whitening"],
+            combiner=combiner,
+            knn_k=int(arrays["knn_k"]),
+        )
+
+
+def scores_from_probs(probs: np.ndarray, labels: Sequence[str], out_of_scope_label: str) -> QuestionScores:
+    """Max-softmax scores only (for a model saved without a scorer): every score name holds `msp`, except
+    `margin`."""
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    oos = list(labels).index(out_of_scope_label) if out_of_scope_label in labels else -1
+    in_probs = probs.copy()
+    if oos >= 0:
+        in_probs[:, oos] = -1.0
+    order = np.argsort(-in_probs, axis=1)
+    first = np.take_along_axis(in_probs, order[:, :1], axis=1)[:, 0]
+    has_second = in_probs.shape[1] - (oos >= 0) > 1
+    second = order[:, 1] if has_second else np.full(len(probs), -1)
+    second_p = np.take_along_axis(in_probs, order[:, 1:2], axis=1)[:, 0] if has_second else 0 * first
+    top = probs.argmax(axis=1)
+    msp = np.where(top == oos, -np.inf, first) if oos >= 0 else first
+    values = {name: msp.copy() for name in SCORES}
+    values["margin"] = np.where(np.isfinite(msp), first - np.maximum(second_p, 0.0), -np.inf)
+    return QuestionScores(top, second, values)
