@@ -175,3 +175,34 @@ def test_chat_survives_binary_and_huge_input(env: str):
     assert len(items) == 3
     assert "\ufffd" in items[0].question.text
     assert len(items[1].question.text) <= settings().max_question_chars
+
+
+def test_chat_clarifying_question_takes_a_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli.ask import SOMETHING_ELSE_TEXT, TerminalLog, _converse
+    from tests.bot.slack.fakes import BILLING_ANSWER, CLARIFY_TEXT, FakeEngine
+
+    repo = Repository(f"sqlite:///{tmp_path / 'chat.db'}")
+    try:
+        session = TerminalLog(repo, user_id="local:me", max_question_chars=500)
+        script = iter(["which one?", "2", "which one again?", "0", "which one?", "7", "/quit"])
+        _converse(FakeEngine(), session, script, interactive=False, details=False)  # type: ignore[arg-type]
+        out = capsys.readouterr().out
+        assert out.count(f"bot> {CLARIFY_TEXT}") == 3
+        assert "1) How do I reset my password?" in out and "2) Where are my invoices?" in out
+        assert f"0) {SOMETHING_ELSE_TEXT}" in out
+        assert f"bot> {BILLING_ANSWER}" in out
+        now = datetime.now(UTC)
+        items = repo.answers_between(now - timedelta(days=1), now + timedelta(days=1))
+        sources = [(i.answer.source, i.answer.intent, i.question.text) for i in items]
+        assert sources == [
+            ("clarify", "reset_password", "which one?"),
+            ("intent", "billing", "which one?"),  # the pick answers the same question
+            ("clarify", "reset_password", "which one again?"),
+            ("clarify", "reset_password", "which one?"),
+            ("handoff", "billing", "7"),  # out of range: a new question, not a pick
+        ]
+        picks = [(r.corrected_intent, r.helpful, r.source) for i in items for r in i.ratings]
+        assert picks == [("billing", True, "clarify"), (None, False, "clarify")]
+        assert [h.reason for h in repo.handoffs(session.conversation_id)] == ["customer_request", "abstained"]
+    finally:
+        repo.close()

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from bot.catalog import IntentCatalog
-from bot.engine import HANDOFF_TEXT, MAX_SOURCES, EmptyQuestionError, Engine, trim_passage
+from bot.engine import CLARIFY_TEXT, HANDOFF_TEXT, MAX_SOURCES, EmptyQuestionError, Engine, trim_passage
 from bot.versions import LoadedVersion, load_version
 from retrieval.index import KnowledgeIndex
 from tests.bot.conftest import TINY_INTENTS
+from training.calibration import OperatingPoint
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +42,8 @@ def test_in_scope_question_gets_the_curated_answer_with_its_sources(engine: Engi
     assert answer.source == "intent"
     assert answer.intent == "reset_password"
     assert answer.text == tiny_catalog.answer_for("reset_password")
-    assert answer.confidence is not None and answer.threshold is not None
-    assert answer.confidence >= answer.threshold
+    assert answer.score is not None and answer.threshold is not None
+    assert answer.score >= answer.threshold and answer.score_name == engine.model.point.score
     assert answer.reason is None
     assert answer.sources[0].doc_id == "accounts/reset-password.md"  # the catalog's source comes first
     assert answer.sources[0].title == "Reset your password"
@@ -169,6 +170,24 @@ def test_answer_many_decides_like_answer(engine: Engine):
     assert engine.answer_many([]) == []
     with pytest.raises(EmptyQuestionError, match="#1"):
         engine.answer_many(["hello", "  "])
+
+
+def test_close_calls_get_a_clarifying_question_with_answerable_intents(tiny_version: Path, tiny_catalog: IntentCatalog):
+    loaded = load_version(tiny_version)
+    score = loaded.model.point.score
+    loaded.model.point = OperatingPoint(score, threshold=1e9, clarify_threshold=-1e9)  # clarify everything
+    engine = Engine(loaded.model, loaded.kb, tiny_catalog, version=VERSION)
+    answer = engine.answer("I forgot my password")
+    assert (answer.source, answer.text, answer.reason) == ("clarify", CLARIFY_TEXT, None)
+    assert [intent for intent, _ in answer.candidates][0] == "reset_password" and len(answer.candidates) == 2
+    for intent, question in answer.candidates:
+        assert question == tiny_catalog.question_for(intent)
+        assert engine.answer_intent(intent).text == tiny_catalog.answer_for(intent)
+    assert answer.record_fields()["source"] == "clarify"
+    with pytest.raises(KeyError):
+        engine.answer_intent("out_of_scope")
+    loaded.model.point = OperatingPoint(score, threshold=1e9)  # no clarification: the hand-off path
+    assert engine.answer("I forgot my password").reason == "low_confidence"
 
 
 def test_intents_and_model_info(engine: Engine):

@@ -629,3 +629,55 @@ def test_a_failing_or_disabled_summary_never_fails_the_job(
     assert not post_summary(summary_settings(tmp_path, url, retrain_post_summary=False), "x")
     assert not post_summary(summary_settings(tmp_path, url, agent_channel_id=""), "x")
     assert len(stub.calls) == calls
+
+
+OFF_TOPIC_LOGS = [
+    "can you recommend a good thriller novel",
+    "how tall is the eiffel tower",
+    "what's the score in the football",
+    "translate good morning into italian",
+    "is it going to snow this weekend",
+    "how do I bake sourdough bread",
+    "what's the best laptop for gaming",
+    "who painted the mona lisa",
+    "help me plan a trip to lisbon",
+    "what time is it in tokyo",
+]
+
+
+@pytest.mark.slow
+def test_nightly_recalibration_uses_agent_labelled_out_of_scope_questions(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, write_world(tmp_path / "world"))
+    assert run(settings).status == "promoted"
+    with Repository(settings.db_url) as repo:
+        engine = holder_for(settings, repo)
+        for question in OFF_TOPIC_LOGS:  # the agent marks each "out of scope" in the correction modal
+            logged = converse(repo, engine, question)
+            repo.add_rating(
+                logged.answer_id,
+                rater_id="UAGENT",
+                rater_role="agent",
+                helpful=None,
+                corrected_intent="out_of_scope",
+                source="modal",
+            )
+        engine.close()
+    seen: dict[str, Any] = {}
+
+    def build(models_dir: str | Path, version: str, **kwargs: Any) -> Path:
+        seen.update(kwargs)
+        return build_version(models_dir, version, **kwargs)
+
+    night = run(settings, build=build, force=True)
+    held = list(seen["log_out_of_scope"])
+    assert held and set(held) <= set(OFF_TOPIC_LOGS)
+    assert not set(held) & {ex.text for ex in seen["train_examples"]}  # calibration only, never trained on
+    assert night.metrics["provenance"]["calibration_oos"] == len(held)
+    assert seen["policy"].oos_share == settings.oos_share  # too few agent labels to measure the share yet
+    assert night.metrics["oos_share"]["origin"] == "OOS_SHARE"
+    assert night.version is not None
+    manifest = settings.models_dir / night.version / "model" / "supportbot.json"
+    decision = json.loads(manifest.read_text())["decision"]
+    assert decision["rows"]["log_oos"] == len(held)
+    report = night.report_path
+    assert report is not None and "Operating point" in report.read_text()

@@ -290,3 +290,37 @@ def test_dataset_hash_changes_with_the_labels() -> None:
 def test_eval_share_is_checked() -> None:
     with pytest.raises(ValueError, match="eval_share"):
         build([], share=1.0)
+
+
+def clarified(question: str, picked: str | None, minute: int = 1) -> RatedAnswer:
+    """A clarifying question whose customer picked `picked` (None: "Something else")."""
+    item = rated(question, ("customer", picked is not None, picked, minute), intent="pricing", source="clarify")
+    item.ratings[0].source = "clarify"
+    return item
+
+
+def test_a_customer_pick_in_a_clarifying_question_is_a_label() -> None:
+    logs = [clarified("is the team plan cheaper?", "pricing"), clarified("no idea what I want", None)]
+    dataset = build(logs)
+    assert labels_of(dataset)["is the team plan cheaper?"] == "pricing"
+    assert "no idea what I want" not in labels_of(dataset)
+    assert dataset.provenance["train_customer"] == 1
+    untrusted = build(logs, policy=TrustPolicy(trust_customers=False))
+    assert "is the team plan cheaper?" not in labels_of(untrusted)
+    assert untrusted.provenance["ignored_customer_untrusted"] == 1
+
+
+def test_agent_out_of_scope_labels_calibrate_and_measure_the_share() -> None:
+    questions = [f"off topic question number {n}" for n in range(40)]
+    logs = [rated(q, ("agent", False, "out_of_scope", n)) for n, q in enumerate(questions)]
+    logs += [rated(f"how much is plan {n}", ("agent", True, None, 50 + n), intent="pricing") for n in range(20)]
+    dataset = build(logs)
+    held = set(dataset.calibration_oos)
+    trained = {ex.text for ex in dataset.train if ex.label == "out_of_scope"}
+    assert held and trained - {ex.text for ex in SEED}  # both halves are used
+    assert not held & trained and held | trained >= set(questions)
+    assert len(held) == pytest.approx(20, abs=8)  # CALIBRATION_SHARE of them, by text hash
+    assert held == set(build(logs).calibration_oos)  # stable
+    assert dataset.oos_share == pytest.approx(40 / 60)
+    assert dataset.provenance["calibration_oos"] == len(held)
+    assert build(logs[:30]).oos_share is None  # fewer than MIN_LABELLED_FOR_SHARE labels: OOS_SHARE applies

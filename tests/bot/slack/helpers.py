@@ -47,7 +47,9 @@ async def ask(
     return Asked(event, reply, int(value))
 
 
-async def press(bot: BotUnderTest, asked: Asked, action_id: str, *, user: str) -> dict[str, Any]:
+async def press(
+    bot: BotUnderTest, asked: Asked, action_id: str, *, user: str, text: str | None = None
+) -> dict[str, Any]:
     """Click one of the answer's buttons; returns the payload sent. Asserts the click was acknowledged."""
     payload = payloads.block_action(
         action_id,
@@ -56,6 +58,7 @@ async def press(bot: BotUnderTest, asked: Asked, action_id: str, *, user: str) -
         channel=asked.channel,
         message_ts=asked.answer_ts,
         thread_ts=asked.thread_ts,
+        text=text,
     )
     reply = await bot.send(payload)
     assert reply.status == 200, reply

@@ -126,8 +126,19 @@ def block_action(
     message_ts: str,
     thread_ts: str,
     response_url: str = "http://127.0.0.1:9/hooks/none",
+    block_id: str = "answer_actions",
+    text: str | None = None,
 ) -> dict[str, Any]:
-    """A `block_actions` payload for a button on a message in a thread."""
+    """A `block_actions` payload for a button on a message in a thread (`text`: the button's label)."""
+    action: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": block_id,
+        "type": "button",
+        "value": value,
+        "action_ts": str(time.time()),
+    }
+    if text is not None:
+        action["text"] = {"type": "plain_text", "text": text, "emoji": True}
     return {
         "type": "block_actions",
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM_ID},
@@ -147,15 +158,7 @@ def block_action(
         "channel": {"id": channel, "name": "support"},
         "message": {"type": "message", "user": BOT_USER_ID, "ts": message_ts, "thread_ts": thread_ts, "text": "…"},
         "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "answer_actions",
-                "type": "button",
-                "value": value,
-                "action_ts": str(time.time()),
-            }
-        ],
+        "actions": [action],
     }
 
 
