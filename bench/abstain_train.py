@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             scores = twin_held_out(config, train_rows, val_rows, progress=False)
             assert scores is not None
-            np.savez(target / "twin.npz", top=scores.top, second=scores.second, **scores.values)
+            np.savez(
+                target / "twin.npz", top=scores.top, second=scores.second, features=scores.features, **scores.values
+            )
             print(f"{target}: twin in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         if (target / "model" / "supportbot.json").is_file():
             print(f"{target}: cached", file=sys.stderr)

@@ -75,7 +75,8 @@ def test_set(model: IntentModel, rows: list[Example], policy: DecisionPolicy) ->
     probs, embeddings = model.probabilities([ex.text for ex in rows], 128)
     scores = model.decision_scores(probs, embeddings)
     index = {label: i for i, label in enumerate(model.labels)}
-    truth = np.array([index.get(ex.label, -1) for ex in rows])
+    oos = model.out_of_scope_label
+    truth = np.array([index[ex.label] if ex.label in index and ex.label != oos else -1 for ex in rows])
     source = np.where(truth >= 0, "in_scope", "test_oos").astype(object)
     return CalibrationSet(scores, truth, np.ones(len(rows)), source)
 
@@ -105,7 +106,7 @@ def load_twin(path: Path) -> QuestionScores | None:
     if not path.is_file():
         return None
     with np.load(path) as data:
-        return QuestionScores(data["top"], data["second"], {name: data[name] for name in SCORES})
+        return QuestionScores(data["top"], data["second"], {name: data[name] for name in SCORES}, data["features"])
 
 
 def run_one(

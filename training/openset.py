@@ -10,7 +10,11 @@ The cosine head gives `logits = scale * cos(embedding, class weight)`, so one em
   fine-tuned embedding space;
 - `mahalanobis`: minus the smallest Mahalanobis distance to a class mean (shared Ledoit-Wolf covariance);
 - `combined`: a logistic model on the six above, fitted on calibration data to predict "answering from the
-  top intent is right"; its output is a probability.
+  top intent is right"; its output is a probability. Its inputs are the six scores as conformal p-values: the
+  share of the model's own in-scope validation questions scoring at most as high. That makes them comparable
+  between models (the calibration twin's unknown-intent questions are ranked against the twin's in-scope
+  questions, the real model's against its own), so the logistic model learns what is unusual, not which
+  model scored a row.
 
 Higher always means "more answerable". A question whose top class is the out-of-scope class (when the model
 has one) scores `-inf` on every score: it is never answered. Every score can be computed with some classes
@@ -45,11 +49,14 @@ class QuestionScores:
         top: Index of the top class per row (the out-of-scope class included).
         second: Index of the second in-scope class per row (-1 when there is none).
         values: Score name -> float array.
+        features: The combined score's inputs, (rows, len(FEATURES)): the `FEATURES` as p-values against the
+            scoring model's in-scope reference (raw values while it has none).
     """
 
     top: np.ndarray
     second: np.ndarray
     values: dict[str, np.ndarray]
+    features: np.ndarray
 
     def __len__(self) -> int:
         return len(self.top)
@@ -57,7 +64,7 @@ class QuestionScores:
     def subset(self, rows: np.ndarray) -> QuestionScores:
         """The scores of some rows (an index or boolean array)."""
         return QuestionScores(
-            self.top[rows], self.second[rows], {k: v[rows] for k, v in self.values.items()}
+            self.top[rows], self.second[rows], {k: v[rows] for k, v in self.values.items()}, self.features[rows]
         )
 
     @staticmethod
@@ -67,6 +74,7 @@ class QuestionScores:
             np.concatenate([p.top for p in parts]),
             np.concatenate([p.second for p in parts]),
             {name: np.concatenate([p.values[name] for p in parts]) for name in parts[0].values},
+            np.concatenate([p.features for p in parts]),
         )
 
 
@@ -114,6 +122,8 @@ class OpenSetScorer:
         whitening: `L` with `L @ L.T` the shared precision matrix, shape (dim, dim).
         combiner: The fitted combined score; None until calibration fits it.
         knn_k: Neighbours averaged by the kNN score.
+        reference: Sorted in-scope validation values of each of `FEATURES` (the p-values' reference); None
+            until `set_reference`.
     """
 
     def __init__(
@@ -129,6 +139,7 @@ class OpenSetScorer:
         whitening: np.ndarray,
         combiner: Combiner | None = None,
         knn_k: int = KNN_K,
+        reference: np.ndarray | None = None,
     ) -> None:
         norms = np.linalg.norm(weight, axis=1, keepdims=True)
         self.weight = (weight / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -141,6 +152,7 @@ class OpenSetScorer:
         self.whitening = np.asarray(whitening, dtype=np.float32)
         self.combiner = combiner
         self.knn_k = int(knn_k)
+        self.reference = reference
         self._white_means = self.means @ self.whitening
         self._white_norms = (self._white_means**2).sum(axis=1)
         self._index_cache: dict[bytes, Any] = {}
@@ -180,6 +192,7 @@ class OpenSetScorer:
             bank, bank_labels = embeddings[np.sort(rows)], targets[np.sort(rows)]
         else:
             bank, bank_labels = embeddings, targets
+        bank = bank.astype(np.float16).astype(np.float32)  # as saved: calibration sees what serving will
         dim = embeddings.shape[1]
         means = np.zeros((len(labels), dim), dtype=np.float32)
         for index in range(len(labels)):
@@ -235,15 +248,30 @@ class OpenSetScorer:
             "knn": self._knn(emb, in_scope),
             "mahalanobis": self._mahalanobis(emb, in_scope),
         }
-        if self.combiner is not None:
-            values["combined"] = self.combiner(np.column_stack([values[name] for name in FEATURES]))
-        else:
-            values["combined"] = values["msp"].copy()
+        features = self._features(values)
+        values["combined"] = self.combiner(features) if self.combiner is not None else values["msp"].copy()
         if self.out_of_scope >= 0:
             never = top == self.out_of_scope
             for name in values:
                 values[name] = np.where(never, -np.inf, values[name])
-        return QuestionScores(top, second, values)
+        return QuestionScores(top, second, values, features)
+
+    def _features(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        raw = np.column_stack([np.nan_to_num(values[name], neginf=-1e6, posinf=1e6) for name in FEATURES])
+        if self.reference is None:
+            return raw
+        ranks = [
+            np.searchsorted(self.reference[i], raw[:, i], side="right") / (len(self.reference[i]) + 1)
+            for i in range(len(FEATURES))
+        ]
+        return np.column_stack(ranks)
+
+    def set_reference(self, in_scope: QuestionScores) -> None:
+        """Rank future scores against these in-scope validation scores (the combined score's p-values)."""
+        finite = np.isfinite(in_scope.values["msp"])
+        if not finite.any():
+            return
+        self.reference = np.stack([np.sort(in_scope.values[name][finite]) for name in FEATURES])
 
     def _knn(self, emb: np.ndarray, in_scope: np.ndarray) -> np.ndarray:
         index = self._index(in_scope)
@@ -277,15 +305,15 @@ class OpenSetScorer:
     def fit_combiner(self, scores: QuestionScores, target: np.ndarray, weights: np.ndarray) -> None:
         """Fit the combined score on calibration rows (`target` 1 = answering from the top intent is right)."""
         finite = np.isfinite(scores.values["msp"])
-        features = np.column_stack([scores.values[name][finite] for name in FEATURES])
-        self.combiner = Combiner.fit(features, np.asarray(target)[finite].astype(int), np.asarray(weights)[finite])
+        self.combiner = Combiner.fit(
+            scores.features[finite], np.asarray(target)[finite].astype(int), np.asarray(weights)[finite]
+        )
 
     def with_combined(self, scores: QuestionScores) -> QuestionScores:
-        """`scores` with the `combined` values recomputed by the current combiner."""
+        """`scores` with the `combined` values recomputed by the current combiner (from their own features)."""
         assert self.combiner is not None
-        features = np.column_stack([np.nan_to_num(scores.values[n], neginf=-1e6) for n in FEATURES])
-        combined = np.where(np.isfinite(scores.values["msp"]), self.combiner(features), -np.inf)
-        return QuestionScores(scores.top, scores.second, {**scores.values, "combined": combined})
+        combined = np.where(np.isfinite(scores.values["msp"]), self.combiner(scores.features), -np.inf)
+        return QuestionScores(scores.top, scores.second, {**scores.values, "combined": combined}, scores.features)
 
     # --- persistence -------------------------------------------------------------------------------
 
@@ -298,6 +326,8 @@ class OpenSetScorer:
             "whitening": self.whitening,
             "knn_k": np.array(self.knn_k),
         }
+        if self.reference is not None:
+            arrays["reference"] = self.reference
         if self.combiner is not None:
             arrays |= {
                 "combiner_mean": self.combiner.mean,
@@ -336,6 +366,7 @@ class OpenSetScorer:
             whitening=arrays["whitening"],
             combiner=combiner,
             knn_k=int(arrays["knn_k"]),
+            reference=arrays.get("reference"),
         )
 
 
@@ -356,4 +387,5 @@ def scores_from_probs(probs: np.ndarray, labels: Sequence[str], out_of_scope_lab
     msp = np.where(top == oos, -np.inf, first) if oos >= 0 else first
     values = {name: msp.copy() for name in SCORES}
     values["margin"] = np.where(np.isfinite(msp), first - np.maximum(second_p, 0.0), -np.inf)
-    return QuestionScores(top, second, values)
+    features = np.column_stack([np.nan_to_num(values[name], neginf=-1e6) for name in FEATURES])
+    return QuestionScores(top, second, values, features)

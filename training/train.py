@@ -177,6 +177,9 @@ def twin_held_out(
     twin_config = replace(config, version="calibration-twin", init_from=None)
     twin = fine_tune(twin_config, twin_train, twin_val, progress=progress)
     scorer = fitted_scorer(twin, twin_train, config.eval_batch_size, config.seed)
+    known = [ex for ex in twin_val if ex.label != oos]
+    if known:  # the held-out rows' p-values are ranked against the twin's own in-scope questions
+        scorer.set_reference(scorer.scores(twin.probabilities([ex.text for ex in known], config.eval_batch_size)[1]))
     return scorer.scores(twin.probabilities([ex.text for ex in held], config.eval_batch_size)[1])
 
 
@@ -423,6 +426,8 @@ def calibrate(
     scorer = fitted_scorer(model, train_rows, batch_size, seed)
     val_probs, val_embeddings = model.probabilities([ex.text for ex in val_rows], batch_size)
     val_truth = np.array([index[ex.label] if ex.label in index and ex.label != oos else -1 for ex in val_rows])
+    if (val_truth >= 0).any():
+        scorer.set_reference(scorer.scores(val_embeddings[val_truth >= 0]))
     generic = model.probabilities(list(generic_offtopic()), batch_size)[1]
     logged = model.probabilities(list(log_out_of_scope), batch_size)[1] if log_out_of_scope else None
     data = calibration_set(

@@ -28,7 +28,7 @@ def question_scores(msp: np.ndarray, top: np.ndarray, second: np.ndarray | None 
     values = {name: np.asarray(msp, dtype=float) for name in SCORES}
     values["margin"] = np.asarray(margin if margin is not None else msp, dtype=float)
     second = second if second is not None else (np.asarray(top) + 1) % 3
-    return QuestionScores(np.asarray(top), np.asarray(second), values)
+    return QuestionScores(np.asarray(top), np.asarray(second), values, np.zeros((len(top), 6)))
 
 
 def synthetic(n_in: int = 600, n_out: int = 600, seed: int = 0) -> CalibrationSet:

@@ -72,7 +72,10 @@ def test_combined_score_is_fitted_and_survives_save_and_load(tmp_path: Path) -> 
     centres, embeddings, targets = clusters(classes=5)
     known = targets < 4
     scorer = scorer_for(["a", "b", "c", "d"], centres[:4], embeddings[known], targets[known])
+    scorer.set_reference(scorer.scores(embeddings[known]))
     scores = scorer.scores(embeddings)
+    assert scores.features.shape == (len(embeddings), len(FEATURES))
+    assert scores.features.min() >= 0.0 and scores.features.max() < 1.0  # p-values against the reference
     right = (scores.top == targets) & known
     scorer.fit_combiner(scores, right, np.ones(len(right)))
     combined = scorer.with_combined(scores).values["combined"]
@@ -83,6 +86,7 @@ def test_combined_score_is_fitted_and_survives_save_and_load(tmp_path: Path) -> 
     again = loaded.scores(embeddings)
     for name in SCORES:
         assert again.values[name] == pytest.approx(scorer.with_combined(scores).values[name], abs=1e-3), name
+    assert loaded.reference is not None and loaded.reference.shape == scorer.reference.shape
     assert len(FEATURES) == len(SCORES) - 1
 
 
