@@ -17,7 +17,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import dataclasses
 import json
 import platform
 import time
@@ -68,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     catalog = IntentCatalog.load(args.intents)
     new_version, old_version = load_version(args.version), load_version(args.version)
     if args.model:
-        new_version = dataclasses.replace(new_version, model=IntentModel.load(args.model, device="cpu"))
-        old_version = dataclasses.replace(old_version, model=IntentModel.load(args.model, device="cpu"))
+        new_version = new_version._replace(model=IntentModel.load(args.model, device="cpu"))
+        old_version = old_version._replace(model=IntentModel.load(args.model, device="cpu"))
     assert new_version.model.scorer is not None, "this version has no open-set scorer (trained before issue 8)"
     old_version.model.scorer = None
     old_version.model.point = OperatingPoint("msp", 0.5)
