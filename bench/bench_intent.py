@@ -38,7 +38,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.svm import LinearSVC
 
 from bot.settings import bundled_base_model
-from training.calibration import choose_threshold, max_in_scope, ood_auroc, recall_at_precision
+from training.calibration import ood_auroc
 from training.data import Example, load_examples, split
 from training.evaluate import evaluate
 from training.model import Encoder, IntentModel
@@ -66,7 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--val-ratio", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--oos-precision", type=float, default=0.95, help="in-scope precision for the OOS recall")
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--skip-finetune", action="store_true")
     parser.add_argument("--save-model", type=Path, help="also save the fine-tuned model here")
@@ -142,51 +141,26 @@ def frozen_logreg(
     if ood_test:
         in_scores = models[best_c].predict_proba(x_test).max(axis=1)
         out_scores = models[best_c].predict_proba(encoder.encode([ex.text for ex in ood_test], 128)).max(axis=1)
-        result["ood_auroc"] = ood_auroc(in_scores, out_scores)
+        is_in = np.r_[np.ones(len(in_scores), bool), np.zeros(len(out_scores), bool)]
+        result["ood_auroc"] = ood_auroc(np.r_[in_scores, out_scores], is_in)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
 
-def out_of_domain(
-    model: IntentModel,
-    val: list[Example],
-    test: list[Example],
-    ood_val: list[Example],
-    ood_test: list[Example],
-    target: float,
-) -> dict[str, Any]:
-    """Out-of-domain detection of a model trained without out-of-scope data."""
-    oos = model.out_of_scope_label
-
-    def scores(rows: list[Example]) -> np.ndarray:
-        probs, _ = model.probabilities([ex.text for ex in rows], 128)
-        return max_in_scope(probs, model.labels, oos)
-
-    in_test, out_test = scores(test), scores(ood_test)
-    oracle_threshold, oracle_recall = recall_at_precision(in_test, out_test, target)
-    result: dict[str, Any] = {
+def out_of_domain(model: IntentModel, test: list[Example], ood_test: list[Example]) -> dict[str, Any]:
+    """Out-of-domain questions at the model's own operating point (trained without out-of-scope data)."""
+    rows = [*test, *(Example(ex.text, model.out_of_scope_label) for ex in ood_test)]
+    report = evaluate(model, rows)
+    return {
         "in_domain_test": len(test),
         "out_of_domain_test": len(ood_test),
-        "auroc": ood_auroc(in_test, out_test),
-        "target_in_scope_precision": target,
-        "test_threshold": oracle_threshold,
-        "test_oos_recall": oracle_recall,
-        "test_in_scope_coverage": float((in_test >= oracle_threshold).mean()),
+        "score": report.score,
+        "auroc": report.auroc,
+        "auroc_by_score": report.auroc_by_score,
+        "decision_accuracy": report.accuracy,
+        "out_of_scope_recall": report.out_of_scope_recall,
+        "hindsight_decision_accuracy": report.outcomes["hindsight"].decision_accuracy,
     }
-    if ood_val:
-        in_val, out_val = scores(val), scores(ood_val)
-        is_in = np.r_[np.ones(len(in_val), bool), np.zeros(len(out_val), bool)]
-        choice = choose_threshold(np.r_[in_val, out_val], is_in, target, min_rows=0)
-        answered_in = in_test >= choice.threshold
-        answered_out = out_test >= choice.threshold
-        answered = int(answered_in.sum() + answered_out.sum())
-        result.update(
-            val_threshold=choice.threshold,
-            val_chosen_test_oos_recall=float((~answered_out).mean()),
-            val_chosen_test_in_scope_precision=float(answered_in.sum() / answered) if answered else None,
-            val_chosen_test_in_scope_coverage=float(answered_in.mean()),
-        )
-    return result
 
 
 def git_commit() -> str:
@@ -204,12 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     base_model = args.base_model or bundled_base_model()
     args.out.mkdir(parents=True, exist_ok=True)
     train_rows, val_rows, test_rows, official_val = load_split(args.data, args.val_ratio, args.seed)
-    ood_val: list[Example] = []
     ood_test: list[Example] = []
     if args.ood:
         ood_test = load_examples(args.ood / "test.csv")
-        if (args.ood / "valid.csv").is_file():
-            ood_val = load_examples(args.ood / "valid.csv")
     results: dict[str, Any] = {
         "benchmark": "intent",
         "dataset": args.data.name,
@@ -264,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             "best_epoch": model.info["best_epoch"],
             "validation": model.info["validation"],
             "threshold": model.threshold,
-            "threshold_selection": {k: v for k, v in model.info["threshold_selection"].items() if k != "curve"},
+            "decision": {k: v for k, v in model.info["decision"].items() if k not in ("curve", "candidates")},
             "train_seconds": round(train_seconds, 1),
             "test_accuracy": report.accuracy,
             "test_macro_f1": report.macro_f1,
@@ -278,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         latency = measure_latency(model, [ex.text for ex in test_rows[:200]])
         results["finetuned"]["latency_ms_predict_one"] = latency
         if ood_test:
-            results["out_of_domain"] = out_of_domain(model, val_rows, test_rows, ood_val, ood_test, args.oos_precision)
+            results["out_of_domain"] = out_of_domain(model, test_rows, ood_test)
             results["out_of_domain"]["dataset"] = args.ood.name
             print("out of domain:", results["out_of_domain"], flush=True)
 
@@ -341,9 +312,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"scale {cfg['scale']} ({'learned' if cfg['learn_scale'] else 'fixed'}), seed {cfg['seed']}, "
             f"best epoch by validation {cfg.get('select_by', 'accuracy')}, patience {cfg['patience']}.",
             "",
-            f"Abstention threshold {r['threshold']:.4f} ({r['threshold_selection']['method']}, target precision "
-            f"{r['threshold_selection']['target_precision']}): test coverage {pct(r['test_coverage_at_threshold'])}, "
-            f"answered precision {pct(r['test_answered_precision_at_threshold'])}.",
+            f"Operating point: `{r['decision']['score']}` >= {r['threshold']:.4f}: test coverage "
+            f"{pct(r['test_coverage_at_threshold'])}, answered precision "
+            f"{pct(r['test_answered_precision_at_threshold'])}.",
             f"Latency of `predict_one` (fp32): p50 {r['latency_ms_predict_one']['p50']} ms, "
             f"p95 {r['latency_ms_predict_one']['p95']} ms.",
             "",
@@ -359,18 +330,12 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             f"## Out of domain: {results['dataset']} test vs {o['dataset']} test (no out-of-scope training data)",
             "",
-            f"- AUROC (max in-scope probability): {o['auroc']:.4f}",
-            f"- threshold keeping in-scope precision >= {o['target_in_scope_precision']} on test: "
-            f"{o['test_threshold']:.4f} -> OOS recall {pct(o['test_oos_recall'])}, in-scope coverage "
-            f"{pct(o['test_in_scope_coverage'])}",
+            f"- AUROC (`{o['score']}`): {o['auroc']:.4f}; by score: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in o["auroc_by_score"].items() if v is not None),
+            f"- at the model's own operating point: decision accuracy {pct(o['decision_accuracy'])}, out-of-scope "
+            f"recall {pct(o['out_of_scope_recall'])} (best threshold in hindsight: "
+            f"{pct(o['hindsight_decision_accuracy'])})",
         ]
-        if "val_threshold" in o:
-            lines.append(
-                f"- threshold chosen on validation ({results['dataset']} validation + {o['dataset']} valid.csv): "
-                f"{o['val_threshold']:.4f} -> test OOS recall {pct(o['val_chosen_test_oos_recall'])}, in-scope "
-                f"precision {pct(o['val_chosen_test_in_scope_precision'])}, coverage "
-                f"{pct(o['val_chosen_test_in_scope_coverage'])}"
-            )
         if "frozen_logreg" in results and results["frozen_logreg"].get("ood_auroc") is not None:
             lines.append(f"- frozen + logistic regression AUROC: {results['frozen_logreg']['ood_auroc']:.4f}")
     return "\n".join(lines) + "\n"

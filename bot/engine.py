@@ -123,6 +123,7 @@ class Engine:
         return {
             "version": self.version,
             "threshold": self.model.threshold,
+            "score": self.model.point.score,
             "metrics": dict(info.get("validation") or {}),
             "intents": len(self.intents),
             "created_at": info.get("created_at"),

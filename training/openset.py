@@ -309,6 +309,25 @@ class OpenSetScorer:
             scores.features[finite], np.asarray(target)[finite].astype(int), np.asarray(weights)[finite]
         )
 
+    def out_of_fold(
+        self, scores: QuestionScores, target: np.ndarray, weights: np.ndarray, *, folds: int = 5, seed: int = 0
+    ) -> QuestionScores:
+        """`scores` with `combined` values each predicted by a combiner fitted without that row's fold.
+
+        The operating point is chosen on these, so its threshold reflects how the combined score does on
+        questions it was not fitted on (an in-sample fit is optimistic on small calibration sets).
+        """
+        finite = np.isfinite(scores.values["msp"])
+        combined = np.full(len(scores), -np.inf)
+        fold_of = np.random.default_rng(seed).integers(0, folds, len(scores))
+        target = np.asarray(target).astype(int)
+        for fold in range(folds):
+            fit, predict = finite & (fold_of != fold), finite & (fold_of == fold)
+            if predict.any():
+                combiner = Combiner.fit(scores.features[fit], target[fit], np.asarray(weights)[fit])
+                combined[predict] = combiner(scores.features[predict])
+        return QuestionScores(scores.top, scores.second, {**scores.values, "combined": combined}, scores.features)
+
     def with_combined(self, scores: QuestionScores) -> QuestionScores:
         """`scores` with the `combined` values recomputed by the current combiner (from their own features)."""
         assert self.combiner is not None

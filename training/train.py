@@ -444,7 +444,7 @@ def calibrate(
         model.info["decision"] = {**model.point.to_dict(), "note": "no in-scope validation rows: default threshold"}
         return
     scorer.fit_combiner(data.scores, data.correct, data.weight)
-    data.scores = scorer.with_combined(data.scores)
+    data.scores = scorer.out_of_fold(data.scores, data.correct, data.weight, seed=seed)
     in_scope = int(data.in_scope.sum())
     note = f"only {in_scope} in-scope validation rows: a rough estimate" if in_scope < MIN_CALIBRATION_ROWS else ""
     calibration = choose(data, policy, note)
