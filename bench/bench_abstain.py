@@ -141,10 +141,15 @@ def run_one(
         "per_score": {},
     }
     for name in SCORES:
-        calibrated = OperatingPoint(name, model.info["decision"]["candidates"][name]["threshold"])
+        calibrated = report_point(
+            OperatingPoint(name, model.info["decision"]["candidates"][name]["threshold"]), data, no_clarify, labels
+        )
+        best = report_point(hindsight(data, no_clarify, name), data, no_clarify, labels)
         result["per_score"][name] = {
-            "own": report_point(calibrated, data, no_clarify, labels)["decision_accuracy"],
-            "hindsight": report_point(hindsight(data, no_clarify, name), data, no_clarify, labels)["decision_accuracy"],
+            "own": calibrated["decision_accuracy"],
+            "hindsight": best["decision_accuracy"],
+            "own_cost": calibrated["cost"],
+            "hindsight_cost": best["cost"],
         }
     return result
 
@@ -155,9 +160,30 @@ def _auroc(data: CalibrationSet, name: str) -> float | None:
     return ood_auroc(data.scores.values[name], data.in_scope)
 
 
+def demo_run(version: Path, work: Path) -> tuple[str, Path, list[Example], list[Example], list[Example]]:
+    """The demo version (as `supportbot ask` trained it): its carved split, the demo's test set; the twin is
+    trained once and cached in `work/demo-twin.npz`."""
+    import numpy as np
+
+    from bot.settings import DEMO_DIR, bundled_base_model
+    from training.config import TrainingConfig
+    from training.data import split
+    from training.train import twin_held_out
+
+    rows = load_examples(DEMO_DIR / "intents.yaml")
+    config = TrainingConfig(base_model=bundled_base_model())
+    train_rows, val = split(rows, config.val_ratio, config.seed)  # as `train` carves it
+    cache = work / "demo-twin.npz"
+    if not cache.is_file():
+        scores = twin_held_out(config, train_rows, val, progress=False)
+        assert scores is not None
+        np.savez(cache, top=scores.top, second=scores.second, features=scores.features, **scores.values)
+    return "demo", version / "model", train_rows, val, load_examples(DEMO_DIR / "test.csv")
+
+
 def runs(args: argparse.Namespace) -> list[tuple[str, Path, list[Example], list[Example], list[Example]]]:
     """(name, model directory, train, validation, test) of every cached model, plus the cross-data-set runs."""
-    found = []
+    found = [demo_run(args.demo_version, args.work)] if args.demo_version else []
     for folder in sorted(args.work.iterdir()):
         name, _, draw = folder.name.partition("-draw")
         if not (folder / "model").is_dir() or not (draw or folder.name.endswith("-full")):
@@ -187,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oos-share", type=float, default=DecisionPolicy().oos_share)
     parser.add_argument("--score", default=DecisionPolicy().score, choices=SCORES)
     parser.add_argument("--only", default="", help="substring: run only matching runs")
+    parser.add_argument("--demo-version", type=Path, help="a demo version directory (from `supportbot ask`)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--calibration",
@@ -211,13 +238,51 @@ def main(argv: list[str] | None = None) -> int:
             policy = DecisionPolicy(wrong_answer_cost=cost, oos_share=args.oos_share, score=args.score)
             model = IntentModel.load(model_dir, device="cpu")
             key = f"{name} cost={cost:g}"
-            twin = load_twin(model_dir.parent / "twin.npz") if args.calibration == "twin" else None
+            twin_file = args.work / "demo-twin.npz" if name == "demo" else model_dir.parent / "twin.npz"
+            twin = load_twin(twin_file) if args.calibration == "twin" else None
             results["runs"][key] = run_one(model, train_rows, val, test, policy, twin)
             print(key, summary(results["runs"][key]), file=sys.stderr, flush=True)
     results["load_average_end"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"abstain-{args.calibration}.json").write_text(json.dumps(results, indent=2), "utf-8")
+    (args.out / f"abstain-{args.calibration}.md").write_text(markdown(results), "utf-8")
     return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The tables for BENCHMARKS.md: decision accuracy at the own point vs hindsight vs today's rule, etc."""
+    lines = [
+        "| run (cost) | OOS share | own DA | hindsight DA | gap | today's rule DA | in-scope acc | OOS recall | "
+        "OOS precision | macro-F1 | AUROC | cost own / best | resolved / clarified |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, run in results["runs"].items():
+        own, best, legacy, clar = run["own"], run["hindsight"], run["legacy_msp_rule"], run["own_with_clarify"]
+        gap = 100 * (best["decision_accuracy"] - own["decision_accuracy"])
+        auroc = run["auroc"][run["score"]]
+        lines.append(
+            f"| {key} | {_pct(run['test_oos_share'])} | **{_pct(own['decision_accuracy'])}** | "
+            f"{_pct(best['decision_accuracy'])} | {gap:.1f} | {_pct(legacy['decision_accuracy'])} | "
+            f"{_pct(own['in_scope_accuracy'])} | {_pct(own['oos_recall'])} | {_pct(own['oos_precision'])} | "
+            f"{_pct(own['macro_f1'])} | {'-' if auroc is None else f'{auroc:.3f}'} | "
+            f"{own['cost']:.3f} / {best['cost']:.3f} | {_pct(clar['in_scope_resolved'])} / {_pct(clar['clarified'])} |"
+        )
+    lines += ["", "Per score, decision accuracy at its own calibrated threshold / best threshold in hindsight:", ""]
+    names = list(next(iter(results["runs"].values()))["per_score"])
+    lines += ["| run (cost) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, run in results["runs"].items():
+        cells = [f"{_pct(v['own'])} / {_pct(v['hindsight'])}" for v in run["per_score"].values()]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += ["", "AUROC per score:", "", "| run | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, run in results["runs"].items():
+        if key.endswith("cost=1"):
+            cells = ["-" if run["auroc"][n] is None else f"{run['auroc'][n]:.3f}" for n in names]
+            lines.append(f"| {key.removesuffix(' cost=1')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _f(value: float | None) -> str:

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     out_of_scope_label: str = "out_of_scope"
     wrong_answer_cost: float = Field(1.0, gt=0.0, le=100.0)
     oos_share: float = Field(0.3, ge=0.0, lt=1.0)
-    oos_score: Literal["msp", "margin", "energy", "cosine", "knn", "mahalanobis", "combined"] = "combined"
+    oos_score: Literal["msp", "margin", "energy", "cosine", "knn", "mahalanobis", "combined"] = "msp"
     clarify: bool = True
     clarify_cost: float = Field(0.3, ge=0.0, lt=1.0)
     clarify_max_share: float = Field(0.1, ge=0.0, le=1.0)

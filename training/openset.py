@@ -34,7 +34,7 @@ SCORES = ("msp", "margin", "energy", "cosine", "knn", "mahalanobis", "combined")
 """Every out-of-scope score, by name."""
 FEATURES = SCORES[:-1]
 """The scores the combined score is fitted on."""
-DEFAULT_SCORE = "combined"
+DEFAULT_SCORE = "msp"
 SCORER_FILE = "openset.npz"
 KNN_K = 5
 MAX_BANK = 60_000

@@ -106,7 +106,7 @@ def test_info_describes_the_model(trained_model: IntentModel, trained_dir: Path)
     assert info["threshold"] == trained_model.threshold
     decision = info["decision"]
     assert {"score", "threshold", "policy", "outcome", "rows", "curve", "candidates", "auroc"} <= set(decision)
-    assert decision["score"] == "combined" and trained_model.scorer is not None
+    assert decision["score"] == "msp" and trained_model.scorer is not None
     # no out-of-scope data: calibrated on the twin's unknown intent and the shipped off-topic set
     assert decision["rows"]["in_scope"] == 4 and decision["rows"]["generic"] >= 300
     assert decision["rows"]["held_out_intent"] >= 1
