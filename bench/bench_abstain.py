@@ -73,7 +73,7 @@ def legacy_threshold(model: IntentModel, val: list[Example], target: float = 0.9
 def test_set(model: IntentModel, rows: list[Example], policy: DecisionPolicy) -> CalibrationSet:
     """The test rows as a calibration set: truth -1 for out-of-scope, weight 1 each (the real mix)."""
     probs, embeddings = model.probabilities([ex.text for ex in rows], 128)
-    scores = model.decision_scores(probs, embeddings)
+    scores = model.decision_scores(probs, embeddings, every=True)
     index = {label: i for i, label in enumerate(model.labels)}
     oos = model.out_of_scope_label
     truth = np.array([index[ex.label] if ex.label in index and ex.label != oos else -1 for ex in rows])

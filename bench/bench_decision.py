@@ -17,6 +17,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -33,6 +34,7 @@ from bot.versions import load_version
 from training.calibration import OperatingPoint
 from training.data import load_examples
 from training.model import IntentModel
+from training.openset import SCORES
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, default=DEMO_DIR / "test.csv")
     parser.add_argument("--intents", type=Path, default=DEMO_DIR / "intents.yaml")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--score", choices=SCORES, help="time the decision on this score [default: the model's own]")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (serving default: 1 per worker)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         new_version = new_version._replace(model=IntentModel.load(args.model, device="cpu"))
         old_version = old_version._replace(model=IntentModel.load(args.model, device="cpu"))
     assert new_version.model.scorer is not None, "this version has no open-set scorer (trained before issue 8)"
+    if args.score:  # the threshold does not change the cost, only which scores are computed
+        new_version.model.point = dataclasses.replace(new_version.model.point, score=args.score)
     old_version.model.scorer = None
     old_version.model.point = OperatingPoint("msp", 0.5)
     engines = {
@@ -93,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         for row in embeddings:
             started = time.perf_counter()
-            scorer.scores(row[None, :])
+            scorer.scores(row[None, :], only=new_version.model.point.score)
             alone.append((time.perf_counter() - started) * 1000)
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
         "load_average_start": os.getloadavg(),
         "version": str(args.version),
+        "score": new_version.model.point.score,
         "model": str(args.model or args.version),
         "questions": len(questions),
         "repeats": args.repeats,

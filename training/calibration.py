@@ -111,8 +111,12 @@ class OperatingPoint:
         score = str(data.get("score", "msp"))
         if score not in SCORES:
             raise ValueError(f"unknown out-of-scope score {score!r}")
-        return cls(score, number("threshold", DEFAULT_THRESHOLD), number("clarify_threshold", float("inf")),
-                   number("clarify_margin", 0.0))
+        return cls(
+            score,
+            number("threshold", DEFAULT_THRESHOLD),
+            number("clarify_threshold", float("inf")),
+            number("clarify_margin", 0.0),
+        )
 
 
 @dataclass
@@ -372,8 +376,10 @@ def describe(decision: dict[str, Any]) -> list[str]:
     rows it was chosen on, the other scores' best points and the curve. Shared by `train`, `eval` and the
     retrain report."""
     if not decision.get("policy"):
-        return [f"Operating point: `{decision.get('score', 'msp')}` >= {decision.get('threshold', 0):.3f} "
-                "(not calibrated: " + (decision.get("note") or "saved before calibration") + ")"]
+        return [
+            f"Operating point: `{decision.get('score', 'msp')}` >= {decision.get('threshold', 0):.3f} "
+            "(not calibrated: " + (decision.get("note") or "saved before calibration") + ")"
+        ]
     policy, point = decision["policy"], OperatingPoint.from_dict(decision)
     lines = [
         f"Operating point: answer when `{point.score}` >= {point.threshold:.3f}"
@@ -386,7 +392,8 @@ def describe(decision: dict[str, Any]) -> list[str]:
         + "; else hand off.",
         f"Policy: a wrong answer costs {policy['wrong_answer_cost']:g} hand-offs, a clarifying question "
         f"{policy['clarify_cost']:g}; out-of-scope share {policy['oos_share']:.0%}.",
-        "Chosen on: " + ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in decision["rows"].items())
+        "Chosen on: "
+        + ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in decision["rows"].items())
         + " (out-of-scope rows re-weighted to the share).",
     ]
     header = "| | cost | decision accuracy | answered | clarified | wrong answers | needless hand-offs | oos recall |"

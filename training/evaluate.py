@@ -144,7 +144,7 @@ def evaluate(
     oos = model.out_of_scope_label
     labels = model.labels
     probs, embeddings = model.probabilities([ex.text for ex in examples], batch_size)
-    scores = model.decision_scores(probs, embeddings)
+    scores = model.decision_scores(probs, embeddings, every=True)
     point = model.point
     actions = point.actions(scores)
     values = scores.values[point.score]

@@ -335,11 +335,12 @@ class IntentModel(Encoder):
                 embeddings[batch] = embedding.cpu().numpy()
         return probs, embeddings
 
-    def decision_scores(self, probs: np.ndarray, embeddings: np.ndarray) -> QuestionScores:
-        """The out-of-scope scores of a batch (max softmax only for a model saved without a scorer)."""
+    def decision_scores(self, probs: np.ndarray, embeddings: np.ndarray, *, every: bool = False) -> QuestionScores:
+        """The out-of-scope scores of a batch: those the operating point needs, or `every` one (max softmax only
+        for a model saved without a scorer)."""
         if self.scorer is None:
             return scores_from_probs(probs, self._labels, self.out_of_scope_label)
-        return self.scorer.scores(embeddings)
+        return self.scorer.scores(embeddings, only=None if every else self.point.score)
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[Prediction]:
         """Classify and embed each text (one forward pass per batch)."""

@@ -216,10 +216,15 @@ class OpenSetScorer:
 
     # --- scoring -----------------------------------------------------------------------------------
 
-    def scores(self, embeddings: np.ndarray, known: np.ndarray | None = None) -> QuestionScores:
+    def scores(
+        self, embeddings: np.ndarray, known: np.ndarray | None = None, *, only: str | None = None
+    ) -> QuestionScores:
         """Every score of each embedding; with `known` (bool per class), hidden classes do not exist.
 
-        The `combined` score is present once a combiner is fitted (else it equals `msp`).
+        The `combined` score is present once a combiner is fitted (else it equals `msp`). `only` (a score
+        name) skips the costly scores that one does not need (serving: the kNN search and the Mahalanobis
+        distances are computed only for `knn`, `mahalanobis` and `combined`); `msp` and `margin` are always
+        there, and skipped scores hold NaN.
         """
         emb = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
         classes = len(self.labels)
@@ -245,11 +250,15 @@ class OpenSetScorer:
             "margin": first - np.maximum(second_p, 0.0),
             "energy": (peak[:, 0] + np.log(np.exp(in_logits - peak).sum(axis=1))),
             "cosine": np.where(in_scope, cos, -np.inf).max(axis=1),
-            "knn": self._knn(emb, in_scope),
-            "mahalanobis": self._mahalanobis(emb, in_scope),
         }
-        features = self._features(values)
-        values["combined"] = self.combiner(features) if self.combiner is not None else values["msp"].copy()
+        everything = only is None or only == "combined"
+        skipped = np.full(len(emb), np.nan)
+        values["knn"] = self._knn(emb, in_scope) if everything or only == "knn" else skipped
+        values["mahalanobis"] = self._mahalanobis(emb, in_scope) if everything or only == "mahalanobis" else skipped
+        features = self._features(values) if everything else np.zeros((len(emb), len(FEATURES)))
+        values["combined"] = (
+            self.combiner(features) if self.combiner is not None and everything else values["msp"].copy()
+        )
         if self.out_of_scope >= 0:
             never = top == self.out_of_scope
             for name in values:

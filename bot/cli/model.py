@@ -105,8 +105,9 @@ def register(app: typer.Typer) -> None:
         max_length: int = typer.Option(_DEFAULTS.max_length, min=4, max=512, help="token limit"),
         val_ratio: float = typer.Option(_DEFAULTS.val_ratio, help="validation share when --val is not given"),
         seed: int = typer.Option(_DEFAULTS.seed),
-        wrong_answer_cost: float | None = typer.Option(None, help="a wrong answer costs this many hand-offs "
-                                                       "[default: WRONG_ANSWER_COST]"),
+        wrong_answer_cost: float | None = typer.Option(
+            None, help="a wrong answer costs this many hand-offs [default: WRONG_ANSWER_COST]"
+        ),
         oos_share: float | None = typer.Option(None, help="expected out-of-scope share [default: OOS_SHARE]"),
         version: str | None = typer.Option(None, help="version name [default: v<date>-<time>]"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),

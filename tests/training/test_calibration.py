@@ -22,8 +22,9 @@ from training.calibration import (
 from training.openset import SCORES, QuestionScores
 
 
-def question_scores(msp: np.ndarray, top: np.ndarray, second: np.ndarray | None = None,
-                    margin: np.ndarray | None = None) -> QuestionScores:
+def question_scores(
+    msp: np.ndarray, top: np.ndarray, second: np.ndarray | None = None, margin: np.ndarray | None = None
+) -> QuestionScores:
     """Scores where every score name holds `msp` (and `margin` its own values)."""
     values = {name: np.asarray(msp, dtype=float) for name in SCORES}
     values["margin"] = np.asarray(margin if margin is not None else msp, dtype=float)
@@ -92,7 +93,9 @@ def test_weights_give_out_of_scope_rows_the_configured_share() -> None:
 
 def test_actions_answer_clarify_and_hand_off() -> None:
     scores = question_scores(
-        np.array([0.9, 0.9, 0.5, 0.2]), np.array([0, 0, 0, 0]), np.array([1, 1, 1, -1]),
+        np.array([0.9, 0.9, 0.5, 0.2]),
+        np.array([0, 0, 0, 0]),
+        np.array([1, 1, 1, -1]),
         margin=np.array([0.8, 0.05, 0.4, 0.2]),
     )
     point = OperatingPoint("msp", threshold=0.7, clarify_threshold=0.4, clarify_margin=0.1)

@@ -36,7 +36,7 @@ class FixedModel:
         probs = np.array([self.table[t] for t in texts], dtype=np.float32)
         return probs, np.zeros((len(texts), 4), dtype=np.float32)
 
-    def decision_scores(self, probs: np.ndarray, embeddings: np.ndarray) -> QuestionScores:
+    def decision_scores(self, probs: np.ndarray, embeddings: np.ndarray, *, every: bool = False) -> QuestionScores:
         return scores_from_probs(probs, self.labels, self.out_of_scope_label)
 
 

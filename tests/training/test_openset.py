@@ -96,3 +96,15 @@ def test_max_softmax_scores_for_a_model_without_a_scorer() -> None:
     assert scores.values["msp"][0] == pytest.approx(0.7) and np.isneginf(scores.values["msp"][1])
     assert scores.values["margin"][0] == pytest.approx(0.6)
     assert scores.second.tolist() == [2, 2]
+
+
+def test_serving_computes_only_what_the_operating_point_needs() -> None:
+    centres, embeddings, targets = clusters(classes=4)
+    scorer = scorer_for(["a", "b", "c", "d"], centres, embeddings, targets)
+    full = scorer.scores(embeddings)
+    quick = scorer.scores(embeddings, only="msp")
+    assert np.isnan(quick.values["knn"]).all() and np.isnan(quick.values["mahalanobis"]).all()
+    for name in ("msp", "margin", "energy", "cosine"):
+        assert quick.values[name] == pytest.approx(full.values[name]), name
+    assert scorer.scores(embeddings, only="knn").values["knn"] == pytest.approx(full.values["knn"])
+    assert np.isfinite(scorer.scores(embeddings, only="combined").values["mahalanobis"]).all()

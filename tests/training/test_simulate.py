@@ -47,7 +47,11 @@ def test_twin_scores_replace_the_hidden_intent_folds() -> None:
     data = calibration_set(scorer, val_embeddings=embeddings, val_truth=targets, oos_share=0.2, held_out=twin)
     assert data.counts() == {"in_scope": len(targets), "held_out_intent": 7}
     logged = calibration_set(
-        scorer, val_embeddings=embeddings, val_truth=targets, oos_share=0.2, log_oos_embeddings=embeddings[:3],
+        scorer,
+        val_embeddings=embeddings,
+        val_truth=targets,
+        oos_share=0.2,
+        log_oos_embeddings=embeddings[:3],
         simulate=False,
     )
     assert logged.counts() == {"in_scope": len(targets), "log_oos": 3}
