@@ -261,7 +261,7 @@ class Engine:
             top_intents=tuple((name, float(p)) for name, p in ranked),
             hits=tuple(_source(hit) for hit in hits),
             reason=reason,
-            score=prediction.score,
+            score=prediction.score if np.isfinite(prediction.score) else None,
             score_name=self.model.point.score,
             candidates=candidates,
         )

@@ -100,7 +100,7 @@ class OperatingPoint:
         return self.clarify_threshold < NEVER
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _finite(v) for k, v in asdict(self).items()}
+        return {k: json_safe(v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OperatingPoint:
@@ -173,7 +173,7 @@ class Outcome:
     oos_precision: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _finite(v) for k, v in asdict(self).items()}
+        return {k: json_safe(v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -197,7 +197,7 @@ class Calibration:
             "rows": self.rows,
             "curve": [point.to_dict() for point in self.curve],
             "candidates": {name: o.to_dict() for name, o in self.candidates.items()},
-            "auroc": self.auroc,
+            "auroc": {name: json_safe(value) for name, value in self.auroc.items()},
             "note": self.note,
         }
 
@@ -297,7 +297,7 @@ def _with_clarification(point: OperatingPoint, data: CalibrationSet, policy: Dec
     values = data.scores.values[point.score]
     weight = data.weight / data.weight.sum()
     best_point, best_cost = point, outcome(point, data, policy).cost
-    below = _candidates(values[values < point.threshold])[:-1]
+    below = _candidates(values[values < point.threshold])[1:-1]  # finite values only
     lows = np.unique(np.r_[below[:: max(1, len(below) // 60)], point.threshold])
     for margin in MARGINS:
         for low in lows:
@@ -365,7 +365,12 @@ def weights(source: Sequence[str] | np.ndarray, oos_share: float, *, real_enough
     return out
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN -> None, +-inf -> +-1e9 (never reached by a score), in nested dicts and lists too."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None if np.isnan(value) else (1e9 if value > 0 else -1e9)
     return value

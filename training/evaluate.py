@@ -19,6 +19,7 @@ from training.calibration import (
     OperatingPoint,
     Outcome,
     best_threshold,
+    json_safe,
     ood_auroc,
     outcome,
 )
@@ -112,8 +113,8 @@ class EvalReport:
     plots: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return asdict(self)
+        """Plain JSON-ready dict (no NaN or infinity)."""
+        return json_safe(asdict(self))
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""

@@ -43,6 +43,9 @@ CALIBRATION_SHARE = 0.5
 """Share of the agent-labelled out-of-scope log questions kept out of training to calibrate the operating point."""
 MIN_LABELLED_FOR_SHARE = 50
 """Agent-labelled log questions needed before their out-of-scope share replaces the configured OOS_SHARE."""
+SHARE_BOUNDS = (0.02, 0.9)
+"""The measured share is kept within these: agents label hand-offs more than answers, so it is a biased
+estimate, and a share of 0 or 1 would make every threshold degenerate."""
 
 
 def text_key(text: str) -> str:
@@ -134,8 +137,8 @@ class FeedbackDataset:
         hash: `dataset_hash(train)`.
         calibration_oos: agent-labelled out-of-scope log questions kept out of training; they calibrate the
             candidate's operating point (`CALIBRATION_SHARE` of them, by text hash).
-        oos_share: the out-of-scope share among agent-labelled log questions, once there are
-            `MIN_LABELLED_FOR_SHARE` of them (else None: the configured OOS_SHARE applies).
+        oos_share: the out-of-scope share among agent-labelled log questions (within `SHARE_BOUNDS`), once
+            there are `MIN_LABELLED_FOR_SHARE` of them (else None: the configured OOS_SHARE applies).
     """
 
     train: list[Example]
@@ -400,7 +403,8 @@ def build_dataset(
     labelled = [row for row in resolved.values() if row.first_seen_at is not None and row.origin != "customer"]
     oos_share = None
     if len(labelled) >= MIN_LABELLED_FOR_SHARE:
-        oos_share = sum(row.label == out_of_scope_label for row in labelled) / len(labelled)
+        measured = sum(row.label == out_of_scope_label for row in labelled) / len(labelled)
+        oos_share = min(max(measured, SHARE_BOUNDS[0]), SHARE_BOUNDS[1])
 
     seed_labels = {example.label for example in seed}
     labels = sorted({example.label for example in train})

@@ -38,7 +38,7 @@ DEFAULT_SCORE = "msp"
 SCORER_FILE = "openset.npz"
 KNN_K = 5
 MAX_BANK = 60_000
-"""Most training embeddings kept for the kNN score (a class-stratified subsample beyond)."""
+"""Most training embeddings kept for the kNN score (a random subsample beyond)."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,7 @@ class OpenSetScorer:
             if len(self._index_cache) > 16:
                 self._index_cache.clear()
             self._index_cache[key] = index
+            return index
         return self._index_cache[key]
 
     def _mahalanobis(self, emb: np.ndarray, in_scope: np.ndarray) -> np.ndarray:

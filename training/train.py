@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from training.batching import bucketed_batches, pad_batch, sorted_batches, tokenize
-from training.calibration import DecisionPolicy, choose
+from training.calibration import DecisionPolicy, OperatingPoint, choose
 from training.config import TrainingConfig
 from training.data import Example, dataset_hash, label_counts, split
 from training.errors import DataError, ModelError
@@ -442,6 +442,7 @@ def calibrate(
     )
     if not data.in_scope.any():
         model.info["decision"] = {**model.point.to_dict(), "note": "no in-scope validation rows: default threshold"}
+        model.info["validation"] = {"examples": len(val_rows)}
         return
     scorer.fit_combiner(data.scores, data.correct, data.weight)
     data.scores = scorer.out_of_fold(data.scores, data.correct, data.weight, seed=seed)
@@ -449,7 +450,7 @@ def calibrate(
     note = f"only {in_scope} in-scope validation rows: a rough estimate" if in_scope < MIN_CALIBRATION_ROWS else ""
     calibration = choose(data, policy, note)
     model.scorer = scorer
-    model.point = calibration.point
+    model.point = OperatingPoint.from_dict(calibration.to_dict())  # as stored: serving now = after a reload
     model.info["threshold"] = calibration.to_dict()["threshold"]
     model.info["decision"] = calibration.to_dict()
     model.info["validation"] = _validation_metrics(val_rows, val_probs, labels, oos, calibration)

@@ -294,7 +294,7 @@ def _converse(
         lowered = command.lower()
         if lowered in QUIT:
             break
-        if pending is not None and command.isdigit() and int(command) <= len(pending.candidates):
+        if pending is not None and command.isdecimal() and int(command) <= len(pending.candidates):
             last_answer = _pick(holder, session, pending, last_answer, int(command), details=details)
             pending = None
         elif lowered in HELP:

@@ -158,7 +158,7 @@ def register(app: typer.Typer) -> None:
             f"accuracy {_pct(validation.get('accuracy'))}, best epoch {model.info['best_epoch']}, "
             f"{model.info['training_seconds']:.0f} s"
         )
-        typer.echo("\n".join(describe(model.info.get("decision") or {})))
+        typer.echo("\n".join(describe(model.info.get("decision") or model.point.to_dict())))
 
     @app.command("eval")
     def eval_command(
@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
         model = IntentModel.load(model_dir, threads=current.torch_threads or None, quantize=quantize)
         rows = load_examples(data, out_of_scope_label=model.out_of_scope_label)
         report = evaluate(model, rows, plots)
-        print_report(report, Console(), model.info.get("decision") or {})
+        print_report(report, Console(), model.info.get("decision") or model.point.to_dict())
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(report.to_json() + "\n", encoding="utf-8")

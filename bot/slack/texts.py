@@ -17,6 +17,7 @@ BUTTON_CORRECT = "Correct (agents)"
 BUTTON_SOMETHING_ELSE = "Something else"
 CLARIFY_PICKED = "You chose: {choice}"
 CLARIFY_ALREADY = "This question has already been answered."
+CLARIFY_NOT_YOURS = "Only the person who asked can choose here. Ask your own question and I'll help."
 
 SOURCE_LABELS = {
     "intent": "curated answer",

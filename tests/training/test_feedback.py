@@ -324,3 +324,8 @@ def test_agent_out_of_scope_labels_calibrate_and_measure_the_share() -> None:
     assert dataset.oos_share == pytest.approx(40 / 60)
     assert dataset.provenance["calibration_oos"] == len(held)
     assert build(logs[:30]).oos_share is None  # fewer than MIN_LABELLED_FOR_SHARE labels: OOS_SHARE applies
+
+
+def test_the_measured_share_stays_usable_when_agents_only_mark_out_of_scope() -> None:
+    logs = [rated(f"nothing we sell {n}", ("agent", False, "out_of_scope", n)) for n in range(60)]
+    assert build(logs).oos_share == 0.9  # clamped: a share of 1 would make the bot hand off everything

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.calibration import DecisionPolicy
 from training.data import Example
 from training.errors import DataError
 from training.model import IntentModel
-from training.train import TrainingConfig, train
+from training.train import TrainingConfig, calibrate, train
 
 from .conftest import INTENTS, THREADS, tiny_config, tiny_examples
 
@@ -97,3 +98,12 @@ def test_two_examples_per_label(base_model: str) -> None:
     assert model.info["validation_carved_from_train"] is True
     assert "only 4 in-scope validation rows" in model.info["decision"]["note"]
     assert model.predict_one("I forgot my password").label == "reset_password"
+
+
+@pytest.mark.slow
+def test_validation_without_in_scope_rows_keeps_the_default_point(trained_dir: Path) -> None:
+    model = IntentModel.load(trained_dir, device="cpu")
+    before = model.point
+    calibrate(model, tiny_examples(), [Example("what's the weather", "out_of_scope")], DecisionPolicy())
+    assert model.point == before and "no in-scope validation rows" in model.info["decision"]["note"]
+    assert model.info["validation"] == {"examples": 1}

@@ -19,7 +19,7 @@ from bot.slack.deps import Deps
 from bot.slack.events import ButtonPress, parse_button
 from bot.slack.ratings import rater_role, set_rating
 from bot.slack.slack_io import CALL_ERRORS, SlackCallError, describe, post_ephemeral, post_message
-from bot.slack.threads import answer_thread, predicted_intent
+from bot.slack.threads import AnswerThread, answer_thread, predicted_intent
 from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,26 @@ async def clarify_pick(deps: Deps, client: AsyncWebClient, press: ButtonPress, c
     if thread is None or thread.answer.source != "clarify" or unknown:
         await _tell(client, press, texts.ANSWER_GONE)
         return
+    if thread.conversation.started_by and press.user_id != thread.conversation.started_by:
+        await _tell(client, press, texts.CLARIFY_NOT_YOURS)  # a bystander's click is nobody's label
+        return
+    if press.answer_id in _PICKING:
+        await _tell(client, press, texts.CLARIFY_ALREADY)
+        return
+    _PICKING.add(press.answer_id)
+    try:
+        await _record_pick(deps, client, press, thread, intent, shown)
+    finally:
+        _PICKING.discard(press.answer_id)
+
+
+_PICKING: set[int] = set()
+"""Clarifying answers whose pick is being handled in this process (a double click waits for nothing)."""
+
+
+async def _record_pick(
+    deps: Deps, client: AsyncWebClient, press: ButtonPress, thread: AnswerThread, intent: str | None, shown: str
+) -> None:
     try:
         picked = await asyncio.to_thread(
             lambda: any(r.source == CLARIFY_SOURCE for r in deps.repo.ratings(press.answer_id))
@@ -106,7 +126,11 @@ async def clarify_pick(deps: Deps, client: AsyncWebClient, press: ButtonPress, c
         await request_human(deps, client, press)
         return
     loop = asyncio.get_running_loop()
-    followup = await loop.run_in_executor(deps.model_pool, deps.engine.answer_intent, intent)
+    try:
+        followup = await loop.run_in_executor(deps.model_pool, deps.engine.answer_intent, intent)
+    except KeyError:  # the model serving now has no answer for it (a version switch): a person takes over
+        await request_human(deps, client, press)
+        return
     await post_followup(
         deps, client, conversation=thread.conversation, question_id=thread.answer.question_id, answer=followup
     )

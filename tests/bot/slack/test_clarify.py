@@ -7,7 +7,7 @@ from bot.clarify import CLARIFY_SOURCE
 from bot.slack import blocks, texts
 from storage.repository import Repository
 from tests.bot.slack.fakes import BILLING_ANSWER, CLARIFY_TEXT
-from tests.bot.slack.harness import AGENT_CHANNEL, CUSTOMER, BotUnderTest, quiesce
+from tests.bot.slack.harness import AGENT, AGENT_CHANNEL, CUSTOMER, BotUnderTest, quiesce
 from tests.bot.slack.helpers import Asked, ask, ephemerals_to, press
 from tests.bot.slack.standin import TEAM_ID, SlackStandIn
 
@@ -99,10 +99,13 @@ async def test_a_forged_pick_or_a_pick_on_an_ordinary_answer_changes_nothing(
     bot: BotUnderTest, standin: SlackStandIn, store: Repository
 ) -> None:
     asked = await ask(bot, standin, "which one?")
+    await press(bot, asked, PICK_BILLING, user=AGENT, text="Where are my invoices?")  # not the asker
+    await standin.wait_for_call("chat.postEphemeral")
+    assert ephemerals_to(standin, AGENT) == [texts.CLARIFY_NOT_YOURS]
     await press(bot, asked, f"{blocks.ACTION_CLARIFY_PREFIX}drop_all_tables", user=CUSTOMER, text="x")
     answered = await ask(bot, standin, "password?")
     await press(bot, answered, PICK_BILLING, user=CUSTOMER, text="Where are my invoices?")
-    await standin.wait_for_call("chat.postEphemeral", n=2)
+    await standin.wait_for_call("chat.postEphemeral", n=3)
     await quiesce()
     assert ephemerals_to(standin, CUSTOMER) == [texts.ANSWER_GONE, texts.ANSWER_GONE]
     assert store.ratings(asked.answer_id) == [] and store.ratings(answered.answer_id) == []
