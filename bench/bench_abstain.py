@@ -48,6 +48,7 @@ from training.calibration import (  # noqa: E402
     OperatingPoint,
     best_threshold,
     outcome,
+    truth_indices,
 )
 from training.data import Example, load_examples  # noqa: E402
 from training.model import IntentModel  # noqa: E402
@@ -74,9 +75,7 @@ def test_set(model: IntentModel, rows: list[Example], policy: DecisionPolicy) ->
     """The test rows as a calibration set: truth -1 for out-of-scope, weight 1 each (the real mix)."""
     probs, embeddings = model.probabilities([ex.text for ex in rows], 128)
     scores = model.decision_scores(probs, embeddings, every=True)
-    index = {label: i for i, label in enumerate(model.labels)}
-    oos = model.out_of_scope_label
-    truth = np.array([index[ex.label] if ex.label in index and ex.label != oos else -1 for ex in rows])
+    truth = truth_indices([ex.label for ex in rows], model.labels, model.out_of_scope_label)
     source = np.where(truth >= 0, "in_scope", "test_oos").astype(object)
     return CalibrationSet(scores, truth, np.ones(len(rows)), source)
 

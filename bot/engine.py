@@ -203,13 +203,14 @@ class Engine:
         Raises:
             KeyError: The intent has no curated answer.
         """
-        curated = self.catalog.answer_for(intent) or self.extra_answers.get(intent)
+        curated = self._curated(intent)
         if not curated:
             raise KeyError(intent)
         sources = self._intent_sources(intent, None, [])
         return EngineAnswer(curated, "intent", intent, None, sources, self.version, threshold=self.model.threshold)
 
     def _curated(self, intent: str) -> str | None:
+        """The catalog's curated answer of `intent`, else the one agents wrote for it."""
         return self.catalog.answer_for(intent) or self.extra_answers.get(intent)
 
     def _decide(

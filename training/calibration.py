@@ -254,9 +254,9 @@ def best_threshold(data: CalibrationSet, policy: DecisionPolicy, score: str) -> 
     values = data.scores.values[score]
     candidates = _candidates(values)
     weight = data.weight / data.weight.sum()
-    inside, correct = data.in_scope, data.correct
-    answer_cost = np.where(correct, 0.0, policy.wrong_answer_cost)
-    handoff_cost = inside.astype(float)
+    every = np.ones(len(values), int)
+    answer_cost = _costs(every * ANSWER, data.in_scope, data.correct, data.in_top_two, policy)
+    handoff_cost = _costs(every * HANDOFF, data.in_scope, data.correct, data.in_top_two, policy)
     # cost(t) = sum of handoff costs of rows below t + answer costs of rows at or above t
     order = np.argsort(values, kind="stable")
     sorted_values = values[order]
@@ -276,10 +276,9 @@ def choose(data: CalibrationSet, policy: DecisionPolicy, note: str = "") -> Cali
     point = OperatingPoint(score, threshold)
     if policy.clarify:
         point = _with_clarification(point, data, policy)
-    candidates = {}
-    for name in SCORES:
-        candidate = OperatingPoint(name, best_threshold(data, policy, name)[0])
-        candidates[name] = outcome(candidate, data, policy)
+    candidates = {
+        name: outcome(OperatingPoint(name, best_threshold(data, policy, name)[0]), data, policy) for name in SCORES
+    }
     return Calibration(
         point=point,
         policy=policy,
@@ -345,7 +344,6 @@ def weights(source: Sequence[str] | np.ndarray, oos_share: float, *, real_enough
     missing). Rows of each kind weigh the same.
     """
     source = np.asarray(source)
-    shares = {"in_scope": 1.0 - oos_share}
     real = np.isin(source, ("validation_oos", "log_oos"))
     real_share = min(1.0, real.sum() / real_enough) if real.any() else 0.0
     simulated = {"held_out_intent": 0.7, "generic": 0.3}
@@ -361,8 +359,14 @@ def weights(source: Sequence[str] | np.ndarray, oos_share: float, *, real_enough
         out[rows] = oos_share * (1.0 - real_share) * share / total_simulated / rows.sum()
     rows = source == "in_scope"
     if rows.any():
-        out[rows] = shares["in_scope"] / rows.sum()
+        out[rows] = (1.0 - oos_share) / rows.sum()
     return out
+
+
+def truth_indices(names: Sequence[str], labels: Sequence[str], out_of_scope_label: str) -> np.ndarray:
+    """The class index of each true label, -1 for out of scope (or a label the model does not know)."""
+    index = {label: i for i, label in enumerate(labels) if label != out_of_scope_label}
+    return np.array([index.get(name, -1) for name in names], dtype=np.int64)
 
 
 def json_safe(value: Any) -> Any:

@@ -22,6 +22,7 @@ from training.calibration import (
     json_safe,
     ood_auroc,
     outcome,
+    truth_indices,
 )
 from training.calibration import curve as outcome_curve
 from training.data import Example
@@ -165,10 +166,9 @@ def evaluate(
     }
     correct_answer = (top_label == truth) & ~is_oos
     in_scope = ~is_oos
-    index = {label: i for i, label in enumerate(labels)}
     data = CalibrationSet(
         scores,
-        np.array([index[t] if t in index and t != oos else -1 for t in truth]),
+        truth_indices(list(truth), labels, oos),
         np.ones(len(examples)),
         np.where(in_scope, "in_scope", "eval_oos").astype(object),
     )

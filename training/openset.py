@@ -237,12 +237,7 @@ class OpenSetScorer:
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         probs = exp / exp.sum(axis=1, keepdims=True)
-        top = probs.argmax(axis=1)
-        in_probs = np.where(in_scope, probs, -1.0)
-        order = np.argsort(-in_probs, axis=1)[:, :2]
-        first = np.take_along_axis(in_probs, order[:, :1], axis=1)[:, 0]
-        second_p = np.take_along_axis(in_probs, order[:, 1:2], axis=1)[:, 0] if in_scope.sum() > 1 else 0 * first
-        second = order[:, 1] if in_scope.sum() > 1 else np.full(len(emb), -1)
+        top, first, second, second_p = _top_two(probs, in_scope)
         in_logits = np.where(in_scope, logits, -np.inf)
         peak = in_logits.max(axis=1, keepdims=True)
         values: dict[str, np.ndarray] = {
@@ -338,12 +333,6 @@ class OpenSetScorer:
                 combined[predict] = combiner(scores.features[predict])
         return QuestionScores(scores.top, scores.second, {**scores.values, "combined": combined}, scores.features)
 
-    def with_combined(self, scores: QuestionScores) -> QuestionScores:
-        """`scores` with the `combined` values recomputed by the current combiner (from their own features)."""
-        assert self.combiner is not None
-        combined = np.where(np.isfinite(scores.values["msp"]), self.combiner(scores.features), -np.inf)
-        return QuestionScores(scores.top, scores.second, {**scores.values, "combined": combined}, scores.features)
-
     # --- persistence -------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> Path:
@@ -404,17 +393,21 @@ def scores_from_probs(probs: np.ndarray, labels: Sequence[str], out_of_scope_lab
     `margin`."""
     probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
     oos = list(labels).index(out_of_scope_label) if out_of_scope_label in labels else -1
-    in_probs = probs.copy()
-    if oos >= 0:
-        in_probs[:, oos] = -1.0
-    order = np.argsort(-in_probs, axis=1)
-    first = np.take_along_axis(in_probs, order[:, :1], axis=1)[:, 0]
-    has_second = in_probs.shape[1] - (oos >= 0) > 1
-    second = order[:, 1] if has_second else np.full(len(probs), -1)
-    second_p = np.take_along_axis(in_probs, order[:, 1:2], axis=1)[:, 0] if has_second else 0 * first
-    top = probs.argmax(axis=1)
+    in_scope = np.arange(probs.shape[1]) != oos
+    top, first, second, second_p = _top_two(probs, in_scope)
     msp = np.where(top == oos, -np.inf, first) if oos >= 0 else first
     values = {name: msp.copy() for name in SCORES}
     values["margin"] = np.where(np.isfinite(msp), first - np.maximum(second_p, 0.0), -np.inf)
     features = np.column_stack([np.nan_to_num(values[name], neginf=-1e6) for name in FEATURES])
     return QuestionScores(top, second, values, features)
+
+
+def _top_two(probs: np.ndarray, in_scope: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(top class, best in-scope probability, second in-scope class or -1, its probability or 0) per row."""
+    top = probs.argmax(axis=1)
+    in_probs = np.where(in_scope, probs, -1.0)
+    order = np.argsort(-in_probs, axis=1)[:, :2]
+    first = np.take_along_axis(in_probs, order[:, :1], axis=1)[:, 0]
+    if in_scope.sum() < 2:
+        return top, first, np.full(len(probs), -1), np.zeros(len(probs))
+    return top, first, order[:, 1], np.take_along_axis(in_probs, order[:, 1:2], axis=1)[:, 0]

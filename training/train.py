@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from training.batching import bucketed_batches, pad_batch, sorted_batches, tokenize
-from training.calibration import DecisionPolicy, OperatingPoint, choose
+from training.calibration import Calibration, DecisionPolicy, OperatingPoint, choose, json_safe, truth_indices
 from training.config import TrainingConfig
 from training.data import Example, dataset_hash, label_counts, split
 from training.errors import DataError, ModelError
@@ -177,9 +177,8 @@ def twin_held_out(
     twin_config = replace(config, version="calibration-twin", init_from=None)
     twin = fine_tune(twin_config, twin_train, twin_val, progress=progress)
     scorer = fitted_scorer(twin, twin_train, config.eval_batch_size, config.seed)
-    known = [ex for ex in twin_val if ex.label != oos]
-    if known:  # the held-out rows' p-values are ranked against the twin's own in-scope questions
-        scorer.set_reference(scorer.scores(twin.probabilities([ex.text for ex in known], config.eval_batch_size)[1]))
+    if twin_val:  # the held-out rows' p-values are ranked against the twin's own in-scope questions
+        scorer.set_reference(scorer.scores(twin.probabilities([ex.text for ex in twin_val], config.eval_batch_size)[1]))
     return scorer.scores(twin.probabilities([ex.text for ex in held], config.eval_batch_size)[1])
 
 
@@ -420,12 +419,9 @@ def calibrate(
     `twin_held_out`) replaces the leave-intents-out folds on the model itself, which are optimistic: the
     model was trained to keep those intents apart.
     """
-    oos = model.out_of_scope_label
-    labels = model.labels
-    index = {label: i for i, label in enumerate(labels)}
     scorer = fitted_scorer(model, train_rows, batch_size, seed)
     val_probs, val_embeddings = model.probabilities([ex.text for ex in val_rows], batch_size)
-    val_truth = np.array([index[ex.label] if ex.label in index and ex.label != oos else -1 for ex in val_rows])
+    val_truth = truth_indices([ex.label for ex in val_rows], model.labels, model.out_of_scope_label)
     if (val_truth >= 0).any():
         scorer.set_reference(scorer.scores(val_embeddings[val_truth >= 0]))
     generic = model.probabilities(list(generic_offtopic()), batch_size)[1]
@@ -449,15 +445,16 @@ def calibrate(
     in_scope = int(data.in_scope.sum())
     note = f"only {in_scope} in-scope validation rows: a rough estimate" if in_scope < MIN_CALIBRATION_ROWS else ""
     calibration = choose(data, policy, note)
+    stored = calibration.to_dict()
     model.scorer = scorer
-    model.point = OperatingPoint.from_dict(calibration.to_dict())  # as stored: serving now = after a reload
-    model.info["threshold"] = calibration.to_dict()["threshold"]
-    model.info["decision"] = calibration.to_dict()
-    model.info["validation"] = _validation_metrics(val_rows, val_probs, labels, oos, calibration)
+    model.point = OperatingPoint.from_dict(stored)  # as stored: serving now = after a reload
+    model.info["threshold"] = stored["threshold"]
+    model.info["decision"] = stored
+    model.info["validation"] = _validation_metrics(val_rows, val_probs, model.labels, calibration)
 
 
 def _validation_metrics(
-    val_rows: Sequence[Example], probs: np.ndarray, labels: list[str], oos: str, calibration: Any
+    val_rows: Sequence[Example], probs: np.ndarray, labels: list[str], calibration: Calibration
 ) -> dict[str, Any]:
     truth = np.array([ex.label for ex in val_rows], dtype=object)
     predicted = np.array([labels[i] for i in probs.argmax(axis=1)], dtype=object)
@@ -472,7 +469,7 @@ def _validation_metrics(
         metrics["out_of_scope_recall"] = outcome.oos_recall
         metrics["clarified"] = outcome.clarified
     metrics["auroc"] = calibration.auroc.get(calibration.point.score)
-    return metrics
+    return json_safe(metrics)
 
 
 def _versions() -> dict[str, str]:

@@ -78,14 +78,14 @@ def test_combined_score_is_fitted_and_survives_save_and_load(tmp_path: Path) -> 
     assert scores.features.min() >= 0.0 and scores.features.max() < 1.0  # p-values against the reference
     right = (scores.top == targets) & known
     scorer.fit_combiner(scores, right, np.ones(len(right)))
-    combined = scorer.with_combined(scores).values["combined"]
+    combined = scorer.scores(embeddings).values["combined"]
     assert ood_auroc(combined, known) > 0.9
     assert combined.min() >= 0.0 and combined.max() <= 1.0
     scorer.save(tmp_path)
     loaded = OpenSetScorer.load(tmp_path, centres[:4], 20.0, ["a", "b", "c", "d"], "out_of_scope")
     again = loaded.scores(embeddings)
     for name in SCORES:
-        assert again.values[name] == pytest.approx(scorer.with_combined(scores).values[name], abs=1e-3), name
+        assert again.values[name] == pytest.approx(scorer.scores(embeddings).values[name], abs=1e-3), name
     assert loaded.reference is not None and loaded.reference.shape == scorer.reference.shape
     assert len(FEATURES) == len(SCORES) - 1
 
