@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also train on all BANKING77 intents (clarification)")
+    parser.add_argument("--only", choices=("banking77", "hwu64"), help="train for one data set only")
     args = parser.parse_args(argv)
     import numpy as np
 
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         (name, folder, draw)
         for draw in range(args.draws)
         for name, folder in (("banking77", args.banking77), ("hwu64", args.hwu64))
+        if args.only in (None, name)
     ]
     if args.full:
         jobs.append(("banking77", args.banking77, -1))

@@ -46,6 +46,8 @@ def test_train_writes_a_versioned_model(env: Path) -> None:
     assert result.exit_code == 0, result.output
     out = env / "data" / "models" / "vcli" / "model"
     assert f"saved vcli to {out}" in result.output
+    assert "Operating point: answer when `msp` >=" in result.output  # the chosen point, the policy, the curve
+    assert "a wrong answer costs 1 hand-offs" in result.output and "Curve (`msp`" in result.output
     model = IntentModel.load(out)
     assert model.labels == sorted([*INTENTS, "out_of_scope"])
     assert model.info["training"]["epochs"] == 1
@@ -74,8 +76,10 @@ def test_eval_prints_a_summary_and_writes_json(env: Path, trained_dir: Path) -> 
     assert result.exit_code == 0, result.output
     assert "Evaluation of vtest (25 examples)" in result.output
     assert "out-of-scope recall" in result.output and "Weakest" in result.output
+    assert "Operating point:" in result.output and "hindsight" in result.output  # own point vs the best one
     report = json.loads(report_path.read_text())
     assert report["examples"] == 25 and report["open_set"] is True
+    assert report["accuracy"] == pytest.approx(report["outcomes"]["own"]["decision_accuracy"])
     assert (plots / "confusion.png").is_file() and (plots / "coverage.png").is_file()
     quantized = CliRunner().invoke(app, ["eval", "--model", str(trained_dir), "--data", str(data), "--quantize"])
     assert quantized.exit_code == 0, quantized.output
