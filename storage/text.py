@@ -9,6 +9,11 @@ first passed through `clean_text`:
 * a lone surrogate becomes U+FFFD (the replacement character).
 
 Everything else (other control characters, quotes, SQL-looking text, very long text) is stored exactly.
+
+"The same text" is defined here, once, for the whole product: `text_form` (NFKC, case-folded,
+whitespace-collapsed) and its digest `text_key`. The frozen evaluation set is keyed by it in the database, and
+training uses the same function to exclude evaluation questions and to deduplicate, so a variant that differs
+only in case, spacing or Unicode form (full-width letters, ligatures) is one text everywhere.
 """
 
 from __future__ import annotations
@@ -35,14 +40,25 @@ def clean_text(text: str) -> str:
     return text
 
 
-def text_key(text: str) -> str:
-    """A stable key for "the same text": sha256 of the NFKC, case-folded, whitespace-collapsed form.
+def text_form(text: str) -> str:
+    """The canonical form of "the same text": cleaned, NFKC-normalised, case-folded, whitespace collapsed.
 
-    Used to keep each evaluation example once, whatever its spacing or case.
+    Two texts are the same text exactly when their forms are equal (`text_key` is the form's digest).
+
+    Example:
+        >>> text_form("  Ｒｅｓｅｔ  my\tPASSWORD ")
+        'reset my password'
+    """
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", clean_text(text)).casefold()).strip()
+
+
+def text_key(text: str) -> str:
+    """A stable key for "the same text": sha256 (hex) of `text_form(text)`.
+
+    Keys the frozen evaluation set in the database; training excludes and deduplicates with the same key.
 
     Example:
         >>> text_key("Reset  my PASSWORD ") == text_key("reset my password")
         True
     """
-    normalised = _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", clean_text(text)).casefold()).strip()
-    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text_form(text).encode("utf-8")).hexdigest()

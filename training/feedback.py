@@ -15,7 +15,9 @@ Where labels come from (each log rating becomes at most one *observation*):
   question (rating source `clarify`, under `trust_customers` whatever the confidence: the customer chose it).
   Unhelpful customer ratings never create a label.
 
-Conflicts are resolved per normalised text: the latest agent decision wins; without one the seed label wins;
+"The same text" is `storage.text.text_key` (NFKC, case-folded, whitespace-collapsed), the key of the stored
+evaluation set, so a variant of an evaluation question (other case, spacing, full-width letters) is never
+trained on. Conflicts are resolved per text key: the latest agent decision wins; without one the seed label wins;
 without one the latest trusted customer label. A new agent-labelled question is set aside for the frozen
 evaluation set the first time it is seen, deterministically by the hash of its text, and never trained on.
 """
@@ -31,6 +33,7 @@ from typing import Literal
 
 from storage.models import EvalExample
 from storage.repository import RatedAnswer
+from storage.text import text_form, text_key
 from training.data import Example, dataset_hash
 from training.text import normalise_text
 
@@ -48,21 +51,14 @@ SHARE_BOUNDS = (0.02, 0.9)
 estimate, and a share of 0 or 1 would make every threshold degenerate."""
 
 
-def text_key(text: str) -> str:
-    """The deduplication key: the normalised text, case-folded.
-
-    >>> text_key("  How do I   Reset my password? ") == text_key("how do i reset my PASSWORD?")
-    True
-    """
-    return normalise_text(text).casefold()
-
-
 def holdout_fraction(text: str, purpose: str = "") -> float:
-    """A stable number in [0, 1) from the text's key: examples below the eval share are held out.
+    """A stable number in [0, 1) from the text's canonical form (`storage.text.text_form`): the same text
+    (whatever its case, spacing or Unicode form) always gets the same number; examples below the eval share
+    are held out.
 
     A `purpose` (e.g. "calibration") gives an independent number for another split of the same texts.
     """
-    digest = hashlib.sha256((purpose + text_key(text)).encode("utf-8")).digest()
+    digest = hashlib.sha256((purpose + text_form(text)).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -232,14 +228,15 @@ def written_answers(rated: Iterable[RatedAnswer]) -> list[WrittenAnswer]:
             key = text_key(question)
             order = (rating.created_at, rating.id or 0)
             intent = (rating.corrected_intent or "").strip() or None
-            record = WrittenAnswer(_short_hash(key), question, written, intent, rating.created_at)
+            record = WrittenAnswer(_short_hash(text_form(question)), question, written, intent, rating.created_at)
             if key not in latest or latest[key][0] <= order:
                 latest[key] = (order, record)
     return [record for _, record in sorted(latest.values(), key=lambda row: row[0])]
 
 
-def _short_hash(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+def _short_hash(form: str) -> str:
+    """The KB id of an agent answer: from the question's `text_form` (kept stable across releases)."""
+    return hashlib.sha256(form.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass
@@ -252,7 +249,7 @@ class _Resolved:
 
 
 def resolve(seed: Sequence[Example], found: Sequence[Observation]) -> tuple[dict[str, _Resolved], Counter[str]]:
-    """One label per normalised text: latest agent decision > seed > latest trusted customer.
+    """One label per text (`text_key`): latest agent decision > seed > latest trusted customer.
 
     Returns:
         key -> resolved label, and counts (`conflicts`: texts with more than one label proposed, `vetoed`:
@@ -373,9 +370,9 @@ def build_dataset(
         and (since is None or row.first_seen_at >= since)
     ]
     remaining = Counter(row.label for key, row in resolved.items() if key not in eval_keys)
-    for key in sorted(candidates, key=lambda k: holdout_fraction(k)):
+    for key in sorted(candidates, key=lambda k: holdout_fraction(resolved[k].text)):
         row = resolved[key]
-        if key in eval_keys or holdout_fraction(key) >= eval_share:
+        if key in eval_keys or holdout_fraction(row.text) >= eval_share:
             continue
         if remaining[row.label] - 1 < MIN_TRAIN_PER_LABEL:
             continue

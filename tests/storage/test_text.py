@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage.text import clean_text, text_key
+from storage.text import clean_text, text_form, text_key
 
 
 def test_nul_bytes_are_removed() -> None:
@@ -35,3 +37,8 @@ def test_text_key_ignores_case_spacing_and_unicode_form() -> None:
     assert text_key("ﬁle") == text_key("file")  # NFKC
     assert text_key("reset my password") != text_key("reset my passwords")
     assert len(text_key("x")) == 64
+
+
+def test_text_form_is_the_canonical_form_and_text_key_its_digest() -> None:
+    assert text_form("  Ｒｅｓｅｔ my\u00a0PASSWORD？ ") == "reset my password?"  # full-width, NBSP, case
+    assert text_key("Ｒｅｓｅｔ my password") == hashlib.sha256(b"reset my password").hexdigest()

@@ -9,6 +9,7 @@ import pytest
 
 from storage.models import Answer, EvalExample, Message, Rating
 from storage.repository import RatedAnswer
+from storage.text import text_key as store_key
 from training.data import Example
 from training.feedback import (
     FeedbackDataset,
@@ -247,6 +248,27 @@ def test_new_agent_examples_are_held_out_by_text_hash_and_never_trained_on() -> 
     assert not held & {example.text for example in second.train}
     assert {example.text for example in second.eval} == held
     assert second.provenance["excluded_as_eval"] == len(held)
+
+
+def test_a_full_width_variant_of_an_evaluation_question_is_not_trained_on() -> None:
+    # The store keys the evaluation set with storage.text.text_key (NFKC); training must use the same key.
+    stored = [EvalExample(text_key=store_key("Can I pay by invoice?"), text="Can I pay by invoice?", label="billing")]
+    variants = ["Ｃａｎ Ｉ ｐａｙ ｂｙ ｉｎｖｏｉｃｅ？", "can i  pay by INVOICE?", "Can I pay by ｉｎｖｏｉｃｅ?"]
+    logs = [rated(text, ("agent", False, "billing", n)) for n, text in enumerate(variants)]
+    seed_variant = Example("Ｃａｎ Ｉ ｐａｙ ｂｙ ｉｎｖｏｉｃｅ？", "billing")
+    dataset = build_dataset(
+        [*SEED, seed_variant],
+        logs,
+        eval_existing=stored,
+        eval_seed=[],
+        eval_share=0.0,
+        policy=TrustPolicy(),
+    )
+    assert all(store_key(example.text) != store_key("Can I pay by invoice?") for example in dataset.train)
+    assert "billing" not in dataset.labels
+    assert dataset.provenance["excluded_as_eval"] == 1
+    assert text_key is store_key  # one definition of "the same text"
+    assert holdout_fraction("Ｃａｎ Ｉ ｐａｙ ｂｙ ｉｎｖｏｉｃｅ？") == holdout_fraction("can i pay by invoice?")
 
 
 def test_holdout_only_takes_questions_first_seen_since_the_last_run() -> None:
