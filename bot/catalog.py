@@ -1,176 +1,24 @@
 """The intent catalog: each intent's curated answer, description and backing knowledge-base documents.
 
-The catalog is read from the intents YAML (the demo ships `bot/demo/intents.yaml`)::
-
-    company: Nimbus
-    intents:
-      - name: reset_password
-        description: "Customer cannot log in / wants to reset the password"
-        answer: |
-          To reset your password, ...
-        sources: [accounts/reset-password.md]
-        examples:
-          - How do I reset my password?
-    out_of_scope:
-      - What's the weather tomorrow?
-
-The training code reads the same file for its examples; the catalog is what the bot answers with.
+The catalog is read from the intents YAML (the demo ships `bot/demo/intents.yaml`); its format, parser and
+validation are `training.intents` (one schema for the bot and for training). The catalog needs what only the
+bot uses: the company name and every intent's curated answer. The training code reads the same file for its
+examples; the catalog is what the bot answers with.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from training.intents import IntentsFile, IntentsFileError, normalize_question, parse_intents
 
-INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-OUT_OF_SCOPE = "out_of_scope"
+__all__ = ["CatalogError", "Intent", "IntentCatalog", "normalize_question"]
 
 
 class CatalogError(Exception):
     """The intents file is missing or invalid; the message names the file and the problem."""
-
-
-def normalize_question(text: str) -> str:
-    """Fold a question for duplicate detection: lowercase, punctuation removed, whitespace collapsed.
-
-    >>> normalize_question("  How do I  reset my password?! ")
-    'how do i reset my password'
-    """
-    folded = re.sub(r"[^\w\s]", " ", text.casefold())
-    return " ".join(folded.split())
-
-
-class IntentSpec(BaseModel):
-    """One intent as written in the YAML file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-    name: str
-    description: str = ""
-    answer: str
-    sources: tuple[str, ...] = ()
-    examples: tuple[str, ...]
-
-    @field_validator("name")
-    @classmethod
-    def _snake_case(cls, value: str) -> str:
-        if not INTENT_NAME.match(value):
-            raise ValueError(f"intent name {value!r} must be snake_case (lowercase letters, digits, underscores)")
-        if value == OUT_OF_SCOPE:
-            raise ValueError(f"{OUT_OF_SCOPE!r} is reserved for the out_of_scope list; rename the intent")
-        return value
-
-    @field_validator("answer")
-    @classmethod
-    def _answer_not_empty(cls, value: str) -> str:
-        if not value:
-            raise ValueError("the answer is empty; write the reply the bot should give")
-        return value
-
-    @field_validator("examples")
-    @classmethod
-    def _examples_not_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("no examples; list at least one question customers ask for this intent")
-        blank = [i for i, text in enumerate(value) if not text.strip()]
-        if blank:
-            raise ValueError(f"example #{blank[0] + 1} is blank")
-        return tuple(text.strip() for text in value)
-
-    @field_validator("sources")
-    @classmethod
-    def _relative_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for source in value:
-            path = PurePosixPath(source)
-            if not source or path.is_absolute() or ".." in path.parts or "\\" in source:
-                raise ValueError(f"source {source!r} must be a path relative to the knowledge-base folder")
-        return value
-
-
-class CatalogSpec(BaseModel):
-    """The whole intents file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-    company: str = Field(min_length=1)
-    intents: tuple[IntentSpec, ...]
-    out_of_scope: tuple[str, ...] = ()
-
-    @field_validator("intents")
-    @classmethod
-    def _some_intents(cls, value: tuple[IntentSpec, ...]) -> tuple[IntentSpec, ...]:
-        if not value:
-            raise ValueError("no intents; add at least one intent with an answer and examples")
-        return value
-
-    @field_validator("out_of_scope")
-    @classmethod
-    def _strip(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not text.strip() for text in value):
-            raise ValueError("an out_of_scope example is blank")
-        return tuple(text.strip() for text in value)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> CatalogSpec:
-        seen_names: set[str] = set()
-        for intent in self.intents:
-            if intent.name in seen_names:
-                raise ValueError(f"duplicate intent name {intent.name!r}; each intent must appear once")
-            seen_names.add(intent.name)
-        owner: dict[str, str] = {}
-        labelled = [(intent.name, text) for intent in self.intents for text in intent.examples]
-        labelled += [(OUT_OF_SCOPE, text) for text in self.out_of_scope]
-        for label, text in labelled:
-            key = normalize_question(text)
-            first = owner.setdefault(key, label)
-            if first != label:
-                raise ValueError(f"example {text!r} is listed under both {first!r} and {label!r}; keep it in one")
-        return self
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a mapping with the same key twice (PyYAML silently keeps the last)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    keys: set[Hashable] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} in one mapping", key_node.start_mark
-            )
-        keys.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-def _describe_location(loc: tuple[int | str, ...], raw: Any) -> str:
-    """Turn a pydantic error location into `intents[3] (reset_password).answer`."""
-    parts: list[str] = []
-    node: Any = raw
-    for part in loc:
-        if isinstance(part, int):
-            name = ""
-            if isinstance(node, list) and 0 <= part < len(node):
-                node = node[part]
-                if isinstance(node, dict) and isinstance(node.get("name"), str):
-                    name = f" ({node['name']})"
-            else:
-                node = None
-            parts.append(f"[{part}]{name}")
-        else:
-            node = node.get(part) if isinstance(node, dict) else None
-            parts.append(("." if parts else "") + part)
-    return "".join(parts) or "file"
 
 
 @dataclass(frozen=True)
@@ -192,8 +40,8 @@ class IntentCatalog:
 
     Example:
         >>> catalog = IntentCatalog.load("bot/demo/intents.yaml")
-        >>> catalog.answer_for("reset_password")  # doctest: +ELLIPSIS
-        'To reset your password...'
+        >>> catalog.answer_for("reset_password").startswith("To reset your password")
+        True
     """
 
     company: str
@@ -237,39 +85,19 @@ class IntentCatalog:
     def from_yaml(cls, text: str, *, source: str | Path = "<string>") -> IntentCatalog:
         """Build a catalog from YAML text; `source` only names the origin in error messages."""
         try:
-            raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            where = ""
-            mark = getattr(exc, "problem_mark", None)
-            if mark is not None:
-                where = f" at line {mark.line + 1}, column {mark.column + 1}"
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise CatalogError(f"intents file {source} is not valid YAML{where}: {problem}") from None
-        if not isinstance(raw, dict):
-            kind = "empty" if raw is None else f"a {type(raw).__name__}"
-            raise CatalogError(
-                f"intents file {source} is {kind}; expected a mapping with 'company', 'intents' and 'out_of_scope'"
-            )
-        try:
-            spec = CatalogSpec.model_validate(raw)
-        except ValidationError as exc:
-            problems = []
-            for error in exc.errors():
-                message = error["msg"].removeprefix("Value error, ")
-                if error["type"] == "missing":
-                    message = "missing (required)"
-                problems.append(f"{_describe_location(tuple(error['loc']), raw)}: {message}")
-            raise CatalogError(f"intents file {source} is invalid: " + "; ".join(problems)) from None
-        return cls.from_spec(spec, path=Path(source) if isinstance(source, Path) else None)
+            parsed = parse_intents(text, source=str(source), require_answers=True)
+        except IntentsFileError as exc:
+            raise CatalogError(str(exc)) from None
+        return cls.from_spec(parsed.spec, path=Path(source) if isinstance(source, Path) else None)
 
     @classmethod
-    def from_spec(cls, spec: CatalogSpec, *, path: Path | None = None) -> IntentCatalog:
-        """Build a catalog from an already validated `CatalogSpec`."""
+    def from_spec(cls, spec: IntentsFile, *, path: Path | None = None) -> IntentCatalog:
+        """Build a catalog from an intents file parsed with `require_answers=True` (company and answers given)."""
         intents = {
-            item.name: Intent(item.name, item.description, item.answer, item.sources, item.examples)
+            item.name: Intent(item.name, item.description, item.answer or "", item.sources, item.examples)
             for item in spec.intents
         }
-        return cls(company=spec.company, path=path, out_of_scope_examples=spec.out_of_scope, _intents=intents)
+        return cls(company=spec.company or "", path=path, out_of_scope_examples=spec.out_of_scope, _intents=intents)
 
     @property
     def intents(self) -> list[str]:

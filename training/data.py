@@ -12,9 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from training.errors import DataError
+from training.intents import OUT_OF_SCOPE, IntentsFileError, parse_intents
 from training.text import MAX_TEXT_CHARS, normalise_text
 
 __all__ = [
@@ -26,9 +25,6 @@ __all__ = [
     "normalise_text",
     "split",
 ]
-
-OUT_OF_SCOPE = "out_of_scope"
-"""Default label of questions the bot must not answer."""
 
 _LABEL_COLUMNS = ("label", "category", "intent")
 
@@ -55,8 +51,9 @@ def load_examples(path: str | Path, *, out_of_scope_label: str = OUT_OF_SCOPE) -
 
     - `.csv`: a header with `text` and `label` (or `category`, as in BANKING77/HWU64, or `intent`).
     - `.jsonl` / `.ndjson`: one `{"text": ..., "label": ...}` object per line.
-    - `.yaml` / `.yml`: `intents: [{name, answer, examples: [...]}]` plus optional `out_of_scope: [...]`,
-      whose examples get `out_of_scope_label`.
+    - `.yaml` / `.yml`: an intents file (`training.intents`: `intents: [{name, answer, examples: [...]}]` plus
+      optional `out_of_scope: [...]`, whose examples get `out_of_scope_label`), validated by the same rules as
+      the bot's catalog; `company` and the answers may be left out here.
 
     Texts are normalised; the same text with two different labels is an error.
 
@@ -153,62 +150,17 @@ def _read_jsonl(file: Path, content: str) -> list[_Row]:
 
 
 def _read_intents_yaml(file: Path, content: str, out_of_scope_label: str) -> list[_Row]:
+    """The examples of an intents file (`training.intents`: the bot's catalog reads the same file, same rules)."""
     try:
-        root = yaml.compose(content, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        raise DataError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(root, yaml.MappingNode):
-        raise DataError(f"{file}:1: expected a mapping with an 'intents' list")
-    top = _mapping(root)
-    if "intents" not in top:
-        raise DataError(f"{file}:1: no 'intents' key; see the intents file format in the README")
-    intents = top["intents"]
-    if not isinstance(intents, yaml.SequenceNode):
-        raise DataError(f"{_line(file, intents)}: 'intents' must be a list")
+        parsed = parse_intents(content, source=str(file), require_answers=False, out_of_scope_label=out_of_scope_label)
+    except IntentsFileError as exc:
+        raise DataError(exc.located()) from None
     rows: list[_Row] = []
-    seen: dict[str, int] = {}
-    for node in intents.value:
-        if not isinstance(node, yaml.MappingNode):
-            raise DataError(f"{_line(file, node)}: each intent must be a mapping with 'name' and 'examples'")
-        fields = _mapping(node)
-        name_node = fields.get("name")
-        if not isinstance(name_node, yaml.ScalarNode) or not str(name_node.value).strip():
-            raise DataError(f"{_line(file, node)}: intent without a 'name'")
-        name = str(name_node.value).strip()
-        if name in seen:
-            raise DataError(f"{_line(file, name_node)}: intent {name!r} is already defined at line {seen[name]}")
-        if name == out_of_scope_label:
-            raise DataError(f"{_line(file, name_node)}: {name!r} is reserved; list those under 'out_of_scope'")
-        seen[name] = name_node.start_mark.line + 1
-        rows.extend(_string_list(file, fields.get("examples"), name, node, f"intent {name!r}: 'examples'"))
-    if "out_of_scope" in top and not _is_null(top["out_of_scope"]):
-        rows.extend(_string_list(file, top["out_of_scope"], out_of_scope_label, root, "'out_of_scope'"))
-    return rows
-
-
-def _mapping(node: yaml.MappingNode) -> dict[str, yaml.Node]:
-    return {str(key.value): value for key, value in node.value}
-
-
-def _is_null(node: yaml.Node) -> bool:
-    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
-
-
-def _line(file: Path, node: yaml.Node) -> str:
-    return f"{file}:{node.start_mark.line + 1}"
-
-
-def _string_list(file: Path, node: yaml.Node | None, label: str, parent: yaml.Node, what: str) -> list[_Row]:
-    if node is None or not isinstance(node, yaml.SequenceNode) or not node.value:
-        where = parent if node is None else node
-        raise DataError(f"{_line(file, where)}: {what} must be a non-empty list of questions")
-    rows = []
-    for item in node.value:
-        if not isinstance(item, yaml.ScalarNode) or _is_null(item):
-            raise DataError(f"{_line(file, item)}: {what} must contain plain strings")
-        rows.append(_clean(file, item.start_mark.line + 1, str(item.value), label))
+    for i, intent in enumerate(parsed.spec.intents):
+        for j, text in enumerate(intent.examples):
+            rows.append(_clean(file, parsed.line("intents", i, "examples", j) or 1, text, intent.name))
+    for j, text in enumerate(parsed.spec.out_of_scope):
+        rows.append(_clean(file, parsed.line("out_of_scope", j) or 1, text, out_of_scope_label))
     return rows
 
 

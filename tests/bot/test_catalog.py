@@ -8,6 +8,8 @@ import pytest
 
 from bot.catalog import CatalogError, IntentCatalog, normalize_question
 from bot.cli.common import USER_ERRORS
+from training.data import load_examples
+from training.errors import DataError
 
 VALID = """\
 company: Acme Cloud
@@ -222,3 +224,34 @@ def test_catalog_error_is_a_user_error() -> None:
 )
 def test_normalize_question(text: str, expected: str) -> None:
     assert normalize_question(text) == expected
+
+
+def test_problems_name_their_line(tmp_path: Path) -> None:
+    text = VALID.replace("    answer: Go to Settings > Billing > Cancel.\n", "")
+    assert "line 11: intents[1] (cancel_subscription).answer: missing" in load_error(tmp_path, text)
+    text = VALID.replace("- cancel my plan", "- Forgot my password!")
+    assert "line 14: intents[1] (cancel_subscription).examples[0]: example" in load_error(tmp_path, text)
+
+
+def test_scalars_are_read_as_the_text_written(tmp_path: Path) -> None:
+    catalog = IntentCatalog.load(write(tmp_path, VALID.replace("- cancel my plan", "- no\n      - 2024")))
+    intent = catalog.get("cancel_subscription")
+    assert intent is not None and intent.examples == ("no", "2024")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("name: cancel_subscription", "name: Cancel-Subscription"),
+        ("- cancel my plan", "- FORGOT my password"),
+        ("sources: [accounts/reset-password.md]", "sources: [../x.md]"),
+        ("    answer: Go to Settings", "    anwser: typo\n    answer: Go to Settings"),
+    ],
+)
+def test_the_bot_and_training_refuse_the_same_files(tmp_path: Path, change: tuple[str, str]) -> None:
+    path = write(tmp_path, VALID.replace(*change))
+    with pytest.raises(CatalogError):
+        IntentCatalog.load(path)
+    with pytest.raises(DataError, match=r"intents\.yaml:\d+: intents\[\d\]"):
+        load_examples(path)
+    assert load_examples(write(tmp_path, VALID))  # and accept the same ones

@@ -106,20 +106,55 @@ def test_intents_yaml(tmp_path: Path) -> None:
     [
         ("intents: [\n", r"intents\.yaml:2: invalid YAML"),
         ("- a\n- b\n", r":1: expected a mapping"),
-        ("faq: []\n", r":1: no 'intents' key"),
-        ("intents:\n  - name: a\n    examples: []\n", r":3: intent 'a': 'examples' must be a non-empty list"),
-        ("intents:\n  - answer: x\n    examples: [q]\n", r":2: intent without a 'name'"),
+        ("faq: []\n", r":1: intents: missing \(required\); line 1: faq: unknown key"),
+        ("intents:\n  - name: a\n    examples: []\n", r":3: intents\[0\] \(a\)\.examples: no examples"),
+        ("intents:\n  - answer: x\n    examples: [q]\n", r":2: intents\[0\]\.name: missing \(required\)"),
         (
             "intents:\n  - name: a\n    examples: [q]\n  - name: a\n    examples: [r]\n",
-            r":4: intent 'a' is already defined at line 2",
+            r":4: intents\[1\] \(a\)\.name: duplicate intent name 'a'.*first at line 2",
         ),
-        ("intents:\n  - name: a\n    examples: [[nested]]\n", r":3: intent 'a': 'examples' must contain plain strings"),
-        ("intents:\n  - name: out_of_scope\n    examples: [q]\n", r":2: 'out_of_scope' is reserved"),
+        (
+            "intents:\n  - name: a\n    examples: [[nested]]\n",
+            r":3: intents\[0\] \(a\)\.examples\[0\]: must be plain text",
+        ),
+        (
+            "intents:\n  - name: out_of_scope\n    examples: [q]\n",
+            r":2: intents\[0\] \(out_of_scope\)\.name: 'out_of_scope' is reserved",
+        ),
+        (
+            "intents:\n  - name: Reset-Password\n    examples: [q]\n",
+            r":2: intents\[0\] \(Reset-Password\)\.name: .*snake_case",
+        ),
+        (
+            "intents:\n  - name: a\n    examples: [Refund!]\n  - name: b\n    examples: [refund]\n",
+            r":5: intents\[1\] \(b\)\.examples\[0\]: example 'refund' is listed under both 'a' and 'b'.*line 3",
+        ),
+        ("intents:\n  - name: a\n    examples: [q]\n    sources: [/etc/passwd]\n", r":4: .*relative to the knowledge"),
     ],
 )
 def test_malformed_intents_yaml(tmp_path: Path, content: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         load_examples(write(tmp_path, "intents.yaml", content))
+
+
+def test_intents_yaml_is_read_with_the_catalogs_schema(tmp_path: Path) -> None:
+    # Answers and company are optional for training; every scalar is read as the text written.
+    path = write(tmp_path, "i.yaml", "intents:\n  - name: yes_no\n    examples: [yes, 'no', 2024]\nout_of_scope:\n")
+    assert load_examples(path) == [Example("yes", "yes_no"), Example("no", "yes_no"), Example("2024", "yes_no")]
+    # The configured out-of-scope label is reserved too.
+    with pytest.raises(DataError, match=r"i\.yaml:2: intents\[0\] \(yes_no\)\.name: 'yes_no' is reserved"):
+        load_examples(path, out_of_scope_label="yes_no")
+
+
+def test_intents_yaml_same_example_twice_under_one_label_is_kept_under_two_is_refused(tmp_path: Path) -> None:
+    content = "intents:\n  - name: a\n    examples:\n      - refund please\n      - Refund  please\n"
+    assert load_examples(write(tmp_path, "i.yaml", content)) == [
+        Example("refund please", "a"),
+        Example("Refund please", "a"),
+    ]
+    content += "out_of_scope:\n  - REFUND PLEASE\n"
+    with pytest.raises(DataError, match=r"i\.yaml:7: out_of_scope\[0\]: .*under both 'a' and 'out_of_scope'.*line 4"):
+        load_examples(write(tmp_path, "i.yaml", content))
 
 
 def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
