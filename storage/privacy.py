@@ -1,10 +1,10 @@
 """PII masking: e-mail addresses, phone numbers, payment cards and IBANs become placeholders.
 
 Each kind has one compiled candidate pattern and a validator (digit counts, the Luhn check for cards, the
-ISO 13616 mod-97 checksum and per-country length for IBANs). Candidates must stand alone: a digit run glued
-to a word, to `#`, `/`, `-`, `$` or to another number (`1.5`, `3,2`) is never masked, which keeps order
-numbers (`order #123456`, `ORD-2024-0042`), dates (`2024-05-01`, `01/05/2024`), amounts (`$1,234.56`,
-`1 234,56 EUR`), times and version strings intact.
+ISO 13616 mod-97 checksum and per-country structure for IBANs; both from python-stdnum). Candidates must
+stand alone: a digit run glued to a word, to `#`, `/`, `-`, `$` or to another number (`1.5`, `3,2`) is
+never masked, which keeps order numbers (`order #123456`, `ORD-2024-0042`), dates (`2024-05-01`,
+`01/05/2024`), amounts (`$1,234.56`, `1 234,56 EUR`), times and version strings intact.
 
 When a greedy candidate is not valid as a whole (a phone followed by a year, an IBAN followed by a
 capitalised word), its longest valid prefix that ends on a group boundary is masked and scanning goes on
@@ -16,8 +16,11 @@ treat `[`/`]` like letters, so masking an already masked text changes nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+
+from stdnum import iban, luhn, numdb
 
 EMAIL = "[EMAIL]"
 PHONE = "[PHONE]"
@@ -59,40 +62,31 @@ _HAS_DIGIT = re.compile(r"\d")
 _DIGIT_RUN_END = re.compile(r"\d(?!\d)\)?")
 _ALNUM_RUN_END = re.compile(r"[A-Za-z0-9](?![A-Za-z0-9])")
 
-# ISO 13616 IBAN lengths by country (SWIFT IBAN registry).
-_IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
-    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
-    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
-    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25,
-    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18,
-    "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33,
-    "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
-
 
 def luhn_valid(digits: str) -> bool:
-    """True if the string of digits passes the Luhn checksum used by payment cards."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if position % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
+    """True if the string of digits passes the Luhn checksum used by payment cards (`stdnum.luhn`)."""
+    return luhn.is_valid(digits)
 
 
 def iban_valid(candidate: str) -> bool:
-    """True if `candidate` (spaces or dashes allowed) is an IBAN of the right length with a valid checksum."""
+    """True if `candidate` (spaces or dashes allowed) is an IBAN: a registered country, the BBAN structure and
+    length of that country (SWIFT IBAN registry) and the ISO 13616 mod-97 checksum (`stdnum.iban`).
+
+    The national check digits some countries add inside the BBAN are not checked (`check_country=False`):
+    a customer's mistyped IBAN is still personal data to mask.
+    """
     compact = candidate.replace(" ", "").replace("-", "").upper()
-    if _IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isascii() or not compact.isalnum():
-        return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+    if not compact.isascii() or not compact.isalnum() or _iban_length(compact[:2]) != len(compact):
+        return False  # the cheap test first: masking tries many prefixes of every candidate
+    return iban.is_valid(compact, check_country=False)
+
+
+@functools.cache
+def _iban_length(country: str) -> int | None:
+    """The length of `country`'s IBANs, from python-stdnum's copy of the SWIFT registry (None: no IBANs)."""
+    props = numdb.get("iban").info(country)[0][1]
+    bban = props.get("bban") if props else None  # fixed-length fields, e.g. "4!a6!n8!n"
+    return 4 + sum(int(width) for width in re.findall(r"(\d+)!", bban)) if bban else None
 
 
 def _digits(text: str) -> str:

@@ -238,6 +238,8 @@ def test_luhn_and_iban_validators() -> None:
     assert iban_valid("GB82 WEST 1234 5698 7654 32") and iban_valid("de89370400440532013000")
     assert not iban_valid("GB82 WEST 1234 5698 7654 3")  # wrong length for GB
     assert not iban_valid("XX82WEST12345698765432")  # unknown country
+    assert not iban_valid("GB25 1234 1234 5698 7654 32")  # checksum right, but a GB bank code is 4 letters
+    assert iban_valid("BE68 5390 0754 7034") and not iban_valid("BE68 5390 0754 703")
 
 
 # --- speed ----------------------------------------------------------------------------------------
