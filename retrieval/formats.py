@@ -2,6 +2,8 @@
 
 Bodies keep the document's structure as plain text: paragraphs are separated by a blank line, a heading
 becomes a one-line paragraph and list items stay on their own lines, so the chunker can split on sections.
+Markdown is parsed by markdown-it-py (CommonMark, GFM tables, front matter via mdit-py-plugins), HTML by
+BeautifulSoup.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 
 import yaml
 from bs4 import BeautifulSoup, Tag
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.front_matter import front_matter_plugin
 
 logger = logging.getLogger(__name__)
 
@@ -37,47 +42,57 @@ def tidy(text: str) -> str:
 
 
 # --- Markdown ----------------------------------------------------------------------------------------
+# CommonMark (+ GFM tables and strikethrough) parsed by markdown-it-py, front matter by mdit-py-plugins; what
+# is hand-written below is only the mapping from its token stream to the plain-text body the chunker expects.
 
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
-_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(```|~~~)")
-_RULE = re.compile(r"^ {0,3}([-*_])([ \t]*\1){2,}[ \t]*$")
-_TABLE_SEPARATOR = re.compile(r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$")
-_LIST_MARKER = re.compile(r"^([ \t]*)(?:[-*+]|\d{1,3}[.)])[ \t]+")
-_REF_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*\S+.*$")
-_INLINE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"<!--.*?-->", re.DOTALL), ""),
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images -> alt text
-    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # [text](url)
-    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # [text][ref]
-    (re.compile(r"<((?:https?|mailto):[^>\s]+)>"), r"\1"),  # <https://autolink>
-    (re.compile(r"</?[A-Za-z][^>]*>"), ""),  # inline HTML tags
-    (re.compile(r"`([^`]+)`"), r"\1"),
-    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
-    (re.compile(r"(?<![\w*])\*(?=\S)([^*]+?)(?<=\S)\*(?![\w*])"), r"\1"),
-    (re.compile(r"(?<![\w_])_(?=\S)([^_]+?)(?<=\S)_(?![\w_])"), r"\1"),
-    (re.compile(r"~~(.+?)~~"), r"\1"),
-    (re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>])"), r"\1"),  # backslash escapes
-)
+_MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"]).use(front_matter_plugin)
+_INLINE_SKIP = frozenset({"html_inline"})  # inline HTML tags and comments carry no text
 
 
-def _front_matter(text: str) -> tuple[dict[str, Any], str]:
-    match = _FRONT_MATTER.match(text)
-    if not match:
-        return {}, text
+def _front_matter(source: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(match.group(1))
+        data = yaml.safe_load(source)
     except yaml.YAMLError as exc:
         logger.warning("ignoring unreadable front matter (%s)", exc)
-        return {}, text[match.end() :]
-    return (data if isinstance(data, dict) else {}), text[match.end() :]
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-def _strip_inline(line: str) -> str:
-    for pattern, replacement in _INLINE_RULES:
-        line = pattern.sub(replacement, line)
-    return line
+def _inline_text(tokens: list[Token] | None) -> str:
+    """The text of an inline token's children: markup dropped, images as their alt text, breaks as newlines."""
+    parts: list[str] = []
+    for token in tokens or []:
+        if token.type in ("text", "code_inline"):
+            parts.append(token.content)
+        elif token.type in ("softbreak", "hardbreak"):
+            parts.append("\n")
+        elif token.children and token.type not in _INLINE_SKIP:  # an image's children are its alt text
+            parts.append(_inline_text(token.children))
+    return "".join(parts)
+
+
+class _Body:
+    """Plain-text lines, with a blank line wherever the source has one between two blocks (or a block must
+    stand alone: headings, code blocks, rules), so paragraphs and list items keep their shape."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._last_end = 0
+        self._break = False
+
+    def add(self, text: str, where: list[int] | None, *, alone: bool = False) -> None:
+        """Add a block's text; `where` is its source line range (None: it continues the previous block)."""
+        start, end = where if where else (self._last_end, self._last_end)
+        if self.lines and (alone or self._break or start > self._last_end):
+            self.lines.append("")
+        self.lines.extend(line.strip() for line in text.split("\n"))
+        self._last_end, self._break = max(end, self._last_end), alone
+
+    def separate(self, where: list[int] | None) -> None:
+        """A block without text (a rule, the title, a comment) still separates what is around it."""
+        self._break = True
+        if where:
+            self._last_end = max(where[1], self._last_end)
 
 
 def parse_markdown(text: str) -> Parsed:
@@ -85,60 +100,55 @@ def parse_markdown(text: str) -> Parsed:
 
     The title is the front matter's `title:`, else the first level-1 heading (which is then dropped from
     the body, as the title is prepended to every chunk anyway). `url:` comes from the front matter.
-    Code blocks keep their content (commands matter in support answers) without the fences.
+    Code blocks keep their content (commands matter in support answers) without the fences; a table row
+    becomes one line of its cells; HTML blocks keep their text.
     """
-    meta, text = _front_matter(text.replace("\r\n", "\n"))
-    title = str(meta["title"]).strip() if meta.get("title") else None
+    tokens = _MARKDOWN.parse(text.replace("\r\n", "\n"))
+    meta: dict[str, Any] = {}
+    title: str | None = None
+    body = _Body()
+    heading: str | None = None  # tag of the heading being read
+    row: list[str] | None = None  # cells of the table row being read
+    table: list[int] | None = None  # the table's source lines, until its first row is added (it spans them)
+    for token in tokens:
+        kind = token.type
+        if kind == "front_matter":
+            meta = _front_matter(token.content)
+            title = str(meta["title"]).strip() if meta.get("title") else None
+        elif kind == "heading_open":
+            heading = token.tag
+        elif kind == "heading_close":
+            heading = None
+        elif kind == "table_open":
+            table = token.map
+        elif kind == "tr_open":
+            row = []
+        elif kind == "tr_close" and row is not None:
+            body.add(" ".join(cell for cell in row if cell), table)  # the rows are lines of one paragraph
+            row = table = None
+        elif kind == "inline":
+            content = _inline_text(token.children).strip()
+            if row is not None:
+                row.append(" ".join(content.split()))
+            elif heading == "h1" and title is None:
+                title = " ".join(content.split())
+                body.separate(token.map)
+            elif heading is not None:
+                body.add(" ".join(content.split()), token.map, alone=True)
+            else:
+                body.add(content, token.map)
+        elif kind in ("fence", "code_block"):
+            body.add(token.content.rstrip("\n"), token.map, alone=True)
+        elif kind == "html_block":
+            html = BeautifulSoup(token.content, "html.parser").get_text()
+            if html.strip():
+                body.add(html.strip(), token.map)
+            else:
+                body.separate(token.map)
+        elif kind == "hr":
+            body.separate(token.map)
     url = str(meta["url"]).strip() if meta.get("url") else None
-
-    out: list[str] = []
-    in_fence: str | None = None
-    lines = text.split("\n")
-    underline = -1  # index of a setext heading's underline, skipped
-    for i, raw in enumerate(lines):
-        if i == underline:
-            continue
-        fence = _FENCE.match(raw)
-        if in_fence is not None:
-            if fence and fence.group(1) == in_fence:
-                in_fence = None
-                out.append("")
-            else:
-                out.append(raw.strip())
-            continue
-        if fence:
-            in_fence = fence.group(1)
-            out.append("")
-            continue
-        heading = _ATX_HEADING.match(raw)
-        following = lines[i + 1] if i + 1 < len(lines) else ""
-        if heading is None and raw.strip() and _SETEXT_UNDERLINE.match(following) and (not out or not out[-1]):
-            level = 1 if following.strip().startswith("=") else 2
-            heading_text = _strip_inline(raw.strip())
-            underline = i + 1
-        elif heading is not None:
-            level, heading_text = len(heading.group(1)), _strip_inline(heading.group(2))
-        else:
-            level, heading_text = 0, ""
-        if level:
-            if level == 1 and title is None:
-                title = heading_text
-            else:
-                out.extend(["", heading_text, ""])
-            continue
-        if _TABLE_SEPARATOR.match(raw) and "|" in raw:
-            continue
-        if _RULE.match(raw) or _REF_DEFINITION.match(raw):
-            out.append("")
-            continue
-        line = raw.strip()
-        while line.startswith(">"):
-            line = line[1:].strip()
-        line = _LIST_MARKER.sub("", line)
-        if "|" in line and line.count("|") >= 2:
-            line = " ".join(cell.strip() for cell in line.strip("|").split("|") if cell.strip())
-        out.append(_strip_inline(line))
-    return Parsed(title=title or None, url=url, body=tidy("\n".join(out)))
+    return Parsed(title=title or None, url=url, body=tidy("\n".join(body.lines)))
 
 
 # --- HTML --------------------------------------------------------------------------------------------

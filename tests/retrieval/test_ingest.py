@@ -226,3 +226,28 @@ def test_markdown_setext_headings(tmp_path: Path) -> None:
     [doc] = load_documents(tmp_path)
     assert doc.title == "Billing FAQ"
     assert doc.text == "Intro.\n\nPayments\n\nWe take cards.\n\nEnd."
+
+
+@pytest.mark.parametrize(
+    ("markdown", "body"),
+    [
+        ("a &amp; b &lt;tag&gt; &copy;", "a & b <tag> ©"),  # entities are decoded
+        ("Term | Def\n--- | ---\nx | y\n\nafter", "Term Def\nx y\n\nafter"),  # a table without outer pipes
+        ("Run `a | b` in `models/<version>/`.", "Run a | b in models/<version>/."),  # code spans kept whole
+        ("Intro:\n- a\n- b\n\n1. loose\n\n2. list", "Intro:\na\nb\n\nloose\n\nlist"),  # list shapes follow the source
+        ("<div class='note'>\n<b>Note:</b> careful\n</div>\n\nText", "Note: careful\n\nText"),  # HTML blocks: text
+        ("---\ntitle: Dots\n...\nBody", "Body"),  # front matter closed by `...`
+    ],
+)
+def test_markdown_bodies(tmp_path: Path, markdown: str, body: str) -> None:
+    write(tmp_path, "m.md", markdown)
+    [doc] = load_documents(tmp_path)
+    assert doc.text == body
+
+
+def test_unreadable_front_matter_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write(tmp_path, "m.md", "---\ntitle: [unclosed\n---\n# Real title\n\nBody")
+    with caplog.at_level(logging.WARNING):
+        [doc] = load_documents(tmp_path)
+    assert (doc.title, doc.text) == ("Real title", "Body")
+    assert "ignoring unreadable front matter" in caplog.text
