@@ -1,4 +1,9 @@
-"""Text normalisation shared by training, evaluation and inference."""
+"""Text normalisation shared by training, evaluation and inference.
+
+`normalise_text` is the form a text is given to the model in (case and Unicode form kept: the encoder's
+tokenizer handles them). Whether two texts are *the same text* (deduplication, the evaluation set) is decided
+by `storage.text.text_key` alone (NFKC, case-folded, whitespace collapsed); training imports it from there.
+"""
 
 from __future__ import annotations
 
