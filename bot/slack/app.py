@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.answer import EngineLike
 from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory
 from bot.slack.deps import Deps
+from bot.slack.inflight import TrackedApp
 from bot.slack.listeners import actions, home, messages, other, reactions, views
 from storage.repository import Repository
 
@@ -84,12 +85,14 @@ def build_app(
     out_of_scope_label: str = "out_of_scope",
     agent_cache_ttl_s: float = DEFAULT_TTL_S,
     model_workers: int | None = None,
-) -> AsyncApp:
+) -> TrackedApp:
     """Build the bot.
 
     Events are acknowledged at once (`process_before_response=False`); the model and the store run in
-    worker threads afterwards. Serve it with `bot.slack.server` (Socket Mode or HTTP). Built inside a running
-    event loop, the app's client keeps its connections open: release them with `close_app(app)`.
+    worker threads afterwards. Every listener run is counted (`app.inflight`, see `bot.slack.inflight`), so
+    shutdown waits for the answers in flight. Serve it with `bot.slack.server` (Socket Mode or HTTP). Built
+    inside a running event loop, the app's client keeps its connections open: release them with
+    `close_app(app)`.
 
     Args:
         engine: answers questions (`bot.runtime.build_engine(settings)` in production).
@@ -115,7 +118,7 @@ def build_app(
     client = build_client(
         bot_token=bot_token, api_base_url=api_base_url, max_retries=max_retries, session=_keepalive_session()
     )
-    app = AsyncApp(
+    app = TrackedApp(
         client=client,
         signing_secret=signing_secret or "",
         process_before_response=False,

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.request.internals import parse_body
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.slack.app import close_app
+from bot.slack.inflight import in_flight
 from bot.slack.shape import shape_problem
 from bot.slack.slack_io import CALL_ERRORS, describe
 
@@ -36,6 +38,20 @@ Mode = Literal["socket", "http"]
 
 def _invalid_body() -> web.Response:
     return web.json_response({"error": "invalid_body"}, status=400)
+
+
+def parse_body(raw: str, content_type: str | None) -> Any:
+    """A request body as Bolt reads it: JSON (events), a form whose `payload` field is JSON (interactivity),
+    or a plain form (slash commands). Raises ValueError on malformed JSON."""
+    if not raw:
+        return {}
+    if content_type == "application/json" or raw.startswith("{"):
+        return json.loads(raw)
+    params = dict(parse_qsl(raw, keep_blank_values=True))
+    if "payload" in raw:
+        payload = params.get("payload")
+        return json.loads(payload) if payload is not None else {}
+    return params
 
 
 def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
@@ -93,6 +109,26 @@ async def serve_http(
         await runner.cleanup()
 
 
+def socket_mode_request(req: SocketModeRequest) -> AsyncBoltRequest:
+    """The Bolt request for an envelope; a redelivery carries Slack's retry headers, as over HTTP."""
+    headers: dict[str, str | Sequence[str]] = {}
+    if req.retry_attempt is not None:
+        headers["x-slack-retry-num"] = str(req.retry_attempt)
+    if req.retry_reason is not None:
+        headers["x-slack-retry-reason"] = req.retry_reason
+    return AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=headers or None)
+
+
+def socket_mode_ack(envelope_id: str, response: BoltResponse) -> SocketModeResponse:
+    """The ack frame for a dispatched envelope: bare, or with the listener's ack body as its payload."""
+    body = response.body
+    if not body:
+        return SocketModeResponse(envelope_id=envelope_id)
+    if response.first_headers().get("content-type", "").startswith("application/json"):
+        return SocketModeResponse(envelope_id=envelope_id, payload=json.loads(body))
+    return SocketModeResponse(envelope_id=envelope_id, payload={"text": body})
+
+
 class SocketModeHandler(AsyncSocketModeHandler):
     """Bolt's aiohttp Socket Mode handler, except that every envelope is acknowledged.
 
@@ -101,20 +137,25 @@ class SocketModeHandler(AsyncSocketModeHandler):
     """
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        started = time.time()
+        started = time.perf_counter()
         problem = shape_problem(req.payload)
         if problem is None:
             try:
-                response = await run_async_bolt_app(self.app, req)
+                response = await self.app.async_dispatch(socket_mode_request(req))
             except Exception as exc:  # Bolt's parsing fails in many ways on malformed payloads
                 problem = f"{type(exc).__name__}: {str(exc)[:200]}"
             else:
                 if response.status == 200:
-                    await send_async_response(client, req, response, started)
+                    await client.send_socket_mode_response(socket_mode_ack(req.envelope_id, response))
+                    logger.debug("envelope %s acknowledged in %.0f ms", req.envelope_id, _ms_since(started))
                     return
                 problem = f"dispatch answered {response.status}"
         logger.info("acknowledged and dropped envelope %s (%s)", req.envelope_id, problem)
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 async def serve_socket(
@@ -141,27 +182,23 @@ async def serve_socket(
         await handler.close_async()
 
 
-BOLT_LISTENER_CORO = "run_ack_function_asynchronously"  # slack_bolt's AsyncioListenerRunner (1.x)
+async def drain(app: AsyncApp, timeout_s: float = DRAIN_S) -> bool:
+    """Wait (up to `timeout_s`) for the listener runs still in progress, e.g. an answer being posted.
 
-
-def listener_tasks() -> list[asyncio.Task[object]]:
-    """Bolt's listener runs still in progress: events already acknowledged whose handling is not done."""
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if not task.done() and getattr(task.get_coro(), "__name__", "") == BOLT_LISTENER_CORO
-    ]
-
-
-async def drain(timeout_s: float = DRAIN_S) -> None:
-    """Wait (up to `timeout_s`) for the listeners still running, e.g. an answer being posted."""
-    pending = listener_tasks()
-    if not pending:
-        return
-    logger.info("waiting for %d event(s) in flight", len(pending))
-    _, still = await asyncio.wait(pending, timeout=timeout_s)
-    if still:
-        logger.warning("%d event(s) still in flight after %.0f s; stopping anyway", len(still), timeout_s)
+    Returns True once none is left, False when some still were at the timeout (or the app was not built
+    by `build_app`, so its runs are not counted).
+    """
+    flight = in_flight(app)
+    if flight is None:
+        logger.warning("cannot wait for the events in flight: the app was not built by build_app")
+        return False
+    await asyncio.sleep(0)  # runs Bolt scheduled just before the stop start counting now
+    if flight.running:
+        logger.info("waiting for %d event(s) in flight", flight.running)
+    if await flight.wait_idle(timeout_s):
+        return True
+    logger.warning("%d event(s) still in flight after %.0f s; stopping anyway", flight.running, timeout_s)
+    return False
 
 
 class SlackAuthError(Exception):
@@ -238,7 +275,7 @@ async def serve_until_signalled(
         else:
             await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready)
         logger.info("shutting down")
-        await drain()
+        await drain(app)
     finally:
         await close_app(app)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +14,8 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.answer import EngineLike
 from bot.slack import build_app, close_app
-from bot.slack.server import listener_tasks, make_web_app
+from bot.slack.inflight import InFlight, in_flight
+from bot.slack.server import make_web_app
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.standin import SlackStandIn, form_body, json_body, signed_headers
@@ -29,13 +30,24 @@ SUPPORT_CHANNEL = "CSUPPORT"
 INTERACTIVE_TYPES = frozenset({"block_actions", "view_submission", "view_closed", "shortcut", "message_action"})
 
 
+_WATCHED: weakref.WeakSet[InFlight] = weakref.WeakSet()
+
+
+def watch(app: AsyncApp) -> AsyncApp:
+    """Let `quiesce` wait for this app's listener runs (bots from `start_bot` are watched already)."""
+    flight = in_flight(app)
+    assert flight is not None, "not an app from build_app"
+    _WATCHED.add(flight)
+    return app
+
+
 async def quiesce(timeout: float = 5.0) -> None:
-    """Wait until every listener run has finished (so "nothing happened" can be asserted)."""
+    """Wait until every watched bot finished handling what it was sent (so "nothing else happened" can be
+    asserted: every later post would come from a listener run, and none is left)."""
     deadline = time.monotonic() + timeout
-    while listener_tasks():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"listeners still running after {timeout}s")
-        await asyncio.sleep(0.005)
+    for flight in list(_WATCHED):
+        if not await flight.wait_idle(max(0.0, deadline - time.monotonic())):
+            raise AssertionError(f"{flight.running} listener run(s) still in progress after {timeout}s")
 
 
 @dataclass
@@ -58,6 +70,18 @@ class BotUnderTest:
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     sent: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def inflight(self) -> InFlight:
+        """The bot's count of listener runs: `finished` by listener, `wait_for(...)`, `wait_idle()`."""
+        flight = in_flight(self.app)
+        assert flight is not None
+        return flight
+
+    async def handled(self, listener: str, n: int = 1, timeout: float = 5.0) -> None:
+        """Wait until `listener` (e.g. `on_message`) finished `n` runs in all, and nothing else is running."""
+        done = await self.inflight.wait_for(lambda f: f.finished[listener] >= n and f.running == 0, timeout)
+        assert done, f"{listener}: {self.inflight.finished[listener]} run(s) finished after {timeout}s, wanted {n}"
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -95,8 +119,8 @@ class BotUnderTest:
         return reply
 
     async def stop(self) -> None:
-        await quiesce(timeout=10.0)
         if self.app is not None:
+            assert await self.inflight.wait_idle(10.0), f"{self.inflight.running} listener run(s) still in progress"
             await close_app(self.app)
         if self._session is not None:
             await self._session.close()
@@ -131,4 +155,5 @@ async def start_bot(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
+    watch(app)
     return BotUnderTest(app=app, repo=repo, url=f"http://127.0.0.1:{port}/slack/events", _runner=runner)

@@ -24,7 +24,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -97,7 +97,32 @@ class SlackStandIn:
         self._runner: web.AppRunner | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()
         self.port = 0
+
+    def _notify(self) -> None:
+        """Wake every `wait_for`: a call, an ack or a connection arrived (or went)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def _record(self, call: Call) -> Call:
+        self.calls.append(call)
+        self._notify()
+        return call
+
+    async def wait_for(self, predicate: Callable[[], bool], *, timeout: float, what: Callable[[], str]) -> None:
+        """Wait until `predicate()` holds, re-checked whenever the stand-in records something.
+
+        Raises AssertionError with `what()` after `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            changed = self._changed
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(what())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> SlackStandIn:
@@ -151,14 +176,12 @@ class SlackStandIn:
 
     async def wait_for_call(self, method: str, n: int = 1, timeout: float = 5.0) -> list[Call]:
         """Wait until `method` was answered successfully `n` times; returns those calls."""
-        deadline = time.monotonic() + timeout
-        while True:
-            calls = self.calls_to(method)
-            if len(calls) >= n:
-                return calls
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{method}: {len(calls)} successful call(s) after {timeout}s, wanted {n}")
-            await asyncio.sleep(0.005)
+        await self.wait_for(
+            lambda: len(self.calls_to(method)) >= n,
+            timeout=timeout,
+            what=lambda: f"{method}: {len(self.calls_to(method))} successful call(s) after {timeout}s, wanted {n}",
+        )
+        return self.calls_to(method)
 
     # --- Web API -----------------------------------------------------------------------------
     async def _params(self, request: web.Request) -> dict[str, Any]:
@@ -189,15 +212,16 @@ class SlackStandIn:
         method = request.match_info["method"]
         params = await self._params(request)
         call = Call(method, params, dict(request.headers), time.monotonic())
-        self.calls.append(call)
         failure = self._take_failure(method)
         if failure is not None:
             call.status = failure.status
+            self._record(call)
             headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}  # seconds
             if failure.status == 200:
                 return web.json_response({"ok": False, "error": failure.error})
             return web.json_response({"ok": False, "error": failure.error}, status=failure.status, headers=headers)
         call.response = self._answer(method, params)
+        self._record(call)
         return web.json_response(call.response)
 
     def _new_ts(self) -> str:
@@ -247,15 +271,15 @@ class SlackStandIn:
             body = await request.json()
         except ValueError:
             body = {}
-        self.calls.append(Call(f"hook:{request.match_info['name']}", body, dict(request.headers), time.monotonic()))
+        self._record(Call(f"hook:{request.match_info['name']}", body, dict(request.headers), time.monotonic()))
         return web.Response(text="ok")
 
     # --- Socket Mode -------------------------------------------------------------------------
     async def _link(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        self.calls.append(Call("ws:connect", dict(request.query), dict(request.headers), time.monotonic()))
         self._sockets.append(ws)
+        self._record(Call("ws:connect", dict(request.query), dict(request.headers), time.monotonic()))
         hello = {
             "type": "hello",
             "num_connections": len(self._sockets),
@@ -274,17 +298,19 @@ class SlackStandIn:
                 if isinstance(data, dict) and "envelope_id" in data:
                     eid = str(data["envelope_id"])
                     self.acks[eid] = Ack(eid, data.get("payload"), time.monotonic())
+                    self._notify()
         finally:
             self._sockets.remove(ws)
+            self._notify()
         return ws
 
     async def wait_connected(self, n: int = 1, timeout: float = 5.0) -> None:
         """Wait until `n` Socket Mode connections are open."""
-        deadline = time.monotonic() + timeout
-        while len(self._sockets) < n:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(self._sockets)} socket(s) connected after {timeout}s, wanted {n}")
-            await asyncio.sleep(0.005)
+        await self.wait_for(
+            lambda: len(self._sockets) >= n,
+            timeout=timeout,
+            what=lambda: f"{len(self._sockets)} socket(s) connected after {timeout}s, wanted {n}",
+        )
 
     async def send_envelope(
         self,
@@ -315,11 +341,11 @@ class SlackStandIn:
 
     async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:
         """Wait for the bot's ack of `envelope_id`."""
-        deadline = time.monotonic() + timeout
-        while envelope_id not in self.acks:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"envelope {envelope_id} not acknowledged after {timeout}s")
-            await asyncio.sleep(0.002)
+        await self.wait_for(
+            lambda: envelope_id in self.acks,
+            timeout=timeout,
+            what=lambda: f"envelope {envelope_id} not acknowledged after {timeout}s",
+        )
         return self.acks[envelope_id]
 
     async def disconnect_all(self, reason: str = "refresh_requested") -> None:

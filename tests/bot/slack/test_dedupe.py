@@ -15,7 +15,7 @@ import pytest
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.conftest import MakeBot
-from tests.bot.slack.harness import SECRET, BotUnderTest, quiesce
+from tests.bot.slack.harness import SECRET, BotUnderTest
 from tests.bot.slack.standin import TEAM_ID, SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -28,7 +28,7 @@ async def test_retried_event_is_answered_once(bot: BotUnderTest, standin: SlackS
     assert [r.status for r in replies] == [200, 200, 200]
     await bot.event(event, event_id=event_id, retry_num=3)  # a late retry, after the answer
     await standin.wait_for_call("chat.postMessage")
-    await quiesce()
+    await bot.handled("on_message", n=4)  # every delivery handled: a second answer would be posted by now
     assert len(standin.calls_to("chat.postMessage")) == 1
     conversation = store.find_conversation(team_id=TEAM_ID, channel_id="DCUSTOMER", thread_ts=event["ts"])
     assert conversation is not None
@@ -77,24 +77,27 @@ async def test_two_processes_sharing_postgresql_answer_once(
         local = await make_bot(repo=repo)
         async with bot_process(pg_url, standin) as (url, process):
             remote = BotUnderTest(app=local.app, repo=repo, url=url)  # a client for the other process
+            questions: list[str] = []
             try:
                 for _ in range(3):
                     event = payloads.message("password?")
                     event_id = payloads.new_event_id()
+                    questions.append(event["ts"])
                     await asyncio.gather(local.event(event, event_id=event_id), remote.event(event, event_id=event_id))
                 await standin.wait_for_call("chat.postMessage", n=3)
-                await asyncio.sleep(0.3)  # would a second answer arrive?
-                await quiesce()
-                threads = [c.params["thread_ts"] for c in standin.calls_to("chat.postMessage")]
-                assert len(threads) == 3 and len(set(threads)) == 3
+                await local.handled("on_message", n=3)
                 # both processes work on their own
-                await remote.event(payloads.message("invoice?"))
+                invoice = payloads.message("invoice?")
+                questions.append(invoice["ts"])
+                await remote.event(invoice)
                 await standin.wait_for_call("chat.postMessage", n=4)
             finally:
                 if remote._session is not None:
                     await remote._session.close()
             process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(process.wait(), timeout=15) == 0
+            assert await asyncio.wait_for(process.wait(), timeout=15) == 0  # drained: the other bot is done too
+        threads = [c.params["thread_ts"] for c in standin.calls_to("chat.postMessage")]
+        assert sorted(threads) == sorted(questions)  # each question answered, none a second time
     finally:
         repo.close()
 

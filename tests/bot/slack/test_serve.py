@@ -71,8 +71,7 @@ async def test_serve_socket_mode_answers_and_stops_on_sigterm(tmp_path: Path, st
         await standin.wait_for_ack(envelope_id)
         [call] = await standin.wait_for_call("chat.postMessage")
         assert call.params["thread_ts"] == event["ts"]
-        await asyncio.sleep(0.2)  # let the answer be marked posted
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # at once: the drain lets the answer be marked posted
         assert await asyncio.wait_for(process.wait(), timeout=20) == 0
     finally:
         if process.returncode is None:

@@ -12,13 +12,13 @@ from bot.slack.server import serve_socket
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.fakes import FakeEngine
-from tests.bot.slack.harness import APP_TOKEN, BOT_TOKEN, CUSTOMER, quiesce
+from tests.bot.slack.harness import APP_TOKEN, BOT_TOKEN, CUSTOMER, quiesce, watch
 from tests.bot.slack.standin import SlackStandIn
 
 
 @pytest.fixture
 async def socket_bot(standin: SlackStandIn, store: Repository, engine: FakeEngine) -> AsyncIterator[SlackStandIn]:
-    app = build_app(engine=engine, repo=store, bot_token=BOT_TOKEN, api_base_url=standin.api_url, max_retries=1)
+    app = watch(build_app(engine=engine, repo=store, bot_token=BOT_TOKEN, api_base_url=standin.api_url, max_retries=1))
     stop = asyncio.Event()
     task = asyncio.create_task(serve_socket(app, app_token=APP_TOKEN, stop=stop))
     await standin.wait_connected()
