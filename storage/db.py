@@ -246,7 +246,7 @@ def upgrade(url: str | URL, revision: str = "head") -> tuple[str | None, str]:
 
     Example:
         >>> upgrade("sqlite:///tmp/supportbot.db")
-        (None, '0002')
+        (None, '0003')
     """
     engine = make_engine(url)
     try:

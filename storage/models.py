@@ -118,10 +118,31 @@ class Answer(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+VERDICT_SOURCES: tuple[str, ...] = ("button", "reaction", "cli")
+"""Rating sources that hold one verdict per rater and answer (a Slack button, a reaction, the terminal)."""
+VERDICT_SOURCES_SQL = "source IN ('button', 'reaction', 'cli')"
+"""The one-verdict index's condition, as SQL (the same text in the model, the migration and the upsert)."""
+
+
 class Rating(SQLModel, table=True):
-    """A customer's or agent's verdict on an answer, optionally with a correction."""
+    """A customer's or agent's verdict on an answer, optionally with a correction.
+
+    One verdict per (answer, rater, source) for the verdict sources, enforced by the database (a partial unique
+    index), so two identical reactions arriving at once store one row.
+    """
 
     __tablename__ = "ratings"
+    __table_args__ = (
+        Index(
+            "uq_ratings_one_verdict",
+            "answer_id",
+            "rater_id",
+            "source",
+            unique=True,
+            sqlite_where=text(VERDICT_SOURCES_SQL),
+            postgresql_where=text(VERDICT_SOURCES_SQL),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     answer_id: int = _fk("answers.id")
@@ -130,7 +151,7 @@ class Rating(SQLModel, table=True):
     helpful: bool | None = None
     corrected_intent: str | None = Field(default=None, max_length=128)
     corrected_answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    source: str = Field(default="button", max_length=16)  # button | reaction | modal | cli
+    source: str = Field(default="button", max_length=16)  # button | reaction | modal | cli | clarify
     created_at: datetime = _time()
 
 
@@ -142,7 +163,7 @@ class Handoff(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = _fk("conversations.id")
     answer_id: int | None = _fk("answers.id", nullable=True, ondelete="SET NULL")
-    reason: str = Field(max_length=32)  # abstained | customer_request | not_helpful
+    reason: str = Field(max_length=32)  # abstained | customer_request | engine_error | not_helpful
     agent_channel_ts: str | None = Field(default=None, max_length=32)
     created_at: datetime = _time()
 

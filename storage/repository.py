@@ -15,23 +15,56 @@ Guarantees:
 * Every failure is a `StorageError` (or `DuplicateEventError`) whose message says what to do; a database
   that goes away mid-call is reported the same way, never as a raw SQLAlchemy error.
 
+* The conversation log is written in whole operations, one transaction each (see `storage._conversations`):
+  one answered question is `thread_state` (read), `record_question_turn` and `mark_posted` (or `mark_failed`).
+
 Example:
     >>> repo = Repository("sqlite:///tmp/supportbot.db")
-    >>> conversation = repo.get_or_create_conversation(
-    ...     team_id="T1", channel_id="C1", thread_ts="1700000000.000100", started_by="U1")
-    >>> question = repo.add_message(conversation.id, role="user", text="Mail me at jo@example.com")
-    >>> question.text
-    'Mail me at [EMAIL]'
+    >>> thread = ThreadRef(team_id="T1", channel_id="C1", thread_ts="1700000000.000100")
+    >>> answer = NewAnswer(text="Use the reset link.", source="intent", intent="reset_password", confidence=0.9)
+    >>> turn = repo.record_question_turn(thread, user_id="U1", text="Mail me at jo@example.com", answer=answer)
+    >>> repo.mark_posted(turn.answer_id, channel_id="C1", slack_ts="1700000001.000200")
+    >>> [m.text for m in repo.messages(turn.conversation.id)]
+    ['Mail me at [EMAIL]', 'Use the reset link.']
 """
 
 from __future__ import annotations
 
-from storage._conversations import AnswerSource, ConversationLog, RaterRole, Role
+from storage._conversations import (
+    AnswerContext,
+    AnswerSource,
+    ConversationLog,
+    ConversationSource,
+    HandoffReason,
+    NewAnswer,
+    RaterRole,
+    RatingSource,
+    Role,
+    ThreadRef,
+    ThreadState,
+    Turn,
+)
 from storage._registry import MODEL_STATUSES, Registry
 from storage._reports import RatedAnswer, Reports, Stats
 from storage._retention import Retention
 
-__all__ = ["MODEL_STATUSES", "AnswerSource", "RatedAnswer", "RaterRole", "Repository", "Role", "Stats"]
+__all__ = [
+    "MODEL_STATUSES",
+    "AnswerContext",
+    "AnswerSource",
+    "ConversationSource",
+    "HandoffReason",
+    "NewAnswer",
+    "RatedAnswer",
+    "RaterRole",
+    "RatingSource",
+    "Repository",
+    "Role",
+    "Stats",
+    "ThreadRef",
+    "ThreadState",
+    "Turn",
+]
 
 
 class Repository(ConversationLog, Reports, Registry, Retention):

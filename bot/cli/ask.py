@@ -2,10 +2,11 @@
 
 Both log to the store (the first run trains and promotes the first model: see `bot.runtime`). Each terminal
 conversation is one thread: team `local`, channel `terminal`, conversation source `cli`, thread = a session id
-(`ask` opens one thread per invocation; `--no-log` skips logging). Per turn, exactly as in Slack: the question
-is stored, the engine's decision recorded, marked posted, the bot's reply stored, and a hand-off recorded
-when the bot handed off. In `chat`, `+`/`-` (or `/good`, `/bad`) rate the last answer (a customer rating,
-source `cli`) and `/human` asks for a person.
+(`ask` opens one thread per invocation; `--no-log` skips logging). Per turn, with the store operations Slack
+uses: the question and the engine's decision are recorded together (`record_question_turn`), then marked posted
+with the bot's reply and, when the bot handed off, the hand-off (`mark_posted`). In `chat`, `+`/`-` (or
+`/good`, `/bad`) set the user's verdict on the last answer (a customer rating, source `cli`; one per answer, as
+with Slack's buttons) and `/human` asks for a person.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 import typer
@@ -26,7 +27,7 @@ from bot.answer import EmptyQuestionError, EngineAnswer
 from bot.clarify import record_choice
 from bot.cli.common import settings
 from storage.errors import StorageError
-from storage.repository import Repository
+from storage.repository import HandoffReason, NewAnswer, Repository, ThreadRef
 
 if TYPE_CHECKING:
     from bot.runtime import ModelHolder
@@ -35,7 +36,7 @@ T = TypeVar("T")
 
 TEAM_ID = "local"
 CHANNEL_ID = "terminal"
-SOURCE = "cli"
+SOURCE: Final = "cli"
 GOOD = {"+", "/good", "/+1", "👍"}
 BAD = {"-", "/bad", "/-1", "👎"}
 QUIT = {"/quit", "/exit", "/q"}
@@ -67,7 +68,7 @@ def local_user_id() -> str:
 
 
 class TerminalLog:
-    """Logs one terminal conversation in the store, turn by turn, the way the Slack front end does.
+    """Logs one terminal conversation in the store, turn by turn, with the store operations Slack uses.
 
     Args:
         repo: The store.
@@ -85,6 +86,11 @@ class TerminalLog:
         self.last_question_id: int | None = None
 
     @property
+    def ref(self) -> ThreadRef:
+        """The conversation's thread in the store."""
+        return ThreadRef(team_id=TEAM_ID, channel_id=CHANNEL_ID, thread_ts=self.thread)
+
+    @property
     def conversation_id(self) -> int:
         """The conversation's id (created on first use)."""
         if self._conversation_id is None:
@@ -96,45 +102,46 @@ class TerminalLog:
         return self._conversation_id
 
     def record(self, question: str, answer: EngineAnswer) -> int:
-        """Store the question, the engine's decision (posted) and the bot's reply; returns the answer id."""
-        conversation_id = self.conversation_id
-        message = self.repo.add_message(
-            conversation_id, role="user", text=question[: self.max_question_chars], user_id=self.user_id
+        """Store the question with the engine's decision, then mark it posted (with the bot's reply and any
+        hand-off); returns the answer id."""
+        turn = self.repo.record_question_turn(
+            self.ref,
+            user_id=self.user_id,
+            text=question[: self.max_question_chars],
+            answer=NewAnswer(**answer.record_fields()),
+            source=SOURCE,
         )
-        assert message.id is not None
-        self.last_question_id = message.id
-        return self._answer(message.id, answer)
+        assert turn.answer_id is not None and turn.conversation.id is not None
+        self._conversation_id = turn.conversation.id
+        self.last_question_id = turn.question_id
+        self._posted(turn.answer_id, answer)
+        return turn.answer_id
 
     def record_pick(self, answer_id: int, intent: str | None, followup: EngineAnswer | None) -> int | None:
         """Store the user's pick in a clarifying question and the answer that follows (or the hand-off)."""
         record_choice(self.repo, answer_id, user_id=self.user_id, intent=intent)
         if followup is None or self.last_question_id is None:
-            self.repo.add_handoff(self.conversation_id, answer_id=answer_id, reason="customer_request")
+            self.request_human(answer_id)
             return None
-        return self._answer(self.last_question_id, followup)
-
-    def _answer(self, question_id: int, answer: EngineAnswer) -> int:
-        conversation_id = self.conversation_id
         stored = self.repo.record_answer(
-            conversation_id=conversation_id,
-            question_id=question_id,
-            **answer.record_fields(),
+            conversation_id=self.conversation_id, question_id=self.last_question_id, **followup.record_fields()
         )
         assert stored.id is not None
-        ts = f"{time.time():.6f}"
-        self.repo.mark_answer_posted(stored.id, channel_id=CHANNEL_ID, slack_ts=ts)
-        self.repo.add_message(conversation_id, role="bot", text=answer.text, slack_ts=ts)
-        if answer.source == "handoff":
-            self.repo.add_handoff(conversation_id, answer_id=stored.id, reason="abstained")
+        self._posted(stored.id, followup)
         return stored.id
 
+    def _posted(self, answer_id: int, answer: EngineAnswer) -> None:
+        """The terminal "posts" an answer by printing it: marked posted at once (a hand-off when it handed off)."""
+        handoff: HandoffReason | None = "abstained" if answer.source == "handoff" else None
+        self.repo.mark_posted(answer_id, channel_id=CHANNEL_ID, slack_ts=f"{time.time():.6f}", handoff=handoff)
+
     def rate(self, answer_id: int, *, helpful: bool) -> None:
-        """Store the user's verdict on an answer (a customer rating, source `cli`)."""
-        self.repo.add_rating(answer_id, rater_id=self.user_id, rater_role="customer", helpful=helpful, source=SOURCE)
+        """Store the user's verdict on an answer (a customer rating, source `cli`; a new verdict replaces theirs)."""
+        self.repo.set_rating(answer_id, rater_id=self.user_id, rater_role="customer", helpful=helpful, source=SOURCE)
 
     def request_human(self, answer_id: int | None) -> None:
         """Record that the user asked for a person."""
-        self.repo.add_handoff(self.conversation_id, answer_id=answer_id, reason="customer_request")
+        self.repo.record_handoff(self.conversation_id, answer_id=answer_id, reason="customer_request")
 
 
 # --- rendering ------------------------------------------------------------------------------------------

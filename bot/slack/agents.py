@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.slack_io import CALL_ERRORS
+from storage.repository import RaterRole
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class AgentDirectory:
         if not (self._usergroup_id or self._channel_id):
             return False
         return user_id in await self._current_members(client)
+
+    async def rater_role(self, client: AsyncWebClient, user_id: str) -> RaterRole:
+        """`agent` for support agents, `customer` for everyone else (how a rating is stored)."""
+        return "agent" if await self.is_agent(client, user_id) else "customer"
 
     def invalidate(self) -> None:
         """Forget the cached membership (next check asks Slack again)."""

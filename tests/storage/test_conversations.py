@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from storage.db import make_engine
 from storage.errors import DuplicateEventError, StorageError
 from storage.models import Conversation
-from storage.repository import Repository
+from storage.repository import NewAnswer, Repository, ThreadRef
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -117,39 +117,44 @@ def test_unknown_role_is_refused(repo: Repository) -> None:
 
 
 # --- answers -----------------------------------------------------------------------------------------
+THREAD = ThreadRef(team_id="T1", channel_id="C1", thread_ts="1700000000.000100")
+RESET = NewAnswer(
+    text="Use the reset link. Questions? support@example.com",
+    source="retrieval",
+    intent=None,
+    confidence=0.61,
+    doc_ids=["kb/reset.md#0", "kb/faq.csv#4"],
+    doc_scores=[0.61, 0.58],
+    model_version="v1",
+    latency_ms=12.5,
+)
+
+
 def test_answer_lifecycle(repo: Repository) -> None:
-    conversation_id = _id(_conversation(repo))
-    question = repo.add_message(conversation_id, role="user", text="how do I reset my password?")
-    assert question.id is not None
-    answer = repo.record_answer(
-        conversation_id=conversation_id,
-        question_id=question.id,
-        text="Use the reset link. Questions? support@example.com",
-        source="retrieval",
-        intent=None,
-        confidence=0.61,
-        doc_ids=["kb/reset.md#0", "kb/faq.csv#4"],
-        doc_scores=[0.61, 0.58],
-        model_version="v1",
-        latency_ms=12.5,
-    )
-    assert answer.id is not None and answer.status == "pending"
-    repo.mark_answer_posted(answer.id, channel_id="C1", slack_ts="1700000001.000200")
+    turn = repo.record_question_turn(THREAD, user_id="U1", text="how do I reset my password?", answer=RESET)
+    assert turn.answer_id is not None
+    answer = repo.get_answer(turn.answer_id)
+    assert answer is not None and answer.status == "pending" and answer.question_id == turn.question_id
+    repo.mark_posted(turn.answer_id, channel_id="C1", slack_ts="1700000001.000200")
     found = repo.find_answer_by_slack_ts(channel_id="C1", slack_ts="1700000001.000200")
     assert found is not None
     assert (found.id, found.status, found.text, found.doc_ids, found.doc_scores, found.model_version) == (
-        answer.id,
+        turn.answer_id,
         "posted",
         "Use the reset link. Questions? [EMAIL]",
         ["kb/reset.md#0", "kb/faq.csv#4"],
         [0.61, 0.58],
         "v1",
     )
+    assert [(m.role, m.text, m.slack_ts) for m in repo.messages(found.conversation_id)] == [
+        ("user", "how do I reset my password?", None),
+        ("bot", "Use the reset link. Questions? [EMAIL]", "1700000001.000200"),
+    ]
     assert repo.find_answer_by_slack_ts(channel_id="C2", slack_ts="1700000001.000200") is None
-    repo.mark_answer_failed(answer.id, error="channel_not_found")
-    failed = repo.get_answer(answer.id)
+    repo.mark_failed(turn.answer_id, error="channel_not_found")
+    failed = repo.get_answer(turn.answer_id)
     assert failed is not None and (failed.status, failed.error) == ("failed", "channel_not_found")
-    assert repo.get_answer(answer.id + 1000) is None
+    assert repo.get_answer(turn.answer_id + 1000) is None
 
 
 def test_answer_errors(repo: Repository) -> None:
@@ -163,9 +168,9 @@ def test_answer_errors(repo: Repository) -> None:
             conversation_id=conversation_id, question_id=1, text="x", source="llm", intent=None, confidence=None
         )  # type: ignore[arg-type]
     with pytest.raises(StorageError, match="no answer with id 999"):
-        repo.mark_answer_posted(999, channel_id="C", slack_ts="1")
+        repo.mark_posted(999, channel_id="C", slack_ts="1")
     with pytest.raises(StorageError, match="no answer with id 999"):
-        repo.mark_answer_failed(999, error="x")
+        repo.mark_failed(999, error="x")
 
 
 def _answer(repo: Repository, conversation_id: int, text: str = "q", at: datetime | None = None) -> int:
@@ -214,8 +219,8 @@ def test_remove_rating_deletes_only_the_matching_ones(repo: Repository) -> None:
     answer_id = _answer(repo, _id(_conversation(repo)))
     other_answer = _answer(repo, _id(_conversation(repo)), text="other")
     for rater, source, helpful in [
-        ("U1", "reaction", True),
-        ("U1", "reaction", True),
+        ("U1", "modal", True),
+        ("U1", "modal", True),  # corrections are rows of their own (verdict sources hold one per rater)
         ("U1", "reaction", False),
         ("U1", "button", True),
         ("U2", "reaction", True),
@@ -223,8 +228,9 @@ def test_remove_rating_deletes_only_the_matching_ones(repo: Repository) -> None:
     ]:
         repo.add_rating(answer_id, rater_id=rater, rater_role="customer", helpful=helpful, source=source)
     repo.add_rating(other_answer, rater_id="U1", rater_role="customer", helpful=True, source="reaction")
-    assert repo.remove_rating(answer_id, rater_id="U1", source="reaction", helpful=True) == 2
+    assert repo.remove_rating(answer_id, rater_id="U1", source="modal", helpful=True) == 2
     assert repo.remove_rating(answer_id, rater_id="U1", source="modal", helpful=None) == 1
+    assert repo.remove_rating(answer_id, rater_id="U1", source="modal", helpful=True) == 0
     assert repo.remove_rating(answer_id, rater_id="U1", source="reaction", helpful=True) == 0
     remaining = {(r.rater_id, r.source, r.helpful) for r in repo.ratings(answer_id)}
     assert remaining == {("U1", "reaction", False), ("U1", "button", True), ("U2", "reaction", True)}
@@ -234,14 +240,16 @@ def test_remove_rating_deletes_only_the_matching_ones(repo: Repository) -> None:
 def test_handoffs_round_trip(repo: Repository) -> None:
     conversation_id = _id(_conversation(repo))
     answer_id = _answer(repo, conversation_id)
-    repo.add_handoff(conversation_id, answer_id=answer_id, reason="abstained", agent_channel_ts="17.1", created_at=T0)
-    repo.add_handoff(conversation_id, answer_id=None, reason="customer_request", created_at=T0 - timedelta(hours=1))
+    repo.record_handoff(
+        conversation_id, answer_id=answer_id, reason="abstained", agent_channel_ts="17.1", created_at=T0
+    )
+    repo.record_handoff(conversation_id, answer_id=None, reason="customer_request", created_at=T0 - timedelta(hours=1))
     assert [(h.reason, h.answer_id, h.agent_channel_ts) for h in repo.handoffs(conversation_id)] == [
         ("customer_request", None, None),
         ("abstained", answer_id, "17.1"),
     ]
     with pytest.raises(StorageError, match="cannot hand off conversation 999"):
-        repo.add_handoff(999, answer_id=None, reason="abstained")
+        repo.record_handoff(999, answer_id=None, reason="abstained")
 
 
 # --- the database's own integrity ----------------------------------------------------------------------
@@ -252,8 +260,8 @@ def test_deleting_a_conversation_cascades_to_everything_under_it(repo: Repositor
     kept_answer = _answer(repo, kept)
     for answer_id in (doomed_answer, kept_answer):
         repo.add_rating(answer_id, rater_id="U9", rater_role="agent", helpful=True)
-    repo.add_handoff(doomed, answer_id=doomed_answer, reason="abstained")
-    repo.add_handoff(kept, answer_id=doomed_answer, reason="not_helpful")  # refers across conversations
+    repo.record_handoff(doomed, answer_id=doomed_answer, reason="abstained")
+    repo.record_handoff(kept, answer_id=doomed_answer, reason="not_helpful")  # refers across conversations
     engine = make_engine(db_url)
     with engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM conversations WHERE id = :id"), {"id": doomed})

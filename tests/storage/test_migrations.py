@@ -43,8 +43,8 @@ def test_upgrade_from_empty_creates_every_table_and_is_idempotent(empty_db_url: 
     assert upgrade(empty_db_url) == (head_revision(), head_revision())
 
 
-def test_head_is_the_second_revision() -> None:
-    assert head_revision() == "0002"
+def test_head_is_the_third_revision() -> None:
+    assert head_revision() == "0003"
 
 
 def _insert(connection: sa.Connection, table: str, **values: object) -> None:
@@ -76,7 +76,7 @@ def test_upgrade_from_0001_keeps_the_data(empty_db_url: str) -> None:
                 source="button", created_at=when)  # fmt: skip
     engine.dispose()
 
-    assert upgrade(empty_db_url) == ("0001", "0002")
+    assert upgrade(empty_db_url) == ("0001", "0003")
 
     repo = Repository(empty_db_url)
     try:

@@ -45,8 +45,15 @@ def _answer(
     return answer.id
 
 
-def _rate(repo: Repository, answer_id: int, at: datetime, helpful: bool | None = True, rater: str = "U9") -> None:
-    repo.add_rating(answer_id, rater_id=rater, rater_role="agent", helpful=helpful, created_at=at)
+def _rate(
+    repo: Repository,
+    answer_id: int,
+    at: datetime,
+    helpful: bool | None = True,
+    rater: str = "U9",
+    source: str = "button",
+) -> None:
+    repo.add_rating(answer_id, rater_id=rater, rater_role="agent", helpful=helpful, created_at=at, source=source)
 
 
 def test_ratings_since_includes_the_boundary_and_all_ratings_of_each_answer(repo: Repository) -> None:
@@ -88,14 +95,14 @@ def test_stats_counts_the_window(repo: Repository) -> None:
         team_id="T", channel_id="C", thread_ts=(T0 + 3 * MINUTE).isoformat(), started_by="U1"
     )
     assert conversation.id is not None
-    repo.add_handoff(conversation.id, answer_id=handoff, reason="abstained", created_at=T0 + 3 * MINUTE)
+    repo.record_handoff(conversation.id, answer_id=handoff, reason="abstained", created_at=T0 + 3 * MINUTE)
     repo.add_message(conversation.id, role="bot", text="not a question", created_at=T0 + 4 * MINUTE)
     _rate(repo, greet, T0 + MINUTE, helpful=True)
     _rate(repo, greet, T0 + MINUTE, helpful=False, rater="U1")
     _rate(repo, billing, T0 + MINUTE, helpful=False)
     _rate(repo, billing, T0 + MINUTE, helpful=False, rater="U1")
     _rate(repo, retrieval, T0 + MINUTE, helpful=False)
-    _rate(repo, retrieval, T0 + MINUTE, helpful=None)  # a correction without a verdict
+    _rate(repo, retrieval, T0 + MINUTE, helpful=None, source="modal")  # a correction without a verdict
 
     stats = repo.stats(T0)
 

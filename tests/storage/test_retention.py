@@ -27,7 +27,7 @@ def _thread(repo: Repository, name: str, *, by: str, at: datetime, turns: int = 
     thread = Thread(conversation.id, [], [])
     for turn in range(turns):
         thread.questions.append(_turn(repo, thread, by=by, at=at + turn * timedelta(minutes=1), rater=rater))
-    repo.add_handoff(conversation.id, answer_id=thread.answers[-1], reason="not_helpful", created_at=at)
+    repo.record_handoff(conversation.id, answer_id=thread.answers[-1], reason="not_helpful", created_at=at)
     return thread
 
 

@@ -12,15 +12,15 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clarify import CLARIFY_SOURCE, SOMETHING_ELSE, record_choice
+from bot.clarify import SOMETHING_ELSE, record_choice
 from bot.slack import blocks, texts
 from bot.slack.answering import hand_off, post_followup
 from bot.slack.deps import Deps
 from bot.slack.events import ButtonPress, parse_button
-from bot.slack.ratings import rater_role, set_rating
 from bot.slack.slack_io import CALL_ERRORS, SlackCallError, describe, post_ephemeral, post_message
-from bot.slack.threads import AnswerThread, answer_thread, predicted_intent
+from bot.slack.threads import predicted_intent
 from storage.errors import StorageError
+from storage.repository import AnswerContext, ThreadRef
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +29,23 @@ async def _tell(client: AsyncWebClient, press: ButtonPress, text: str) -> None:
     await post_ephemeral(client, channel=press.channel_id, user=press.user_id, text=text, thread_ts=press.thread_ts)
 
 
+def _context(deps: Deps, press: ButtonPress) -> AnswerContext | None:
+    """The pressed answer with its conversation (None when unknown or clicked in another thread)."""
+    thread = ThreadRef(team_id=press.team_id, channel_id=press.channel_id, thread_ts=press.thread_ts)
+    return deps.repo.answer_context(press.answer_id, thread)
+
+
 async def rate(deps: Deps, client: AsyncWebClient, press: ButtonPress, *, helpful: bool) -> None:
-    """Store a button rating, then confirm it to the rater (only once it is stored)."""
-    role = await rater_role(deps, client, press.user_id)
+    """Store a button rating (one verdict per rater), then confirm it to the rater (only once it is stored)."""
+    role = await deps.agents.rater_role(client, press.user_id)
     try:
         stored = await asyncio.to_thread(
-            set_rating, deps.repo, press.answer_id, rater_id=press.user_id, role=role, helpful=helpful, source="button"
+            deps.repo.set_rating,
+            press.answer_id,
+            rater_id=press.user_id,
+            rater_role=role,
+            helpful=helpful,
+            source="button",
         )
     except StorageError as exc:
         logger.warning("rating of answer %s by %s not stored: %s", press.answer_id, press.user_id, exc)
@@ -48,33 +59,30 @@ async def rate(deps: Deps, client: AsyncWebClient, press: ButtonPress, *, helpfu
 
 async def request_human(deps: Deps, client: AsyncWebClient, press: ButtonPress) -> None:
     """The customer asked for a person: say so in the thread, tell the agents, store the hand-off."""
-    thread = await asyncio.to_thread(answer_thread, deps.repo, press)
+    thread = await asyncio.to_thread(_context, deps, press)
     if thread is None:
         await _tell(client, press, texts.ANSWER_GONE)
         return
     if thread.handed_off:
         await _tell(client, press, texts.HANDOFF_ALREADY)
         return
-    conversation = thread.conversation
-    assert conversation.id is not None
+    notice_ts: str | None = None
     try:
-        ts = await post_message(
+        notice_ts = await post_message(
             client, channel=press.channel_id, thread_ts=press.thread_ts, text=texts.HANDOFF_CUSTOMER
-        )
-        await asyncio.to_thread(
-            deps.repo.add_message, conversation.id, role="bot", text=texts.HANDOFF_CUSTOMER, slack_ts=ts
         )
     except SlackCallError as exc:
         logger.warning("hand-off notice not posted in %s: %s", press.channel_id, exc)
     await hand_off(
         deps,
         client,
-        conversation=conversation,
+        conversation=thread.conversation,
         answer_id=press.answer_id,
         user_id=press.user_id,
         question=thread.question,
         reason="customer_request",
         stored=thread.answer,
+        notice_ts=notice_ts,
     )
 
 
@@ -83,7 +91,7 @@ async def clarify_pick(deps: Deps, client: AsyncWebClient, press: ButtonPress, c
 
     `choice` is the picked intent (or `SOMETHING_ELSE`), `shown` the button's text.
     """
-    thread = await asyncio.to_thread(answer_thread, deps.repo, press)
+    thread = await asyncio.to_thread(_context, deps, press)
     intent = None if choice == SOMETHING_ELSE else choice
     unknown = intent is not None and intent not in deps.engine.intents  # a forged value, or the model changed
     if thread is None or thread.answer.source != "clarify" or unknown:
@@ -107,15 +115,12 @@ _PICKING: set[int] = set()
 
 
 async def _record_pick(
-    deps: Deps, client: AsyncWebClient, press: ButtonPress, thread: AnswerThread, intent: str | None, shown: str
+    deps: Deps, client: AsyncWebClient, press: ButtonPress, thread: AnswerContext, intent: str | None, shown: str
 ) -> None:
+    if thread.picked:
+        await _tell(client, press, texts.CLARIFY_ALREADY)
+        return
     try:
-        picked = await asyncio.to_thread(
-            lambda: any(r.source == CLARIFY_SOURCE for r in deps.repo.ratings(press.answer_id))
-        )
-        if picked:
-            await _tell(client, press, texts.CLARIFY_ALREADY)
-            return
         await asyncio.to_thread(record_choice, deps.repo, press.answer_id, user_id=press.user_id, intent=intent)
     except StorageError as exc:
         logger.warning("clarification of answer %s by %s not stored: %s", press.answer_id, press.user_id, exc)
@@ -154,7 +159,7 @@ async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress
     if not await deps.agents.is_agent(client, press.user_id):
         await _tell(client, press, texts.NOT_AN_AGENT)
         return
-    thread = await asyncio.to_thread(answer_thread, deps.repo, press)
+    thread = await asyncio.to_thread(_context, deps, press)
     if thread is None or press.trigger_id is None:
         await _tell(client, press, texts.ANSWER_GONE)
         return

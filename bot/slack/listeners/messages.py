@@ -15,7 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.answering import answer_question, store_agent_message
+from bot.slack.answering import answer_question, store_agent_message, thread_of
 from bot.slack.deps import Deps
 from bot.slack.events import IncomingMessage, parse_message
 
@@ -23,22 +23,26 @@ logger = logging.getLogger(__name__)
 
 
 async def route(deps: Deps, client: AsyncWebClient, msg: IncomingMessage) -> None:
-    """Answer a question, log an agent's reply, or ignore the message."""
-    if msg.is_reply:
-        conversation = await asyncio.to_thread(
-            deps.repo.find_conversation, team_id=msg.team_id, channel_id=msg.channel_id, thread_ts=msg.root_ts
-        )
-        if conversation is not None:
-            if msg.user_id != conversation.started_by and await deps.agents.is_agent(client, msg.user_id):
-                await store_agent_message(deps, msg, conversation)
-            else:
-                await answer_question(deps, client, msg)
-            return
-        if msg.is_dm or msg.mentions_bot:  # a new conversation inside an existing thread
-            await answer_question(deps, client, msg)
+    """Answer a question, log an agent's reply, or ignore the message.
+
+    The thread's state is read once (`Repository.thread_state`): its conversation (whose thread a reply is in),
+    whether a human is handling it, and whether this event was already handled (a retry stops here).
+    """
+    addressed = msg.is_dm or msg.mentions_bot
+    if not msg.is_reply and not (addressed or msg.channel_id in deps.support_channel_ids):
         return
-    if msg.is_dm or msg.mentions_bot or msg.channel_id in deps.support_channel_ids:
-        await answer_question(deps, client, msg)
+    state = await asyncio.to_thread(deps.repo.thread_state, thread_of(msg), event_id=msg.event_id)
+    if state.seen:
+        logger.debug("event %s already handled; dropped", msg.event_id)
+        return
+    conversation = state.conversation
+    if msg.is_reply and conversation is None and not addressed:
+        return
+    if msg.is_reply and conversation is not None and msg.user_id != conversation.started_by:  # noqa: SIM102
+        if await deps.agents.is_agent(client, msg.user_id):  # only then ask Slack who wrote it
+            await store_agent_message(deps, msg, conversation)
+            return
+    await answer_question(deps, client, msg, state)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

@@ -12,7 +12,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.deps import Deps
 from bot.slack.events import ReactionRating, parse_reaction
-from bot.slack.ratings import rater_role, set_rating, unset_rating
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +45,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
         answer_id = await _answer_id(deps, reaction)
         if answer_id is None:
             return
-        role = await rater_role(deps, client, reaction.user_id)
+        role = await deps.agents.rater_role(client, reaction.user_id)
         await asyncio.to_thread(
-            set_rating,
-            deps.repo,
+            deps.repo.set_rating,
             answer_id,
             rater_id=reaction.user_id,
-            role=role,
+            rater_role=role,
             helpful=reaction.helpful,
             source="reaction",
         )
@@ -65,7 +63,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if answer_id is None:
             return
         await asyncio.to_thread(
-            unset_rating, deps.repo, answer_id, rater_id=reaction.user_id, helpful=reaction.helpful, source="reaction"
+            deps.repo.remove_rating, answer_id, rater_id=reaction.user_id, source="reaction", helpful=reaction.helpful
         )
 
     app.event("reaction_added")(on_added)

@@ -151,7 +151,7 @@ async def test_rating_that_cannot_be_stored_is_not_confirmed(
     def database_down(*args: object, **kwargs: object) -> None:
         raise StorageError("database is unreachable")
 
-    monkeypatch.setattr(store, "add_rating", database_down)
+    monkeypatch.setattr(store, "set_rating", database_down)
     await press(bot, asked, blocks.ACTION_HELPFUL, user=CUSTOMER)
     await standin.wait_for_call("chat.postEphemeral")
     assert ephemerals_to(standin, CUSTOMER) == [texts.RATING_FAILED]
@@ -176,6 +176,24 @@ async def test_reaction_arriving_before_the_answer_ts_is_stored_still_counts(
     assert late.id is not None
     await bot.event(payloads.reaction("added", "+1", user=CUSTOMER, channel=asked.channel, ts="1700009999.000001"))
     await asyncio.sleep(0.3)  # the bot is still posting: the ts is stored only now
-    store.mark_answer_posted(late.id, channel_id=asked.channel, slack_ts="1700009999.000001")
+    store.mark_posted(late.id, channel_id=asked.channel, slack_ts="1700009999.000001")
     await quiesce()
     assert [(r.rater_id, r.source) for r in store.ratings(late.id)] == [(CUSTOMER, "reaction")]
+
+
+async def test_two_identical_reactions_at_once_store_one_rating(
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository
+) -> None:
+    asked = await ask(bot, standin, "password?")
+    on_answer = {"channel": asked.channel, "ts": asked.answer_ts}
+    for _ in range(5):  # the same reaction delivered twice at once (two events, e.g. two workspaces' apps)
+        await asyncio.gather(
+            *(bot.event(payloads.reaction("added", "+1", user=CUSTOMER, **on_answer)) for _ in range(2))
+        )
+    await quiesce()
+    [rating] = store.ratings(asked.answer_id)
+    assert (rating.rater_id, rating.helpful, rating.source) == (CUSTOMER, True, "reaction")
+
+    await asyncio.gather(*(bot.event(payloads.reaction("added", "-1", user=CUSTOMER, **on_answer)) for _ in range(2)))
+    await quiesce()
+    assert [(r.rater_id, r.helpful) for r in store.ratings(asked.answer_id)] == [(CUSTOMER, False)]
