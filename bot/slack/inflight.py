@@ -99,9 +99,9 @@ class TrackedApp(AsyncApp):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.inflight = InFlight()
+        self.inflight = InFlight()  # first: Bolt's own constructor may register listeners
         self.registrations: list[Registration] = []
+        super().__init__(*args, **kwargs)
 
     def _tracking(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], register: Any) -> Any:
         constraint = args[0] if args else next(iter(kwargs.values()), None)

@@ -6,8 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 
 from bot.slack.app import build_client
 from bot.slack.inflight import TrackedApp

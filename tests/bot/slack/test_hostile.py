@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bot.slack.server import parse_body
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.harness import CUSTOMER, BotUnderTest, quiesce
@@ -113,3 +114,28 @@ async def test_megabyte_question_is_answered(bot: BotUnderTest, standin: SlackSt
     await quiesce()
     conversation = store.find_conversation(team_id=TEAM_ID, channel_id="DCUSTOMER", thread_ts=event["ts"])
     assert conversation is not None and len(store.messages(conversation.id)[0].text) == 200  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "parsed"),
+    [
+        ("", "application/json", {}),
+        ('{"type": "event_callback"}', "application/json", {"type": "event_callback"}),
+        ('{"a": 1}', "text/plain", {"a": 1}),  # a JSON object whatever the content type, as Bolt reads it
+        (
+            "payload=%7B%22type%22%3A%20%22block_actions%22%7D",
+            "application/x-www-form-urlencoded",
+            {"type": "block_actions"},
+        ),
+        ("command=%2Fhelp&text=", "application/x-www-form-urlencoded", {"command": "/help", "text": ""}),
+        ("payloads=1", "application/x-www-form-urlencoded", {}),  # mentions a payload but has none
+    ],
+)
+def test_bodies_parse_as_bolt_reads_them(raw: str, content_type: str, parsed: dict[str, Any]) -> None:
+    assert parse_body(raw, content_type) == parsed
+
+
+@pytest.mark.parametrize(("raw", "content_type"), [("{", "application/json"), ("payload=%7B", "x-www-form-urlencoded")])
+def test_malformed_json_bodies_do_not_parse(raw: str, content_type: str) -> None:
+    with pytest.raises(ValueError):
+        parse_body(raw, content_type)
