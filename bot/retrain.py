@@ -37,17 +37,26 @@ from typing import Any, Literal, Protocol
 from filelock import FileLock, Timeout
 
 from bot.settings import Settings
-from bot.versions import build_version, load_version, new_version_name, prune_versions
+from bot.versions import (
+    build_version,
+    derive_version,
+    free_version_name,
+    knowledge_documents,
+    load_version,
+    prune_versions,
+)
 from retrieval.documents import Document, documents_fingerprint
-from retrieval.ingest import AgentAnswer, documents_from_records, load_documents
+from retrieval.errors import KnowledgeBaseError
 from storage.models import ModelVersion, TrainingRun
 from storage.repository import Repository
 from training.calibration import DecisionPolicy
+from training.config import FIRST_MODEL
 from training.data import Example, dataset_hash, load_examples
+from training.errors import ModelError
 from training.evaluate import EvalReport, evaluate
-from training.feedback import FeedbackDataset, TrustPolicy, build_dataset
+from training.feedback import FeedbackDataset, TrustPolicy, build_dataset, written_answers
 from training.gate import Decision, GatePolicy, Scores, decide
-from training.model import resolve_device
+from training.model import IntentModel, resolve_device
 from training.report import HistoryPoint, confusion_from_eval, write_report
 from training.text import normalise_text
 from training.train import TrainingConfig
@@ -133,6 +142,7 @@ def retrain(
     build: BuildFn = build_version,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    only_if_empty: bool = False,
 ) -> RetrainResult:
     """Run the nightly job once (see the module docstring).
 
@@ -145,6 +155,7 @@ def retrain(
         build: the function that trains and writes a version (`bot.versions.build_version`).
         progress: show training progress bars.
         echo: called with one line per step (default: the log).
+        only_if_empty: do nothing when a production version exists (the first-run bootstrap, see `bootstrap`).
 
     Returns:
         What the run did.
@@ -166,11 +177,85 @@ def retrain(
         repo = _open_repository(settings)
         try:
             job = _Job(settings, repo, trigger=trigger, build=build, progress=progress, echo=echo or log.info)
-            return job.run(force=force, training=training or {})
+            return job.run(force=force, training=training or {}, only_if_empty=only_if_empty)
         finally:
             repo.close()
     finally:
         lock.release()
+
+
+def bootstrap(settings: Settings, *, progress: bool = True, echo: Callable[[str], None] | None = None) -> RetrainResult:
+    """First run: the nightly job with trigger "bootstrap" and the cheap first recipe, when nothing is in production.
+
+    Waits for a job already running (a second process starting at the same time) and trains nothing when a
+    production version exists after the wait. The first version is a head on the frozen base encoder
+    (`training.config.FIRST_MODEL`, seconds) unless FIRST_MODEL_FINE_TUNE is set; the next `supportbot retrain`
+    fine-tunes the encoder (the recipe differs, so it is not "nothing to do") and is gated like any candidate.
+
+    Raises:
+        RetrainError: The first version could not be built.
+    """
+    say = echo or log.info
+    recipe = {} if settings.first_model_fine_tune else dict(FIRST_MODEL)
+    say(
+        f"First run: no model in production yet. Training one on {settings.intents_path} and indexing "
+        f"{settings.kb_path} ("
+        + (
+            "fine-tuning the encoder: minutes"
+            if settings.first_model_fine_tune
+            else "a head on the base encoder: seconds; the next `supportbot retrain` fine-tunes it"
+        )
+        + ")."
+    )
+    return retrain(
+        settings, wait=True, trigger="bootstrap", training=recipe, progress=progress, echo=echo, only_if_empty=True
+    )
+
+
+def reindex(
+    settings: Settings, *, source: str | None = None, echo: Callable[[str], None] | None = None
+) -> ModelVersion:
+    """Index the knowledge base again as a new production version with the model of `source` (default production).
+
+    The classifier is unchanged, so nothing is gated: the new version is registered and promoted at once (running
+    bots switch within RELOAD_INTERVAL_S). Holds the nightly job's lock (waits for a running job).
+
+    Raises:
+        RetrainError: No such version (or none in production), or it cannot be copied or indexed.
+    """
+    say = echo or log.info
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(settings.data_dir / LOCK_FILE)):
+        repo = _open_repository(settings)
+        try:
+            origin = repo.get_model(source) if source else repo.production_model()
+            if origin is None:
+                raise RetrainError(
+                    f"no model version {source!r} in the registry; see `supportbot model list`"
+                    if source
+                    else "no model in production yet: `supportbot ask` (or `supportbot retrain`) builds the first "
+                    "version, knowledge base included"
+                )
+            documents = current_knowledge(settings, repo)
+            version = free_version_name(settings.models_dir, lambda name: repo.get_model(name) is not None)
+            say(f"indexing {len(documents)} documents from {settings.kb_path} with the model of {origin.version}")
+            try:
+                path = derive_version(settings.models_dir, version, origin.path, documents)
+            except (ModelError, KnowledgeBaseError, OSError) as exc:
+                raise RetrainError(f"cannot index the knowledge base: {_one_line(exc)}") from exc
+            metrics = {**(origin.metrics or {}), "derived_from": origin.version, "kb_documents": len(documents)}
+            repo.register_model(version, path=str(path.resolve()), metrics=metrics, dataset_hash=origin.dataset_hash)
+            repo.promote(version)
+            record = repo.get_model(version)
+            assert record is not None
+            return record
+        finally:
+            repo.close()
+
+
+def current_knowledge(settings: Settings, repo: Repository) -> list[Document]:
+    """What a new version indexes now: KB_DIR plus every agent-written answer in the logs."""
+    return knowledge_documents(settings.kb_path, written_answers(repo.ratings_since(_EPOCH)))
 
 
 def _open_repository(settings: Settings) -> Repository:
@@ -244,7 +329,7 @@ class _Job:
         self.timings: dict[str, float] = {}
 
     # --- the run ------------------------------------------------------------------------------------
-    def run(self, *, force: bool, training: Mapping[str, Any]) -> RetrainResult:
+    def run(self, *, force: bool, training: Mapping[str, Any], only_if_empty: bool = False) -> RetrainResult:
         started = time.perf_counter()
         run_id: int | None = None
         version: str | None = None
@@ -252,6 +337,11 @@ class _Job:
         try:
             self._close_abandoned_runs()
             production = self.repo.production_model()
+            if only_if_empty and production is not None:
+                message = f"nothing to do: {production.version} is in production"
+                return RetrainResult(
+                    "nothing_to_do", message, production=production.version, previous=production.version
+                )
             last = self._last_completed()
             data_until = datetime.now(UTC)
             since = _parse_time(last.metrics.get("data_until")) if last else None
@@ -457,9 +547,7 @@ class _Job:
                 since=since,
                 out_of_scope_label=oos,
             )
-            documents = load_documents(settings.kb_path) if settings.kb_path.exists() else []
-            records = [AgentAnswer(w.key, w.question, w.answer) for w in dataset.written_answers]
-            documents += documents_from_records(records)
+            documents = knowledge_documents(settings.kb_path, dataset.written_answers)
         return dataset, documents
 
     def _training_config(self, production: ModelVersion | None, overrides: Mapping[str, Any]) -> TrainingConfig:
@@ -467,11 +555,13 @@ class _Job:
         init_from = None
         if settings.retrain_warm_start and production is not None:
             model_dir = Path(production.path) / "model"
-            if model_dir.is_dir():
+            try:
+                IntentModel.load(model_dir, device="cpu")
                 init_from = str(model_dir)
-            else:
-                log.warning(
-                    "production model %s not found at %s; training from the base model", production.version, model_dir
+            except ModelError as exc:
+                self.echo(
+                    f"warning: production model {production.version} does not load ({_one_line(exc)}); "
+                    "training from the base model"
                 )
         config = TrainingConfig(
             base_model=settings.base_model_name,
@@ -573,12 +663,9 @@ class _Job:
             log.warning("could not record the failed run: %s", _one_line(inner))
 
     def _close_abandoned_runs(self) -> None:
-        """Runs still 'running' while we hold the lock belong to a process that died: record them as failed.
-
-        (A first-run bootstrap by `bot.runtime` holds its own lock, so its run may really be running.)
-        """
+        """Runs still 'running' while we hold the lock belong to a process that died: record them as failed."""
         for run in self.repo.training_runs(limit=50):
-            if run.status == "running" and run.id is not None and run.trigger != "bootstrap":
+            if run.status == "running" and run.id is not None:
                 self.repo.finish_training_run(
                     run.id,
                     status="failed",
@@ -590,12 +677,7 @@ class _Job:
         return next((run for run in self.repo.training_runs(limit=100) if run.status in COMPLETED), None)
 
     def _version_name(self) -> str:
-        base = new_version_name()
-        name, n = base, 1
-        while (self.settings.models_dir / name).exists() or self.repo.get_model(name) is not None:
-            n += 1
-            name = f"{base}-{n}"
-        return name
+        return free_version_name(self.settings.models_dir, lambda name: self.repo.get_model(name) is not None)
 
     def _timed(self, name: str) -> _Timer:
         return _Timer(self.timings, name)

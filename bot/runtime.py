@@ -1,4 +1,4 @@
-"""The model runtime: serve the registry's production version, bootstrap it on first run, hot-swap on change.
+"""The model runtime: serve the registry's production version, build the first one on first run, hot-swap.
 
 `build_engine(settings)` returns a `ModelHolder`, the `EngineLike` every front end uses. It holds one `Engine`
 (model + index + catalog of one version). `maybe_reload()` (called by a background thread every
@@ -18,20 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from bot.answer import EngineAnswer
 from bot.catalog import IntentCatalog
 from bot.engine import Engine
 from bot.settings import Settings
-from bot.versions import build_version, load_version, new_version_name, read_manifest
+from bot.versions import load_version, read_manifest
 from retrieval.errors import KnowledgeBaseError
-from retrieval.ingest import load_documents
 from storage.models import ModelVersion
 from storage.repository import Repository
-from training.data import load_examples
 from training.errors import ModelError
-from training.train import TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -260,89 +255,6 @@ class ModelHolder:
         self.close()
 
 
-def bootstrap_production(
-    settings: Settings, repo: Repository, *, echo: Echo | None = None, progress: bool = True
-) -> ModelVersion:
-    """First run: train the configured intents, index the knowledge base, register and promote the version.
-
-    Holds `<data_dir>/bootstrap.lock`, and does nothing but return the production version if another process
-    finished bootstrapping meanwhile.
-
-    Raises:
-        DataError / CatalogError: The intents file is unusable.
-        KnowledgeBaseError: The knowledge-base folder is unusable.
-        ModelError: Training fails.
-    """
-    say = echo or (lambda message: log.info("%s", message))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.data_dir / "bootstrap.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        say("Another supportbot process is training the first model; waiting for it to finish ...")
-        lock.acquire()
-    try:
-        existing = repo.production_model()
-        return existing if existing is not None else _bootstrap(settings, repo, say, progress)
-    finally:
-        lock.release()
-
-
-def _bootstrap(settings: Settings, repo: Repository, say: Echo, progress: bool) -> ModelVersion:
-    examples = load_examples(settings.intents_path, out_of_scope_label=settings.out_of_scope_label)
-    documents = load_documents(settings.kb_path)
-    labels = {ex.label for ex in examples} - {settings.out_of_scope_label}
-    say(
-        f"First run: no model in production yet. Training one on {settings.intents_path} "
-        f"({len(examples)} examples, {len(labels)} intents) and indexing {len(documents)} documents from "
-        f"{settings.kb_path}; this takes a few minutes on a laptop CPU, once."
-    )
-    run = repo.start_training_run(trigger="bootstrap")
-    run_id = run.id
-    assert run_id is not None
-    version = new_version_name()
-    started = time.perf_counter()
-    try:
-        config = TrainingConfig(
-            base_model=settings.base_model_name,
-            calibration_twin=settings.calibration_twin,
-            out_of_scope_label=settings.out_of_scope_label,
-            num_threads=settings.torch_threads or None,
-        )
-        path = build_version(
-            settings.models_dir,
-            version,
-            train_examples=examples,
-            val_examples=None,
-            training_config=config,
-            kb_documents=documents,
-            progress=progress,
-        )
-        manifest = read_manifest(path)
-        record = repo.register_model(
-            version,
-            path=str(path.resolve()),
-            metrics=manifest["metrics"],
-            dataset_hash=str(manifest["dataset_hash"]),
-            status="production",
-        )
-    except BaseException as exc:
-        try:
-            repo.finish_training_run(run_id, status="failed", candidate_version=version, error=str(exc)[:2000])
-        except Exception:  # noqa: BLE001 - report the training failure, not this one
-            log.exception("could not record the failed bootstrap run")
-        raise
-    repo.finish_training_run(run_id, status="promoted", candidate_version=version, metrics=manifest["metrics"])
-    validation = manifest["metrics"].get("validation", {})
-    accuracy = validation.get("accuracy")
-    say(
-        f"Model {version} trained in {time.perf_counter() - started:.0f}s"
-        + (f" (validation accuracy {accuracy:.1%})" if isinstance(accuracy, float) else "")
-        + " and promoted to production."
-    )
-    return record
-
-
 def _serving_threads() -> None:
     """One FAISS OpenMP thread for single-question search: with two, each query waits on OpenMP barriers and
     took 20-40 ms instead of 0.3 ms at 10k chunks on a busy 2-core machine (bench/README.md, retrieval)."""
@@ -384,10 +296,24 @@ def build_engine(
         if record is None:
             if not bootstrap:
                 raise ModelError(
-                    "no model in production yet: run `supportbot ask` once (it trains the first one) or train and "
-                    "promote one (`supportbot train`, `supportbot model promote`)"
+                    "no model in production yet: run `supportbot ask` once (it builds the first one in under a "
+                    "minute) or train and promote one (`supportbot train`, then `supportbot model promote VERSION`)"
                 )
-            record = bootstrap_production(settings, store, echo=echo, progress=progress)
+            from bot.retrain import RetrainError
+            from bot.retrain import bootstrap as build_first
+
+            started = time.perf_counter()
+            try:
+                result = build_first(settings, progress=progress, echo=echo)
+            except RetrainError as exc:
+                raise ModelError(f"could not build the first model: {exc}") from exc
+            record = store.production_model()
+            if record is None:
+                raise ModelError(f"the first model was not promoted: {result.message}")
+            if result.version == record.version:
+                (echo or log.info)(
+                    f"Model {record.version} built in {time.perf_counter() - started:.0f}s and promoted to production."
+                )
         try:
             engine = load_engine(record, options, catalog)
         except (ModelError, KnowledgeBaseError) as exc:

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     retrain_post_summary: bool = False
     retrain_tolerance: float = Field(0.005, ge=0.0, le=1.0)
     retrain_warm_start: bool = True
+    first_model_fine_tune: bool = False
 
     log_level: str = "INFO"
 

@@ -14,6 +14,7 @@ behind. `manifest.json` is written last: a directory without it is not a version
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,7 +23,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,10 +31,12 @@ from typing import Any, NamedTuple
 from retrieval.documents import Document, documents_fingerprint
 from retrieval.errors import KnowledgeBaseError
 from retrieval.index import KnowledgeIndex
+from retrieval.ingest import AgentAnswer, documents_from_records, load_documents
 from training.calibration import DecisionPolicy
 from training.data import Example
 from training.errors import ModelError
-from training.model import IntentModel
+from training.feedback import WrittenAnswer
+from training.model import IntentModel, new_version, retag
 from training.train import TrainingConfig, train
 
 log = logging.getLogger(__name__)
@@ -59,9 +62,22 @@ class LoadedVersion(NamedTuple):
     answers: dict[str, str]
 
 
-def new_version_name(now: datetime | None = None) -> str:
-    """A sortable version name from the UTC time, e.g. `v20261128-233001` (names sort in creation order)."""
-    return (now or datetime.now(UTC)).strftime("v%Y%m%d-%H%M%S")
+def free_version_name(models_dir: str | os.PathLike[str], taken: Callable[[str], bool] = lambda _: False) -> str:
+    """A new version name (`training.model.new_version`, e.g. `v20261128-233001`) that is neither a directory under
+    `models_dir` nor `taken` (e.g. already in the registry): `-2`, `-3` ... are added within the same second."""
+    root = Path(models_dir).expanduser()
+    base = new_version()
+    name, n = base, 1
+    while (root / name).exists() or taken(name):
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def knowledge_documents(kb_path: Path, answers: Iterable[WrittenAnswer] = ()) -> list[Document]:
+    """What a version indexes: the knowledge-base folder (when it exists) plus the agent-written answers."""
+    documents = load_documents(kb_path) if kb_path.exists() else []
+    return documents + documents_from_records(AgentAnswer(a.key, a.question, a.answer) for a in answers)
 
 
 def check_version_name(version: str) -> str:
@@ -109,14 +125,7 @@ def build_version(
         DataError: The examples are unusable.
         KnowledgeBaseError: Indexing fails.
     """
-    check_version_name(version)
-    root = Path(models_dir).expanduser()
-    target = root / version
-    if target.exists():
-        raise ModelError(f"model version {version} already exists at {target}; choose a new version name")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=_STAGING_SUFFIX, dir=root))
-    try:
+    with _staged(models_dir, version) as staging:
         config = dataclasses.replace(training_config, version=version)
         model = train(
             config,
@@ -127,40 +136,41 @@ def build_version(
             log_out_of_scope=log_out_of_scope,
             progress=progress,
         )
-        index = _build_index(model, kb_documents)
-        index.save(staging / INDEX_DIR)
+        _build_index(model, kb_documents).save(staging / INDEX_DIR)
         answers = _clean_answers(extra_answers or {})
         if answers:
             _write_json(staging / ANSWERS_FILE, answers)
         _write_json(staging / MANIFEST_FILE, _manifest(version, model, kb_documents, answers))
-        if target.exists():
-            raise ModelError(f"model version {version} appeared at {target} while it was being built")
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    log.info("built model version %s at %s", version, target)
-    return target
+    return Path(models_dir).expanduser() / version
 
 
-def rebuild_index(version_dir: str | os.PathLike[str], kb_documents: Sequence[Document]) -> KnowledgeIndex:
-    """Re-index the knowledge base with the version's existing model (the index is replaced atomically).
+def derive_version(
+    models_dir: str | os.PathLike[str], version: str, source: str | os.PathLike[str], kb_documents: Sequence[Document]
+) -> Path:
+    """A new version `version` with the model and answers of the version at `source` and a fresh index of
+    `kb_documents` (the knowledge base changed, the classifier did not), written atomically like `build_version`.
 
-    Use it when only the knowledge base changed. The manifest's `kb_fingerprint` is updated. A running bot
-    serving this version keeps its loaded index until it loads a version again.
+    The model's files are hard-linked where the file system allows (versions are never modified in place).
 
     Raises:
-        ModelError: The version directory or its model is missing or broken.
+        ModelError: `source` is not a complete version, or `version` exists or is invalid.
         KnowledgeBaseError: Indexing fails.
     """
-    path = Path(version_dir).expanduser()
-    manifest = read_manifest(path)
-    model = IntentModel.load(path / MODEL_DIR, device="cpu")
-    index = _build_index(model, kb_documents)
-    index.save(path / INDEX_DIR)
-    manifest.update(_kb_summary(kb_documents), index_rebuilt_at=_now())
-    _write_json_atomic(path / MANIFEST_FILE, manifest)
-    return index
+    origin = Path(source).expanduser()
+    manifest = read_manifest(origin)
+    with _staged(models_dir, version) as staging:
+        shutil.copytree(origin / MODEL_DIR, staging / MODEL_DIR, copy_function=_link_or_copy)
+        retag(staging / MODEL_DIR, version)
+        model = IntentModel.load(staging / MODEL_DIR, device="cpu")
+        _build_index(model, kb_documents).save(staging / INDEX_DIR)
+        answers = read_answers(origin)
+        if answers:
+            _write_json(staging / ANSWERS_FILE, answers)
+        manifest.update(
+            version=version, created_at=_now(), derived_from=manifest["version"], **_kb_summary(kb_documents)
+        )
+        _write_json(staging / MANIFEST_FILE, manifest)
+    return Path(models_dir).expanduser() / version
 
 
 def read_manifest(version_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -173,12 +183,13 @@ def read_manifest(version_dir: str | os.PathLike[str]) -> dict[str, Any]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(
-            f"{path}: {MANIFEST_FILE} is missing, so this version is incomplete; rebuild it or roll back"
+            f"{path}: {MANIFEST_FILE} is missing, so this version is incomplete; roll back (`supportbot model "
+            "rollback`) or train a new one (`supportbot retrain --force`)"
         ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{path}: {MANIFEST_FILE} is unreadable ({exc}); rebuild the version or roll back") from None
+        raise ModelError(f"{path}: {MANIFEST_FILE} is unreadable ({exc}); {_REPAIR}") from None
     if not isinstance(data, dict) or not isinstance(data.get("version"), str):
-        raise ModelError(f"{path}: {MANIFEST_FILE} has no 'version'; rebuild the version or roll back")
+        raise ModelError(f"{path}: {MANIFEST_FILE} has no 'version'; {_REPAIR}")
     return data
 
 
@@ -190,9 +201,9 @@ def read_answers(version_dir: str | os.PathLike[str]) -> dict[str, str]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelError(f"{file} is unreadable ({exc}); fix or delete it, or rebuild the version") from None
+        raise ModelError(f"{file} is unreadable ({exc}); fix or delete it, or {_REPAIR}") from None
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ModelError(f"{file} must map intent names to answer texts; fix or delete it, or rebuild the version")
+        raise ModelError(f"{file} must map intent names to answer texts; fix or delete it, or {_REPAIR}")
     return _clean_answers(data)
 
 
@@ -219,12 +230,11 @@ def load_version(
     path = Path(version_dir).expanduser()
     manifest = read_manifest(path)
     if not (path / INDEX_DIR).is_dir():
-        raise KnowledgeBaseError(f"{path}: the {INDEX_DIR}/ directory is missing; run rebuild_index or roll back")
+        raise KnowledgeBaseError(f"{path}: the {INDEX_DIR}/ directory is missing; {_reindex(path)}")
     model = IntentModel.load(path / MODEL_DIR, device=device, threads=threads, quantize=quantize)
     if model.version != manifest["version"]:
         raise ModelError(
-            f"{path}: the model is version {model.version} but the manifest says {manifest['version']}; "
-            "rebuild the version"
+            f"{path}: the model is version {model.version} but the manifest says {manifest['version']}; {_REPAIR}"
         )
     index = KnowledgeIndex.load(path / INDEX_DIR)
     _check_index_matches(path, index, model)
@@ -280,6 +290,40 @@ def prune_versions(models_dir: str | os.PathLike[str], keep: int, protect: Itera
 
 # --- internals ------------------------------------------------------------------------------------------
 
+_REPAIR = "roll back (`supportbot model rollback`) or train a new version (`supportbot retrain --force`)"
+
+
+def _reindex(path: Path) -> str:
+    return f"index the knowledge base again as a new version (`supportbot kb ingest --from {path.name}`) or roll back"
+
+
+@contextlib.contextmanager
+def _staged(models_dir: str | os.PathLike[str], version: str) -> Iterator[Path]:
+    """A hidden staging directory renamed to `models_dir/version` when the block succeeds; removed if it fails."""
+    check_version_name(version)
+    root = Path(models_dir).expanduser()
+    target = root / version
+    if target.exists():
+        raise ModelError(f"model version {version} already exists at {target}; choose a new version name")
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=_STAGING_SUFFIX, dir=root))
+    try:
+        yield staging
+        if target.exists():
+            raise ModelError(f"model version {version} appeared at {target} while it was being built")
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("built model version %s at %s", version, target)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
 
 def _build_index(model: IntentModel, documents: Sequence[Document]) -> KnowledgeIndex:
     return KnowledgeIndex.build(list(documents), model)
@@ -290,13 +334,13 @@ def _check_index_matches(path: Path, index: KnowledgeIndex, model: IntentModel) 
     if index.dim != model.dim:
         raise ModelError(
             f"{path}: the index holds {index.dim}-dimensional vectors but the model embeds in {model.dim}; "
-            "rebuild the index with rebuild_index"
+            + _reindex(path)
         )
     recorded = index.encoder_id
     if recorded and recorded != model.encoder_id:
         raise ModelError(
             f"{path}: the index was built with encoder {recorded!r}, not this version's model "
-            f"({model.encoder_id!r}); rebuild the index with rebuild_index"
+            f"({model.encoder_id!r}); {_reindex(path)}"
         )
 
 

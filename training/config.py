@@ -11,6 +11,11 @@ from typing import Any
 
 from training.data import OUT_OF_SCOPE
 
+FIRST_MODEL: dict[str, object] = {"freeze_encoder": True, "epochs": 60, "head_lr": 1e-2, "patience": 5}
+"""Overrides of the first production version's recipe: a head on the frozen base encoder, trained in seconds, so
+a fresh install answers within a minute; the next retraining fine-tunes the encoder and is gated like any
+candidate (docs/retraining.md)."""
+
 
 @dataclass
 class TrainingConfig:
@@ -33,6 +38,9 @@ class TrainingConfig:
         patience: Stop after this many epochs without a better validation score (0 = never stop early).
         select_by: Validation score that picks the best epoch: "loss" (label-smoothed cross-entropy; smoother,
             so less noisy on small validation sets) or "accuracy".
+        freeze_encoder: Keep the base encoder as it is and train only the head on its embeddings, computed once
+            (the first-run recipe `FIRST_MODEL`: seconds instead of minutes; `epochs` then counts passes over the
+            cached embeddings).
         calibration_twin: Also train a twin without a quarter of the intents, whose questions then calibrate
             the operating point as faithful unknowns (about 75% more training time); False hides intents from
             the model itself instead (cheaper, optimistic: more out-of-scope questions get answered).
@@ -62,6 +70,7 @@ class TrainingConfig:
     val_ratio: float = 0.1
     patience: int = 2
     select_by: str = "loss"
+    freeze_encoder: bool = False
     calibration_twin: bool = True
     out_of_scope_label: str = OUT_OF_SCOPE
     device: str = "auto"

@@ -39,7 +39,7 @@ MANIFEST_FILE = "supportbot.json"
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
 _REQUIRED_FILES = (WEIGHTS_FILE, HEAD_FILE, "config.json", "tokenizer.json")
-_WHAT_TO_DO = "retrain with `supportbot train` or restore a version from the registry"
+_WHAT_TO_DO = "roll back (`supportbot model rollback`) or train a new version (`supportbot retrain --force`)"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -143,6 +143,8 @@ class Encoder:
         self.device = device
         self.max_length = max_length
         self._dim = int(getattr(encoder.transformer, "config").hidden_size)  # noqa: B009
+        self.memo: dict[str, np.ndarray] | None = None
+        """Embeddings by text, reused while set: training a head on a frozen encoder embeds each text once."""
 
     @classmethod
     def load(
@@ -191,6 +193,13 @@ class Encoder:
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of texts, not one string")
+        if self.memo is None:
+            return self._encode(texts, batch_size)
+        missing = [text for text in dict.fromkeys(texts) if text not in self.memo]
+        self.memo.update(zip(missing, self._encode(missing, batch_size), strict=True))
+        return np.stack([self.memo[text] for text in texts]) if texts else self._encode([], batch_size)
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -226,8 +235,22 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def new_version(now: datetime | None = None) -> str:
-    """A model version name from the (UTC) time, e.g. "v20261128-2330"."""
-    return (now or datetime.now(UTC)).strftime("v%Y%m%d-%H%M")
+    """The one version-name scheme: the UTC time, e.g. "v20261128-233001" (names sort in creation order)."""
+    return (now or datetime.now(UTC)).strftime("v%Y%m%d-%H%M%S")
+
+
+def retag(directory: str | os.PathLike[str], version: str) -> None:
+    """Give the model directory `directory` (a copy of another version's model) the version name `version`.
+
+    `supportbot.json` is replaced by a new file, never written in place: the other files may be hard links
+    shared with the version it was copied from.
+    """
+    path = Path(directory).expanduser() / MANIFEST_FILE
+    manifest = _read_manifest(path.parent)
+    manifest["version"] = version
+    staging = path.with_name(f".{MANIFEST_FILE}.tmp")
+    staging.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", "utf-8")
+    os.replace(staging, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +349,11 @@ class IntentModel(Encoder):
         embeddings = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return probs, embeddings
+        if self.memo is not None:  # the encoder is frozen (training): the head alone runs on remembered embeddings
+            embeddings = self.encode(texts, batch_size)
+            with torch.inference_mode():
+                logits = self.head(torch.from_numpy(embeddings).to(self.device))
+            return torch.softmax(logits.float(), dim=-1).cpu().numpy(), embeddings
         ids = tokenize(self.tokenizer, [normalise_text(t) for t in texts], self.max_length)
         with torch.inference_mode():
             for batch in sorted_batches([len(row) for row in ids], batch_size):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
 
 from training.batching import bucketed_batches, pad_batch, sorted_batches, tokenize
 from training.calibration import Calibration, DecisionPolicy, OperatingPoint, choose, json_safe, truth_indices
@@ -80,9 +81,12 @@ def train(
     """
     started = time.perf_counter()
     train_rows, val_rows, carved = _prepare_examples(config, train_examples, val_examples)
-    model = fine_tune(config, train_rows, val_rows, progress=progress)
+    memo: dict[str, np.ndarray] | None = {} if config.freeze_encoder else None  # one embedding per text
+    model = fine_tune(config, train_rows, val_rows, progress=progress, memo=memo)
     model.info["validation_carved_from_train"] = carved
-    held_out = twin_held_out(config, train_rows, val_rows, progress=progress) if config.calibration_twin else None
+    held_out = (
+        twin_held_out(config, train_rows, val_rows, progress=progress, memo=memo) if config.calibration_twin else None
+    )
     calibrate(
         model,
         train_rows,
@@ -93,6 +97,7 @@ def train(
         batch_size=config.eval_batch_size,
         seed=config.seed,
     )
+    model.memo = None
     model.info["training_seconds"] = round(time.perf_counter() - started, 1)
     if out_dir is not None:
         model.save(out_dir)
@@ -101,9 +106,17 @@ def train(
 
 
 def fine_tune(
-    config: TrainingConfig, train_rows: Sequence[Example], val_rows: Sequence[Example], *, progress: bool = True
+    config: TrainingConfig,
+    train_rows: Sequence[Example],
+    val_rows: Sequence[Example],
+    *,
+    progress: bool = True,
+    memo: dict[str, np.ndarray] | None = None,
 ) -> IntentModel:
-    """Fine-tune on prepared rows and return the model, not yet calibrated (its threshold is the default)."""
+    """Fine-tune on prepared rows and return the model, not yet calibrated (its threshold is the default).
+
+    With `config.freeze_encoder` only the head is trained, on the embeddings the model serves with (remembered in
+    `memo`, which the returned model keeps using until it is cleared)."""
     set_threads(config.num_threads)
     device = resolve_device(config.device)
     _seed_everything(config.seed)
@@ -116,12 +129,25 @@ def fine_tune(
     val_data = _encode_rows(tokenizer, val_rows, labels, config)
 
     pooled = base_encoder.encoder
-    centroids = _centroids(pooled, train_data, len(labels), pad_id, device, config.eval_batch_size)
+    train_targets = torch.tensor(train_data.targets)
+    if config.freeze_encoder:
+        base_encoder.memo = {} if memo is None else memo
+        train_embeddings = _embed_texts(base_encoder, train_rows, config.eval_batch_size)
+    else:
+        train_embeddings = _embed_all(pooled, train_data.ids, pad_id, device, config.eval_batch_size)
     torch.manual_seed(config.seed)
-    head = CosineHead(centroids, scale=config.scale, learn_scale=config.learn_scale).to(device)
+    head = CosineHead(
+        _centroids(train_embeddings, train_targets, len(labels)), scale=config.scale, learn_scale=config.learn_scale
+    ).to(device)
     network = IntentNetwork(pooled, head)
 
-    history, best_epoch = _fit(network, train_data, val_data, config, device, pad_id, progress)
+    if config.freeze_encoder:
+        val_embeddings = _embed_texts(base_encoder, val_rows, config.eval_batch_size)
+        history, best_epoch = _fit_head(
+            head, (train_embeddings, train_targets), (val_embeddings, torch.tensor(val_data.targets)), config, device
+        )
+    else:
+        history, best_epoch = _fit(network, train_data, val_data, config, device, pad_id, progress)
     network.eval()
 
     info: dict[str, Any] = {
@@ -146,11 +172,18 @@ def fine_tune(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    return IntentModel(tokenizer, pooled, head, info=info, device=device)
+    model = IntentModel(tokenizer, pooled, head, info=info, device=device)
+    model.memo = base_encoder.memo if config.freeze_encoder else None
+    return model
 
 
 def twin_held_out(
-    config: TrainingConfig, train_rows: Sequence[Example], val_rows: Sequence[Example], *, progress: bool = True
+    config: TrainingConfig,
+    train_rows: Sequence[Example],
+    val_rows: Sequence[Example],
+    *,
+    progress: bool = True,
+    memo: dict[str, np.ndarray] | None = None,
 ) -> QuestionScores | None:
     """Scores of questions of intents a model of the same recipe never saw (the calibration twin).
 
@@ -175,7 +208,7 @@ def twin_held_out(
         tqdm.write(f"calibration twin: training without {len(hidden)} of {len(intents)} intents", file=sys.stderr)
     # From the base model even when the real model warm-starts: a previous model already knows the hidden intents.
     twin_config = replace(config, version="calibration-twin", init_from=None)
-    twin = fine_tune(twin_config, twin_train, twin_val, progress=progress)
+    twin = fine_tune(twin_config, twin_train, twin_val, progress=progress, memo=memo)
     scorer = fitted_scorer(twin, twin_train, config.eval_batch_size, config.seed)
     if twin_val:  # the held-out rows' p-values are ranked against the twin's own in-scope questions
         scorer.set_reference(scorer.scores(twin.probabilities([ex.text for ex in twin_val], config.eval_batch_size)[1]))
@@ -256,20 +289,84 @@ def _embed_batches(
             yield batch, module(input_ids, mask)
 
 
-def _centroids(
-    pooled: torch.nn.Module, data: _Data, num_labels: int, pad_id: int, device: torch.device, batch_size: int
+def _embed_all(
+    pooled: torch.nn.Module, ids: list[list[int]], pad_id: int, device: torch.device, batch_size: int
 ) -> torch.Tensor:
-    """Mean normalised embedding of each class (the cosine head's starting weights)."""
+    """The (float32, CPU) embedding of every row, in row order."""
     dim = int(getattr(pooled, "transformer").config.hidden_size)  # noqa: B009
-    sums = torch.zeros((num_labels, dim), dtype=torch.float32)
+    out = torch.zeros((len(ids), dim), dtype=torch.float32)
+    for batch, embedding in _embed_batches(pooled, ids, pad_id, device, batch_size):
+        out[batch] = embedding.float().cpu()
+    return out
+
+
+def _embed_texts(encoder: Encoder, rows: Sequence[Example], batch_size: int) -> torch.Tensor:
+    return torch.from_numpy(encoder.encode([ex.text for ex in rows], batch_size))
+
+
+def _centroids(embeddings: torch.Tensor, targets: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Mean normalised embedding of each class (the cosine head's starting weights); rows with target -1 skipped."""
+    keep = targets >= 0
+    sums = torch.zeros((num_labels, embeddings.shape[1]), dtype=torch.float32)
     counts = torch.zeros(num_labels, dtype=torch.float32)
-    targets = torch.tensor(data.targets)
-    for batch, embedding in _embed_batches(pooled, data.ids, pad_id, device, batch_size):
-        batch_targets = targets[batch]
-        keep = batch_targets >= 0
-        sums.index_add_(0, batch_targets[keep], embedding.float().cpu()[keep])
-        counts.index_add_(0, batch_targets[keep], torch.ones(int(keep.sum())))
+    sums.index_add_(0, targets[keep], embeddings[keep])
+    counts.index_add_(0, targets[keep], torch.ones(int(keep.sum())))
     return F.normalize(sums / counts.clamp(min=1.0).unsqueeze(1), dim=1)
+
+
+def _fit_head(
+    head: CosineHead,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    config: TrainingConfig,
+    device: torch.device,
+) -> tuple[list[dict[str, float]], int]:
+    """Train only the head on fixed embeddings (the frozen-encoder recipe); same selection as `_fit`."""
+    train_x, train_y = train[0].to(device), train[1].to(device)
+    keep = val[1] >= 0
+    val_x, val_y = val[0][keep].to(device), val[1][keep].to(device)
+    optimizer = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=config.head_lr)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def score() -> tuple[float, float]:
+        with torch.no_grad():
+            logits = head(val_x)
+            loss = F.cross_entropy(logits, val_y, label_smoothing=config.label_smoothing)
+            return float((logits.argmax(dim=1) == val_y).float().mean()), float(loss)
+
+    history: list[dict[str, float]] = []
+    has_val = len(val_y) > 0
+    best, best_epoch, best_state, stale = (float("-inf"), float("-inf")), 0, _snapshot(head), 0
+    if has_val:
+        accuracy, val_loss = score()
+        history.append({"epoch": 0, "val_accuracy": accuracy, "val_loss": val_loss})
+        best = _selection_key(config.select_by, accuracy, val_loss)
+    for epoch in range(1, config.epochs + 1):
+        loss_sum = 0.0
+        for batch in torch.randperm(len(train_y), generator=generator).split(config.batch_size):
+            batch = batch.to(device)
+            batch_loss = F.cross_entropy(head(train_x[batch]), train_y[batch], label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            batch_loss.backward()
+            optimizer.step()
+            loss_sum += float(batch_loss.detach()) * len(batch)
+        record = {"epoch": epoch, "train_loss": loss_sum / max(len(train_y), 1)}
+        if has_val:
+            accuracy, val_loss = score()
+            record.update(val_accuracy=accuracy, val_loss=val_loss)
+            key = _selection_key(config.select_by, accuracy, val_loss)
+            if key > best:
+                best, best_epoch, best_state, stale = key, epoch, _snapshot(head), 0
+            else:
+                stale += 1
+        else:
+            best_epoch, best_state = epoch, _snapshot(head)
+        history.append(record)
+        if has_val and config.patience and stale >= config.patience:
+            break
+    head.load_state_dict(best_state)
+    log.info("head trained on frozen embeddings: best epoch %d of %d", best_epoch, len(history) - int(has_val))
+    return history, best_epoch
 
 
 def _evaluate_epoch(
@@ -326,15 +423,8 @@ def _fit(
     targets = torch.tensor(train_data.targets)
     steps_per_epoch = math.ceil(len(lengths) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    warmup = int(config.warmup_ratio * total_steps)
     optimizer = _optimizer(network, config)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     has_val = any(t >= 0 for t in val_data.targets)
 
     def score() -> tuple[float, float]:

@@ -1,44 +1,29 @@
-"""`supportbot kb`: build the knowledge-base index from a folder, search it, describe it."""
+"""`supportbot kb`: index the knowledge base as a new production version, search it, describe it.
+
+The bot searches the index inside the production version's directory (built with that version's encoder), so
+these commands work on versions: `ingest` re-indexes KB_DIR (plus agent-written answers) with the production
+model as a new version and promotes it; `search` and `stats` read the production version (or `--version`).
+"""
 
 from __future__ import annotations
 
 import json
-import time
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli.common import settings
+from storage.errors import StorageError
 
 if TYPE_CHECKING:
-    from training.model import Encoder
+    from bot.versions import LoadedVersion
 
 SNIPPET_CHARS = 240
 
-IndexOption = Annotated[
-    Path | None,
-    typer.Option("--index", "-i", metavar="DIR", help="Index directory [default: DATA_DIR/index]."),
+VersionOption = Annotated[
+    str | None, typer.Option("--version", metavar="VERSION", help="A registered version [default: production].")
 ]
-
-
-def default_index_dir() -> Path:
-    """Where `kb ingest` writes and `kb search`/`kb stats` read by default."""
-    return settings().data_dir / "index"
-
-
-@cache
-def _load_encoder(name: str, threads: int | None, quantize: bool) -> Encoder:
-    from training.model import Encoder
-
-    return Encoder.load(name, threads=threads, quantize=quantize)
-
-
-def _encoder() -> Encoder:
-    """The base encoder from the settings (loaded once per process)."""
-    current = settings()
-    return _load_encoder(current.base_model_name, current.torch_threads or None, current.quantize)
 
 
 def _snippet(text: str) -> str:
@@ -46,56 +31,64 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1].rstrip() + "…"
 
 
+def _load(version: str | None) -> tuple[str, Path, LoadedVersion]:
+    """(version, directory, loaded version) of `version` or of production."""
+    from bot.versions import load_version
+    from storage.repository import Repository
+
+    current = settings()
+    with Repository(current.db_url, mask_pii=current.pii_masking) as repo:
+        record = repo.get_model(version) if version else repo.production_model()
+    if record is None:
+        raise StorageError(
+            f"no model version {version!r} in the registry; see `supportbot model list`"
+            if version
+            else "no model in production yet: run `supportbot ask` once (it builds the first version)"
+        )
+    path = Path(record.path)
+    return record.version, path, load_version(path, threads=current.torch_threads or None)
+
+
 def register(app: typer.Typer) -> None:
     """Add the `kb` command group to the main app."""
     kb_app = typer.Typer(
         name="kb",
-        help="The knowledge base: index a folder of articles and FAQs, search it, show what it holds.",
+        help="The knowledge base: index KB_DIR as a new version, search what the bot cites, show what it holds.",
         no_args_is_help=True,
     )
     app.add_typer(kb_app, name="kb")
 
     @kb_app.command("ingest")
     def ingest(
-        folder: Annotated[
-            Path | None,
-            typer.Argument(help="Folder of .md/.html/.txt articles and FAQ .csv files [default: KB_DIR]."),
-        ] = None,
-        out: Annotated[
-            Path | None, typer.Option("--out", "-o", metavar="DIR", help="Index directory [default: DATA_DIR/index].")
+        source: Annotated[
+            str | None,
+            typer.Option("--from", metavar="VERSION", help="Take the model of this version [default: production]."),
         ] = None,
     ) -> None:
-        """Read FOLDER, chunk and embed every document, and save the index as a new version (atomic)."""
-        from retrieval.index import KnowledgeIndex
-        from retrieval.ingest import load_documents
+        """Index KB_DIR (articles, FAQ CSVs) and the agents' answers as a new version, and promote it."""
+        from bot.retrain import RetrainError, reindex
 
-        source = (folder or settings().kb_path).expanduser()
-        target = (out or default_index_dir()).expanduser()
-        started = time.perf_counter()
-        documents = load_documents(source)
-        if not documents:
-            typer.secho(f"warning: no documents found in {source}; the index will be empty", fg="yellow", err=True)
-        index = KnowledgeIndex.build(documents, _encoder())
-        generation = index.save(target)
-        stats = index.stats()
+        try:
+            record = reindex(settings(), source=source, echo=lambda line: typer.echo(line, err=True))
+        except RetrainError as exc:
+            raise StorageError(str(exc)) from None
+        metrics = record.metrics or {}
         typer.echo(
-            f"indexed {stats.documents} documents ({stats.chunks} chunks, {stats.index_kind} index) from {source} "
-            f"into {target} (version {generation}) in {time.perf_counter() - started:.1f}s"
+            f"promoted {record.version} ({metrics.get('kb_documents', 0)} documents, the model of "
+            f"{metrics.get('derived_from')}); running bots switch to it within RELOAD_INTERVAL_S"
         )
 
     @kb_app.command("search")
     def search(
         query: Annotated[str, typer.Argument(help="The question to look up.")],
         k: Annotated[int, typer.Option("-k", "--top", min=1, max=100, help="How many results.")] = 5,
-        index_dir: IndexOption = None,
+        version: VersionOption = None,
     ) -> None:
-        """Show the passages of the knowledge base closest to QUERY, with their cosine scores."""
-        from retrieval.index import KnowledgeIndex
-
-        index = KnowledgeIndex.load(index_dir or default_index_dir())
-        hits = index.search_text(query, _encoder(), k=k)
+        """Show the passages closest to QUERY in a version's index, with their cosine scores."""
+        name, _, loaded = _load(version)
+        hits = loaded.kb.search_text(query, loaded.model, k=k)
         if not hits:
-            typer.echo("no results: the knowledge base is empty (add documents and run `supportbot kb ingest`).")
+            typer.echo(f"no results: the knowledge base of {name} is empty (add documents, `supportbot kb ingest`).")
             return
         for rank, hit in enumerate(hits, 1):
             typer.echo(f"{rank}. {hit.score:.3f}  {hit.title}  [{hit.doc_id}]")
@@ -105,21 +98,19 @@ def register(app: typer.Typer) -> None:
 
     @kb_app.command("stats")
     def stats(
-        index_dir: IndexOption = None,
+        version: VersionOption = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
     ) -> None:
-        """Describe the index: documents by kind, chunks, index type, encoder, version, fingerprint."""
-        from retrieval.index import KnowledgeIndex
-
-        directory = (index_dir or default_index_dir()).expanduser()
-        info = KnowledgeIndex.load(directory).stats()
+        """Describe a version's index: documents by kind, chunks, index type, encoder, fingerprint."""
+        name, path, loaded = _load(version)
+        info = loaded.kb.stats()
         if as_json:
-            typer.echo(json.dumps({"directory": str(directory), **info.to_dict()}, indent=2))
+            typer.echo(json.dumps({"version": name, "directory": str(path), **info.to_dict()}, indent=2))
             return
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(info.documents_by_kind.items())) or "none"
         hnsw = " ".join(f"{key}={value}" for key, value in info.hnsw.items())
         for label, value in (
-            ("index", f"{directory} (version {info.generation}, built {info.created_at})"),
+            ("version", f"{name} ({path}, index built {info.created_at})"),
             ("documents", f"{info.documents} ({kinds})"),
             ("chunks", f"{info.chunks} ({info.chunking})"),
             ("search", f"{info.index_kind} {hnsw}".rstrip() + f", exact below {info.approx_threshold} chunks"),

@@ -1,4 +1,4 @@
-"""`supportbot train` and `supportbot eval`: fine-tune the intent model and measure it."""
+"""`supportbot train` and `supportbot eval`: train a candidate version of the intent model and measure it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.cli.common import passive_openmp, settings
-from training.calibration import describe
-from training.config import TrainingConfig
-from training.data import load_examples
+from training.calibration import DecisionPolicy, describe
+from training.config import FIRST_MODEL, TrainingConfig
+from training.data import Example, load_examples
 from training.errors import DataError, ModelError
 
 if TYPE_CHECKING:
+    from bot.settings import Settings
     from training.evaluate import EvalReport
+    from training.model import IntentModel
 
 # torch-heavy modules (training.model, .train, .evaluate) load inside the commands: `--help` and the other
 # commands stay fast.
@@ -28,16 +30,46 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _free_version(models_dir: Path) -> str:
-    """A version name not yet used under `models_dir` (adds -2, -3 ... within the same minute)."""
-    from training.model import new_version
+def _train_candidate(
+    current: Settings,
+    config: TrainingConfig,
+    train_rows: list[Example],
+    val_rows: list[Example] | None,
+    policy: DecisionPolicy,
+    progress: bool,
+) -> IntentModel:
+    """Build a complete version (model + index of the knowledge base + manifest) and register it as a candidate."""
+    from bot.retrain import current_knowledge
+    from bot.versions import MODEL_DIR, build_version, free_version_name, read_manifest
+    from storage.repository import Repository
+    from training.model import IntentModel
 
-    base = new_version()
-    version, counter = base, 1
-    while (models_dir / version).exists():
-        counter += 1
-        version = f"{base}-{counter}"
-    return version
+    with Repository(current.db_url, mask_pii=current.pii_masking) as repo:
+        name = config.version or free_version_name(current.models_dir, lambda n: repo.get_model(n) is not None)
+        if repo.get_model(name) is not None:
+            raise ModelError(f"version {name} is already in the registry; choose another --version")
+        documents = current_knowledge(current, repo)
+        typer.echo(f"training {name} on {len(train_rows)} examples, indexing {len(documents)} documents ...")
+        path = build_version(
+            current.models_dir,
+            name,
+            train_examples=train_rows,
+            val_examples=val_rows,
+            training_config=config,
+            kb_documents=documents,
+            policy=policy,
+            progress=progress,
+        )
+        manifest = read_manifest(path)
+        repo.register_model(
+            name,
+            path=str(path.resolve()),
+            metrics=manifest["metrics"],
+            dataset_hash=str(manifest["dataset_hash"]),
+            status="candidate",
+        )
+    typer.echo(f"registered {name} as a candidate at {path}; serve it with `supportbot model promote {name}`")
+    return IntentModel.load(path / MODEL_DIR, device="cpu")
 
 
 def print_report(report: EvalReport, console: Console, decision: dict[str, Any], worst: int = 10) -> None:
@@ -96,10 +128,18 @@ def register(app: typer.Typer) -> None:
     def train_command(
         data: Path | None = typer.Option(None, "--data", help="CSV, JSONL or intents YAML [default: INTENTS_FILE]"),
         val: Path | None = typer.Option(None, "--val", help="validation data [default: a stratified split of --data]"),
-        out: Path | None = typer.Option(None, "--out", help="model directory [default: models/<version>/model]"),
+        standalone: Path | None = typer.Option(
+            None,
+            "--standalone",
+            metavar="DIR",
+            help="write only a model directory to DIR (no index, not registered: for `supportbot eval`)",
+        ),
+        frozen_encoder: bool = typer.Option(
+            False, "--frozen-encoder", help="train only a head on the base encoder (seconds; the first-run recipe)"
+        ),
         base_model: str | None = typer.Option(None, "--base-model", help="encoder path [default: BASE_MODEL]"),
         init_from: Path | None = typer.Option(None, "--init-from", help="start from this model's encoder"),
-        epochs: int = typer.Option(_DEFAULTS.epochs, min=1, help="maximum epochs"),
+        epochs: int | None = typer.Option(None, min=1, help=f"maximum epochs [default: {_DEFAULTS.epochs}]"),
         batch_size: int = typer.Option(_DEFAULTS.batch_size, min=1),
         lr: float = typer.Option(_DEFAULTS.lr, min=0.0, help="encoder learning rate"),
         max_length: int = typer.Option(_DEFAULTS.max_length, min=4, max=512, help="token limit"),
@@ -113,10 +153,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
-        """Fine-tune the intent classifier, choose its operating point (answer / clarify / hand off), save it."""
+        """Train the intent classifier, choose its operating point, and register it as a candidate version
+        (model + knowledge-base index): promote it with `supportbot model promote VERSION`."""
         passive_openmp()
-        from training.train import train
-
         current = settings()
         data_path = data or current.intents_path
         if not data_path.exists():
@@ -124,12 +163,12 @@ def register(app: typer.Typer) -> None:
         oos = current.out_of_scope_label
         train_rows = load_examples(data_path, out_of_scope_label=oos)
         val_rows = load_examples(val, out_of_scope_label=oos) if val else None
-        name = version or _free_version(current.models_dir)
-        out_dir = out or current.models_dir / name / "model"
+        recipe: dict[str, Any] = dict(FIRST_MODEL) if frozen_encoder else {}
+        if epochs is not None:
+            recipe["epochs"] = epochs
         try:
             config = TrainingConfig(
                 base_model=base_model or current.base_model_name,
-                epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
                 max_length=max_length,
@@ -140,7 +179,8 @@ def register(app: typer.Typer) -> None:
                 device=device,
                 num_threads=current.torch_threads or None,
                 init_from=str(init_from) if init_from else None,
-                version=name,
+                version=version,
+                **recipe,
             )
             if wrong_answer_cost is not None:
                 current = current.model_copy(update={"wrong_answer_cost": wrong_answer_cost})
@@ -149,11 +189,16 @@ def register(app: typer.Typer) -> None:
             policy = current.decision_policy()
         except ValueError as exc:
             raise ModelError(str(exc)) from None
-        typer.echo(f"training {name} on {len(train_rows)} examples from {data_path} ...")
-        model = train(config, train_rows, val_rows, out_dir, policy=policy, progress=progress)
+        if standalone is not None:
+            from training.train import train
+
+            typer.echo(f"training on {len(train_rows)} examples from {data_path} ...")
+            model = train(config, train_rows, val_rows, standalone, policy=policy, progress=progress)
+            typer.echo(f"saved the model {model.version} to {standalone} (not registered; `supportbot eval` reads it)")
+        else:
+            model = _train_candidate(current, config, train_rows, val_rows, policy, progress)
         validation = model.info["validation"]
         typer.echo(
-            f"saved {model.version} to {out_dir}\n"
             f"  labels: {len(model.labels)}, validation: {validation.get('examples', 0)} examples, "
             f"accuracy {_pct(validation.get('accuracy'))}, best epoch {model.info['best_epoch']}, "
             f"{model.info['training_seconds']:.0f} s"

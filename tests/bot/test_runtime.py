@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bot import runtime
-from bot.runtime import ModelHolder, bootstrap_production, build_engine
+from bot import retrain, runtime, versions
+from bot.retrain import bootstrap
+from bot.runtime import ModelHolder, build_engine
 from bot.settings import Settings, load_settings
 from bot.versions import MANIFEST_FILE, list_versions, read_manifest
 from storage.errors import StorageError
 from storage.repository import Repository
-from tests.bot.conftest import tiny_config
+from training.config import FIRST_MODEL
 from training.errors import ModelError
 
 pytestmark = pytest.mark.slow
@@ -42,21 +43,20 @@ def make_settings(data_dir: Path, tiny_files: tuple[Path, Path], **overrides: ob
         database_url="",
         retrieval_min_score=0.45,
         reload_interval_s=0.2,
+        calibration_twin=False,  # the faster calibration (the twin is tested in tests/training)
         **overrides,
     )
 
 
 @pytest.fixture(scope="module")
 def bootstrapped(tmp_path_factory: pytest.TempPathFactory, tiny_files: tuple[Path, Path]) -> Bootstrapped:
-    """A fresh data dir on which `build_engine` trained, registered and promoted the first version.
-
-    Training keeps the tiny hyper-parameters (the bootstrap's own settings still apply on top of them).
-    """
+    """A fresh data dir on which `build_engine` trained (the first-run recipe), registered and promoted the first
+    version; the tiny intents need only short texts."""
     settings = make_settings(tmp_path_factory.mktemp("fresh") / "data", tiny_files)
     assert not settings.data_dir.exists()
     messages: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runtime, "TrainingConfig", tiny_config)
+        patch.setattr(retrain, "FIRST_MODEL", {**FIRST_MODEL, "max_length": 32})
         with build_engine(settings, watch=False, echo=messages.append, progress=False) as holder:
             version = holder.version
             assert version is not None
@@ -111,16 +111,14 @@ def test_second_run_serves_without_training(bootstrapped: Bootstrapped, monkeypa
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(runtime, "build_version", no_training)
+    monkeypatch.setattr(versions, "train", no_training)
     with build_engine(bootstrapped.settings, watch=False) as holder:
         assert holder.version == bootstrapped.version
         assert holder.intents and "out_of_scope" not in holder.intents
         assert holder.model_info["version"] == bootstrapped.version
-    repo = Repository(bootstrapped.settings.db_url)
-    try:  # another process finished bootstrapping while this one waited for the lock: nothing to do
-        assert bootstrap_production(bootstrapped.settings, repo).version == bootstrapped.version
-    finally:
-        repo.close()
+    # another process finished bootstrapping while this one waited for the lock: nothing to do
+    result = bootstrap(bootstrapped.settings, progress=False)
+    assert (result.status, result.production) == ("nothing_to_do", bootstrapped.version)
 
 
 def test_failed_bootstrap_is_recorded_and_promotes_nothing(
@@ -129,7 +127,7 @@ def test_failed_bootstrap_is_recorded_and_promotes_nothing(
     def broken(*args: object, **kwargs: object) -> None:
         raise ModelError("out of memory")
 
-    monkeypatch.setattr(runtime, "build_version", broken)
+    monkeypatch.setattr(versions, "train", broken)
     settings = make_settings(tmp_path / "data", tiny_files)
     messages: list[str] = []
     with pytest.raises(ModelError, match="out of memory"):
@@ -139,8 +137,9 @@ def test_failed_bootstrap_is_recorded_and_promotes_nothing(
     try:
         assert repo.production_model() is None
         assert [(r.trigger, r.status, r.error) for r in repo.training_runs()] == [
-            ("bootstrap", "failed", "out of memory")
+            ("bootstrap", "failed", "ModelError: out of memory")
         ]
+        assert not settings.models_dir.exists() or not list(settings.models_dir.iterdir())
     finally:
         repo.close()
 

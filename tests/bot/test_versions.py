@@ -1,4 +1,4 @@
-"""Model versions on disk: build (atomic), load (verified), rebuild the index, prune."""
+"""Model versions on disk: build (atomic), load (verified), derive a re-indexed version, prune."""
 
 from __future__ import annotations
 
@@ -19,19 +19,19 @@ from bot.versions import (
     MANIFEST_FILE,
     MODEL_DIR,
     build_version,
+    derive_version,
+    free_version_name,
     list_versions,
     load_version,
-    new_version_name,
     prune_versions,
     read_manifest,
-    rebuild_index,
 )
 from retrieval.documents import Document, documents_fingerprint
 from retrieval.errors import KnowledgeBaseError
 from tests.bot.conftest import tiny_config
 from training.data import Example
 from training.errors import ModelError
-from training.model import IntentModel
+from training.model import IntentModel, new_version
 from training.train import TrainingConfig
 
 TINY = "v20260101-000000"
@@ -63,11 +63,18 @@ EXAMPLES = [Example("hi", "a"), Example("yo", "b")]
 
 
 def test_new_version_name_is_sortable():
-    early = new_version_name(datetime(2026, 11, 28, 23, 30, 1, tzinfo=UTC))
-    late = new_version_name(datetime(2026, 11, 29, 0, 0, 0, tzinfo=UTC))
+    early = new_version(datetime(2026, 11, 28, 23, 30, 1, tzinfo=UTC))
+    late = new_version(datetime(2026, 11, 29, 0, 0, 0, tzinfo=UTC))
     assert early == "v20261128-233001"
     assert early < late
-    assert re.fullmatch(r"v\d{8}-\d{6}", new_version_name())
+    assert re.fullmatch(r"v\d{8}-\d{6}", new_version())
+
+
+def test_free_version_name_skips_directories_and_registered_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(versions, "new_version", lambda: "v20261128-233001")
+    (tmp_path / "v20261128-233001").mkdir()
+    assert free_version_name(tmp_path) == "v20261128-233001-2"
+    assert free_version_name(tmp_path, lambda name: name.endswith("-2")) == "v20261128-233001-3"
 
 
 def test_built_version_is_complete_and_loads(tiny_version: Path, tiny_documents: list[Document]):
@@ -178,16 +185,21 @@ def test_load_refuses_incomplete_versions(tiny_version: Path, tmp_path: Path):
         load_version(tmp_path / "missing")
 
 
-def test_rebuild_index_reindexes_with_the_versions_model(tiny_version: Path, tmp_path: Path):
-    copy = clone(tiny_version, tmp_path / TINY)
+def test_derive_version_reindexes_with_the_same_model_as_a_new_version(tiny_version: Path, tmp_path: Path):
     docs = [Document(id="new.md", title="Only one", text="A single new article about llamas.", source="new.md")]
-    index = rebuild_index(copy, docs)
-    assert index.document_count == 1
-    manifest = read_manifest(copy)
+    path = derive_version(tmp_path, "v20260202-000000", tiny_version, docs)
+    manifest = read_manifest(path)
+    assert manifest["version"] == "v20260202-000000" and manifest["derived_from"] == TINY
     assert manifest["kb_fingerprint"] == documents_fingerprint(docs) != read_manifest(tiny_version)["kb_fingerprint"]
-    model, kb, _ = load_version(copy)
+    model, kb, _ = load_version(path)
+    assert model.version == "v20260202-000000"
     assert kb.document_count == 1 and kb.encoder_id == model.encoder_id
-    assert load_version(tiny_version).kb.document_count == 3  # the original is untouched
+    original, _, _ = load_version(tiny_version)  # the original is untouched (its files are shared, not edited)
+    assert original.version == TINY and load_version(tiny_version).kb.document_count == 3
+    assert model.predict(["hello"])[0].label == original.predict(["hello"])[0].label
+    with pytest.raises(ModelError, match="already exists"):
+        derive_version(tmp_path, "v20260202-000000", tiny_version, docs)
+    assert [p.name for p in tmp_path.iterdir()] == ["v20260202-000000"]  # no staging left behind
 
 
 def _fake_version(root: Path, name: str) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.cli.common import settings
+from storage.repository import Repository
 from training.errors import DataError, ModelError
 from training.model import IntentModel
 
@@ -39,18 +40,39 @@ def write_intents_yaml(path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_train_writes_a_versioned_model(env: Path) -> None:
+def test_train_registers_a_complete_candidate_version(env: Path) -> None:
     data = write_intents_yaml(env / "intents.yaml")
     args = ["train", "--data", str(data), "--epochs", "1", "--max-length", "32", "--batch-size", "8"]
     result = CliRunner().invoke(app, [*args, "--version", "vcli", "--no-progress", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    out = env / "data" / "models" / "vcli" / "model"
-    assert f"saved vcli to {out}" in result.output
+    version_dir = env / "data" / "models" / "vcli"
+    assert "registered vcli as a candidate" in result.output
+    assert "`supportbot model promote vcli`" in result.output
     assert "Operating point: answer when `msp` >=" in result.output  # the chosen point, the policy, the curve
     assert "a wrong answer costs 1 hand-offs" in result.output and "Curve (`msp`" in result.output
-    model = IntentModel.load(out)
+    model = IntentModel.load(version_dir / "model")
     assert model.labels == sorted([*INTENTS, "out_of_scope"])
     assert model.info["training"]["epochs"] == 1
+    assert sorted(p.name for p in version_dir.iterdir()) == ["index", "manifest.json", "model"]
+    with Repository(settings().db_url) as repo:
+        record = repo.get_model("vcli")
+    assert record is not None and record.status == "candidate" and Path(record.path) == version_dir.resolve()
+    again = CliRunner().invoke(app, [*args, "--version", "vcli", "--no-progress"])
+    assert isinstance(again.exception, ModelError) and "already" in str(again.exception)
+
+
+def test_train_standalone_writes_only_a_model_directory(env: Path) -> None:
+    data = write_intents_yaml(env / "intents.yaml")
+    out = env / "alone"
+    args = ["train", "--data", str(data), "--frozen-encoder", "--max-length", "32", "--standalone", str(out)]
+    result = CliRunner().invoke(app, [*args, "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"to {out} (not registered" in result.output
+    model = IntentModel.load(out)
+    assert model.info["training"]["freeze_encoder"] is True
+    assert not (env / "data" / "models").exists()
+    with Repository(settings().db_url) as repo:
+        assert repo.models() == []
 
 
 def test_train_without_data_says_what_to_do(env: Path) -> None:

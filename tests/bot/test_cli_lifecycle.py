@@ -1,0 +1,97 @@
+"""A newcomer's path end to end through the CLI: train -> model list -> promote -> ask -> kb ingest changes what
+the bot cites (and `kb search` / `kb stats` read the production version)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.cli.common import settings
+from storage.errors import StorageError
+from tests.bot.conftest import KB_FILES, TINY_INTENTS, write_tiny_kb
+from training.data import load_examples
+
+pytestmark = pytest.mark.slow
+
+NEW_ARTICLE = (
+    "# Two-factor sign-in with a hardware key\n\nRegister a FIDO2 hardware security key under Settings > Security > "
+    "Two-factor; keep a second key as a spare.\n"
+)
+
+
+@pytest.fixture
+def newcomer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    intents = tmp_path / "intents.yaml"
+    intents.write_text(TINY_INTENTS, encoding="utf-8")
+    with (tmp_path / "my.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows((ex.text, ex.label) for ex in load_examples(intents))
+    write_tiny_kb(tmp_path / "kb")
+    for name, value in {
+        "SUPPORTBOT_DATA_DIR": tmp_path / "data",
+        "INTENTS_FILE": intents,
+        "KB_DIR": tmp_path / "kb",
+        "CALIBRATION_TWIN": "false",
+        "TORCH_THREADS": "2",
+        "RETRIEVAL_MIN_SCORE": "0.3",
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    settings.cache_clear()
+    yield tmp_path
+    settings.cache_clear()
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, f"{args}: {result.output}\n{result.exception!r}"
+    return result.output
+
+
+def test_train_list_promote_ask_then_kb_ingest_changes_what_it_cites(newcomer: Path):
+    data = str(newcomer / "my.csv")
+    output = invoke(
+        "train", "--data", data, "--frozen-encoder", "--max-length", "32", "--version", "v-mine", "--no-progress"
+    )
+    assert "registered v-mine as a candidate" in output
+
+    listing = invoke("model", "list")
+    assert "v-mine" in listing and "candidate" in listing
+
+    invoke("model", "promote", "v-mine")
+    answer = json.loads(invoke("ask", "--json", "--no-log", "I forgot my password"))
+    assert answer["model_version"] == "v-mine"
+    assert answer["intent"] == "reset_password"
+    assert "hardware" not in json.dumps(answer["hits"])
+
+    (newcomer / "kb" / "security" / "hardware-keys.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    output = invoke("kb", "ingest")
+    assert "(4 documents, the model of v-mine)" in output
+    production = invoke("model", "list")
+    derived = json.loads(invoke("kb", "stats", "--json"))
+    assert derived["version"] != "v-mine" and derived["version"] in production and derived["documents"] == 4
+
+    answer = json.loads(invoke("ask", "--json", "--no-log", "how do I register a FIDO2 hardware security key?"))
+    assert answer["model_version"] == derived["version"]
+    assert answer["hits"][0]["doc_id"] == "security/hardware-keys.md"
+    hits = invoke("kb", "search", "hardware security key", "-k", "1")
+    assert hits.startswith("1. 0.") and "Two-factor sign-in with a hardware key  [security/hardware-keys.md]" in hits
+    older = invoke("kb", "search", "hardware security key", "-k", "1", "--version", "v-mine")
+    assert "hardware-keys.md" not in older  # the old version keeps its own index
+    stats = invoke("kb", "stats", "--version", "v-mine")
+    assert f"documents    {len(KB_FILES)} (3 article)" in stats
+
+
+def test_kb_commands_before_any_model_say_what_to_do(newcomer: Path):
+    for args in (["kb", "ingest"], ["kb", "search", "refund"], ["kb", "stats"]):
+        result = CliRunner().invoke(app, args)
+        assert isinstance(result.exception, StorageError), args
+        assert "no model in production yet" in str(result.exception) and "supportbot" in str(result.exception)
+    result = CliRunner().invoke(app, ["kb", "search", "refund", "--version", "v-nope"])
+    assert isinstance(result.exception, StorageError) and "supportbot model list" in str(result.exception)
