@@ -73,8 +73,8 @@ class EngineAnswer:
     candidates: tuple[tuple[str, str], ...] = ()
 
     def record_fields(self) -> dict[str, Any]:
-        """The keyword arguments of `Repository.record_answer` that describe this answer (the same for every
-        front end: Slack, `ask`, `chat`)."""
+        """The stored fields of this answer (`storage.repository.NewAnswer(**fields)`, or the keyword arguments of
+        `Repository.record_answer`), the same for every front end: Slack, `ask`, `chat`."""
         return {
             "text": self.text,
             "source": self.source,

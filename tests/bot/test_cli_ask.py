@@ -206,3 +206,26 @@ def test_chat_clarifying_question_takes_a_number(tmp_path: Path, capsys: pytest.
         assert [h.reason for h in repo.handoffs(session.conversation_id)] == ["customer_request", "abstained"]
     finally:
         repo.close()
+
+
+def test_a_terminal_turn_costs_two_transactions(tmp_path: Path) -> None:
+    """`ask` and `chat` account for a turn with the store operations Slack uses: record the turn, mark it posted."""
+    from sqlalchemy import event
+
+    from bot.cli.ask import TerminalLog
+    from tests.bot.slack.fakes import FakeEngine
+
+    repo = Repository(f"sqlite:///{tmp_path / 'turns.db'}")
+    began: list[object] = []
+    event.listen(repo._engine, "begin", began.append)
+    try:
+        session = TerminalLog(repo, user_id="local:me", max_question_chars=500)
+        engine = FakeEngine()
+        for question in ("password?", "my parrot ate the router"):
+            began.clear()
+            session.record(question, engine.answer(question))
+            assert len(began) == 2, question
+        assert [m.role for m in repo.messages(session.conversation_id)] == ["user", "bot", "user", "bot"]
+        assert [h.reason for h in repo.handoffs(session.conversation_id)] == ["abstained"]
+    finally:
+        repo.close()

@@ -105,6 +105,41 @@ def test_upgrade_from_0001_keeps_the_data(empty_db_url: str) -> None:
         repo.close()
 
 
+def test_upgrade_from_0002_keeps_the_newest_verdict_of_each_rater(empty_db_url: str) -> None:
+    assert upgrade(empty_db_url, "0002") == (None, "0002")
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    engine = make_engine(empty_db_url)
+    with engine.begin() as connection:
+        _insert(connection, "conversations", id=1, team_id="T", channel_id="C", thread_ts="1.1", started_by="U1",
+                source="slack", created_at=when, last_activity_at=when)  # fmt: skip
+        _insert(connection, "messages", id=1, conversation_id=1, role="user", text="q", created_at=when)
+        _insert(connection, "answers", id=1, conversation_id=1, question_id=1, text="a", source="intent",
+                doc_ids=[], doc_scores=[], status="posted", created_at=when)  # fmt: skip
+        for id_, rater, source, helpful in [
+            (1, "U1", "reaction", True),
+            (2, "U1", "reaction", True),  # two identical reactions that raced
+            (3, "U1", "cli", True),
+            (4, "U1", "cli", False),  # `+` then `-` in the terminal
+            (5, "U9", "modal", False),
+            (6, "U9", "modal", False),  # corrections are kept, every one
+            (7, "U2", "button", True),
+        ]:
+            _insert(connection, "ratings", id=id_, answer_id=1, rater_id=rater, rater_role="customer",
+                    helpful=helpful, source=source, created_at=when)  # fmt: skip
+    engine.dispose()
+
+    assert upgrade(empty_db_url) == ("0002", "0003")
+    with Repository(empty_db_url) as repo:
+        assert sorted((r.id, r.rater_id, r.source, r.helpful) for r in repo.ratings(1)) == [
+            (2, "U1", "reaction", True),
+            (4, "U1", "cli", False),
+            (5, "U9", "modal", False),
+            (6, "U9", "modal", False),
+            (7, "U2", "button", True),
+        ]
+        assert repo.set_rating(1, rater_id="U1", rater_role="customer", helpful=True, source="reaction") is False
+
+
 def test_migrated_schema_matches_the_models(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
