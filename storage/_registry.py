@@ -130,6 +130,19 @@ class Registry(RepositoryBase):
         with self._session() as session:
             return session.exec(select(ModelVersion).where(ModelVersion.status == "production")).first()
 
+    def previous_production(self, current: ModelVersion | None = None) -> ModelVersion | None:
+        """The rollback target: the newest retired version created before `current` (default: production; any
+        retired one when there is none). Successive rollbacks walk back through the versions that were in
+        production."""
+        current = current if current is not None else self.production_model()
+        retired = [
+            m
+            for m in self.models()
+            if m.status == "retired"
+            and (current is None or (m.created_at, m.id or 0) < (current.created_at, current.id or 0))
+        ]
+        return max(retired, key=lambda m: (m.created_at, m.id or 0), default=None)
+
     def promote(self, version: str) -> ModelVersion:
         """Make `version` production and retire the previous one, in one transaction.
 

@@ -39,7 +39,10 @@ MANIFEST_FILE = "supportbot.json"
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
 _REQUIRED_FILES = (WEIGHTS_FILE, HEAD_FILE, "config.json", "tokenizer.json")
-_WHAT_TO_DO = "roll back (`supportbot model rollback`) or train a new version (`supportbot retrain --force`)"
+_WHAT_TO_DO = (
+    "restore a version from the registry (`supportbot model rollback`) or train a new one (`supportbot retrain "
+    "--force`, or `supportbot train` then `supportbot model promote VERSION`)"
+)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -66,7 +66,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Index KB_DIR (articles, FAQ CSVs) and the agents' answers as a new version, and promote it."""
-        from bot.retrain import RetrainError, reindex
+        from bot.knowledge import reindex
+        from bot.retrain import RetrainError
 
         try:
             record = reindex(settings(), source=source, echo=lambda line: typer.echo(line, err=True))

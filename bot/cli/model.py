@@ -39,7 +39,7 @@ def _train_candidate(
     progress: bool,
 ) -> IntentModel:
     """Build a complete version (model + index of the knowledge base + manifest) and register it as a candidate."""
-    from bot.retrain import current_knowledge
+    from bot.knowledge import current_knowledge
     from bot.versions import MODEL_DIR, build_version, free_version_name, read_manifest
     from storage.repository import Repository
     from training.model import IntentModel

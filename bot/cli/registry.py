@@ -44,7 +44,7 @@ def _when(model: ModelVersion) -> str:
 
 
 def _report_path(model: ModelVersion) -> Path | None:
-    from bot.retrain import REPORT_DIR  # the job module loads torch: only when needed
+    from training.pipeline import REPORT_DIR  # loads torch: only when needed
 
     path = Path(model.path) / REPORT_DIR / REPORT_FILE
     return path if path.is_file() else None
@@ -164,11 +164,8 @@ def register(app: typer.Typer) -> None:
     @model_app.command("rollback")
     def rollback() -> None:
         """Re-promote the version that was in production before the current one."""
-        from bot.retrain import previous_production
-
         with _repository() as repo:
-            current = repo.production_model()
-            target = previous_production(repo.models(), current)
+            target = repo.previous_production()
             if target is None:
                 raise StorageError(
                     "nothing to roll back to: no retired version older than the production one in the registry"

@@ -1,0 +1,75 @@
+"""The knowledge base of a version: what it indexes, and re-indexing it as a new production version.
+
+Every version indexes KB_DIR plus the agent-written answers in the logs with its own encoder. When only the
+knowledge base changed, `reindex` copies the production model into a new version with a fresh index and
+promotes it (the classifier is unchanged, so there is nothing to gate); `supportbot kb ingest` calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from filelock import FileLock
+
+from bot.retrain import LOCK_FILE, RetrainError, open_repository
+from bot.settings import Settings
+from bot.versions import derive_version, free_version_name, knowledge_documents
+from retrieval.documents import Document
+from retrieval.errors import KnowledgeBaseError
+from storage.models import ModelVersion
+from storage.repository import Repository
+from training.errors import ModelError
+from training.feedback import written_answers
+from training.pipeline import one_line
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def current_knowledge(settings: Settings, repo: Repository) -> list[Document]:
+    """What a new version indexes now: KB_DIR plus every agent-written answer in the logs."""
+    return knowledge_documents(settings.kb_path, written_answers(repo.ratings_since(_EPOCH)))
+
+
+def reindex(
+    settings: Settings, *, source: str | None = None, echo: Callable[[str], None] | None = None
+) -> ModelVersion:
+    """Index the knowledge base again as a new production version with the model of `source` (default production).
+
+    The classifier is unchanged, so nothing is gated: the new version is registered and promoted at once (running
+    bots switch within RELOAD_INTERVAL_S). Holds the nightly job's lock (waits for a running job).
+
+    Raises:
+        RetrainError: No such version (or none in production), or it cannot be copied or indexed.
+    """
+    say = echo or log.info
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(settings.data_dir / LOCK_FILE)):
+        repo = open_repository(settings)
+        try:
+            origin = repo.get_model(source) if source else repo.production_model()
+            if origin is None:
+                raise RetrainError(
+                    f"no model version {source!r} in the registry; see `supportbot model list`"
+                    if source
+                    else "no model in production yet: `supportbot ask` (or `supportbot retrain`) builds the first "
+                    "version, knowledge base included"
+                )
+            documents = current_knowledge(settings, repo)
+            version = free_version_name(settings.models_dir, lambda name: repo.get_model(name) is not None)
+            say(f"indexing {len(documents)} documents from {settings.kb_path} with the model of {origin.version}")
+            try:
+                path = derive_version(settings.models_dir, version, origin.path, documents)
+            except (ModelError, KnowledgeBaseError, OSError) as exc:
+                raise RetrainError(f"cannot index the knowledge base: {one_line(exc)}") from exc
+            metrics = {**(origin.metrics or {}), "derived_from": origin.version, "kb_documents": len(documents)}
+            repo.register_model(version, path=str(path.resolve()), metrics=metrics, dataset_hash=origin.dataset_hash)
+            repo.promote(version)
+            record = repo.get_model(version)
+            assert record is not None
+            return record
+        finally:
+            repo.close()
