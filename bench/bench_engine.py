@@ -42,6 +42,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -111,10 +112,11 @@ def cached_index(cache: Path, name: str, documents: list[Document], embedder: Em
     """Build (or reuse) the index of `documents` embedded with `embedder`."""
     folder = cache / name
     fingerprint = documents_fingerprint(documents)
-    if (folder / "CURRENT").exists():
+    if folder.exists():
         index = KnowledgeIndex.load(folder)
         if index.fingerprint == fingerprint and index.encoder_id == embedder.encoder_id:
             return index
+        shutil.rmtree(folder)  # an index directory is written once
     log(f"embedding {len(documents)} documents for the {name} index ...")
     started = time.perf_counter()
     index = KnowledgeIndex.build(documents, embedder)

@@ -18,50 +18,80 @@ ROOT = Path(__file__).resolve().parents[2]
 def writer(text: str):  # type: ignore[no-untyped-def]
     def write(directory: Path) -> None:
         (directory / "data.txt").write_text(text)
+        (directory / "more.txt").write_text(text * 2)
 
     return write
 
 
-def test_generations_are_published_in_order_and_pruned(tmp_path: Path) -> None:
-    assert store.current_generation(tmp_path) is None
-    for n in range(1, 5):
-        assert store.write_generation(tmp_path, writer(f"v{n}"), keep=2) == n
-    assert store.current_generation(tmp_path) == 4
-    assert store.generations(tmp_path) == [3, 4]
-    assert (store.generation_dir(tmp_path, 4) / "data.txt").read_text() == "v4"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "CURRENT", "versions"]
+def test_a_directory_appears_complete_and_alone(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "index"
+    store.write_directory(target, writer("v1"))
+    assert sorted(p.name for p in target.iterdir()) == ["data.txt", "more.txt"]
+    assert (target / "more.txt").read_text() == "v1v1"
+    assert [p.name for p in target.parent.iterdir()] == ["index"]  # no temporary directory or lock left
+    assert store.data_dir(target) == target
+
+
+def test_an_existing_directory_is_never_overwritten(tmp_path: Path) -> None:
+    store.write_directory(tmp_path / "index", writer("v1"))
+    calls: list[Path] = []
+    with pytest.raises(KnowledgeBaseError, match="already exists: an index directory is written once"):
+        store.write_directory(tmp_path / "index", calls.append)
+    assert calls == []
+    assert (tmp_path / "index" / "data.txt").read_text() == "v1"
 
 
 def test_a_failing_writer_leaves_nothing_behind(tmp_path: Path) -> None:
-    store.write_generation(tmp_path, writer("v1"))
-
     def fail(directory: Path) -> None:
         (directory / "data.txt").write_text("partial")
         raise KnowledgeBaseError("encoder exploded")
 
     with pytest.raises(KnowledgeBaseError, match="encoder exploded"):
-        store.write_generation(tmp_path, fail)
-    assert store.current_generation(tmp_path) == 1
-    assert [p.name for p in (tmp_path / "versions").iterdir()] == ["000001"]
+        store.write_directory(tmp_path / "index", fail)
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_leftovers_of_a_killed_writer_are_cleaned_by_the_next_save(tmp_path: Path) -> None:
-    store.write_generation(tmp_path, writer("v1"))
-    (tmp_path / "versions" / ".tmp-000002-deadbeef").mkdir()
-    (tmp_path / "versions" / ".tmp-000002-deadbeef" / "data.txt").write_text("half")
-    assert store.write_generation(tmp_path, writer("v2")) == 2
-    assert not list((tmp_path / "versions").glob(".tmp-*"))
+def test_an_os_error_becomes_a_knowledge_base_error(tmp_path: Path) -> None:
+    def fail(directory: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    with pytest.raises(KnowledgeBaseError, match="cannot write the index to .*Permission denied; nothing was written"):
+        store.write_directory(tmp_path / "index", fail)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(KnowledgeBaseError, match="cannot write the index to"):
+        store.write_directory(tmp_path / "file" / "index", writer("v1"))  # the parent is a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-def test_concurrent_saves_get_distinct_generations(tmp_path: Path) -> None:
+def test_leftovers_of_a_killed_writer_are_cleaned_by_the_next_write(tmp_path: Path) -> None:
+    (tmp_path / ".index.tmp-deadbeef").mkdir()
+    (tmp_path / ".index.tmp-deadbeef" / "data.txt").write_text("half")
+    (tmp_path / ".other.tmp-deadbeef").mkdir()  # another target's: left alone
+    store.write_directory(tmp_path / "index", writer("v1"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-deadbeef", "index"]
+
+
+def test_data_dir_of_the_earlier_layout(tmp_path: Path) -> None:
+    assert store.data_dir(tmp_path / "missing") is None
+    assert store.data_dir(tmp_path) is None  # empty
+    (tmp_path / "CURRENT").write_text("12\n")
+    assert store.data_dir(tmp_path) == tmp_path / "versions" / "000012"
+    (tmp_path / "CURRENT").write_text("twelve")
+    with pytest.raises(KnowledgeBaseError, match="should hold a generation number but holds 'twelve'"):
+        store.data_dir(tmp_path)
+
+
+def test_concurrent_saves_to_one_directory_publish_exactly_one(tmp_path: Path) -> None:
     embedder = HashEmbedder()
     indexes = [KnowledgeIndex.build(make_docs()[:n], embedder) for n in (1, 2, 3, 4)]
     errors: list[BaseException] = []
+    barrier = threading.Barrier(len(indexes))
 
     def save(index: KnowledgeIndex) -> None:
+        barrier.wait()
         try:
-            index.save(tmp_path, keep=10)
-        except BaseException as exc:  # pragma: no cover - reported below
+            index.save(tmp_path / "index")
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=save, args=(index,)) for index in indexes]
@@ -69,16 +99,18 @@ def test_concurrent_saves_get_distinct_generations(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors
-    assert sorted(index.generation or 0 for index in indexes) == [1, 2, 3, 4]
-    for generation in range(1, 5):
-        KnowledgeIndex.load(tmp_path, generation=generation)  # every generation is complete
+    assert len(errors) == len(indexes) - 1
+    assert all(isinstance(exc, KnowledgeBaseError) for exc in errors), errors
+    [winner] = [index for index in indexes if index.created_at is not None]
+    loaded = KnowledgeIndex.load(tmp_path / "index")  # complete and verified
+    assert loaded.fingerprint == winner.fingerprint
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]
 
 
 CRASHING_SAVE = """
 import os, sys
 import faiss
-import retrieval.index, retrieval.store
+import retrieval.store
 from retrieval.index import KnowledgeIndex
 from tests.retrieval.conftest import HashEmbedder, make_docs
 
@@ -92,28 +124,29 @@ def write_then_die(index, path):
             handle.truncate(os.path.getsize(path) // 2)
         os._exit(9)
 
-def die_before_publish(root, generation):
+def die_before_rename(source, target):
     os._exit(9)
 
-retrieval.index.faiss.write_index = write_then_die
-if where == "before_publish":
-    retrieval.store._publish = die_before_publish
+retrieval.store.faiss.write_index = write_then_die
+if where == "before_rename":
+    retrieval.store.os.rename = die_before_rename
 KnowledgeIndex.build(make_docs(), HashEmbedder()).save(sys.argv[1])
 """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["mid_file", "before_publish"])
-def test_a_process_killed_mid_save_leaves_the_previous_version_loadable(tmp_path: Path, where: str) -> None:
-    KnowledgeIndex.build(make_docs()[:1], HashEmbedder()).save(tmp_path)
+@pytest.mark.parametrize("where", ["mid_file", "before_rename"])
+def test_a_process_killed_mid_save_leaves_no_index(tmp_path: Path, where: str) -> None:
+    target = tmp_path / "index"
     result = subprocess.run(
-        [sys.executable, "-c", CRASHING_SAVE, str(tmp_path), where], cwd=ROOT, capture_output=True, timeout=120
+        [sys.executable, "-c", CRASHING_SAVE, str(target), where], cwd=ROOT, capture_output=True, timeout=120
     )
     assert result.returncode == 9, result.stderr.decode()
-    loaded = KnowledgeIndex.load(tmp_path)
-    assert (loaded.generation, loaded.document_count) == (1, 1)
-    leftovers = [p.name for p in (tmp_path / "versions").iterdir() if p.name != "000001"]
-    assert leftovers  # the crash did leave debris behind (a temp dir or an unpublished generation)
-    assert KnowledgeIndex.build(make_docs(), HashEmbedder()).save(tmp_path) == (2 if where == "mid_file" else 3)
-    assert KnowledgeIndex.load(tmp_path).document_count == 4
-    assert not list((tmp_path / "versions").glob(".tmp-*"))
+    assert not target.exists()
+    with pytest.raises(KnowledgeBaseError, match="no knowledge-base index"):
+        KnowledgeIndex.load(target)
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".index.tmp-")  # the crash left debris behind
+    KnowledgeIndex.build(make_docs(), HashEmbedder()).save(target)
+    assert KnowledgeIndex.load(target).document_count == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]
