@@ -114,12 +114,12 @@ class Chunk:
         )
 
 
-def documents_fingerprint(documents: Iterable[Document], *, salt: str = "") -> str:
-    """Order-independent sha256 over the documents' ids and content hashes (plus `salt`).
+def documents_fingerprint(documents: Iterable[Document]) -> str:
+    """Order-independent sha256 over the documents' ids and content hashes.
 
     Equal fingerprints mean the same knowledge base content, so the nightly job can skip a rebuild.
     """
-    digest = hashlib.sha256(salt.encode("utf-8"))
+    digest = hashlib.sha256()
     for doc_id, content in sorted((doc.id, doc.content_hash()) for doc in documents):
         digest.update(f"{doc_id}\0{content}\n".encode())
     return digest.hexdigest()
