@@ -61,6 +61,7 @@ from support_templates import ACTIONS, TEMPLATES, TOPICS  # noqa: E402
 
 from bot.catalog import IntentCatalog  # noqa: E402
 from bot.engine import SEARCH_K, Engine  # noqa: E402
+from bot.options import ServingOptions  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.versions import load_version  # noqa: E402
 from retrieval.chunking import ChunkingConfig  # noqa: E402
@@ -339,9 +340,7 @@ def main() -> None:
             index,
             catalog,
             version=version_dir.name,
-            out_of_scope_label=oos,
-            retrieval_min_score=settings.retrieval_min_score,
-            max_question_chars=settings.max_question_chars,
+            options=ServingOptions.from_settings(settings),
             extra_answers=answers,
         )
 

@@ -1,18 +1,16 @@
 """A customer's answer to a clarifying question ("did you mean A or B?"), the same for Slack and the terminal.
 
 A pick is a customer-confirmed label: it is stored as a customer rating of the clarifying answer with source
-`clarify` and the picked intent as `corrected_intent` (the nightly job trusts it under the trust policy, see
-`training.feedback`). "Something else" is stored as an unhelpful rating with no label, and the question is
-handed off.
+`clarify` (`storage.repository.CLARIFY_SOURCE`) and the picked intent as `corrected_intent` (the nightly job
+trusts it under the trust policy, see `training.feedback`). "Something else" is stored as an unhelpful rating
+with no label, and the question is handed off.
 """
 
 from __future__ import annotations
 
 from storage.models import Rating
-from storage.repository import Repository
+from storage.repository import CLARIFY_SOURCE, Repository
 
-CLARIFY_SOURCE = "clarify"
-"""Rating source of a customer's pick."""
 SOMETHING_ELSE = "something_else"
 """The choice value of "Something else" (hand off to a person)."""
 

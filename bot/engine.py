@@ -7,10 +7,11 @@ Pipeline for each question:
    same text it is later trained on);
 3. ONE forward pass of the intent model: class probabilities and the L2-normalised question embedding;
 4. FAISS search of the knowledge base with that embedding (the index was built with the same encoder);
-5. decide (`Engine._decide`, the one place where the decision is made): the model's operating point
-   (`training.calibration.OperatingPoint`) says answer, clarify or hand off; "answer" gives the intent's
-   curated answer when one exists; "clarify" asks which of the top two intents is meant (those with an
-   answer); otherwise the best passage when its score reaches `retrieval_min_score`; else hand off.
+5. decide: `bot.decision.AnswerPolicy` (the one decision policy, on the model's operating point) says
+   answer, clarify, cite a passage or hand off; the engine only writes the decision out as an `EngineAnswer`
+   (texts, cited sources, diagnostics).
+
+Every setting comes from one `bot.options.ServingOptions` (the settings' defaults when none is given).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import numpy as np
 
 from bot.answer import EmptyQuestionError, EngineAnswer, SourceDoc
 from bot.catalog import IntentCatalog
+from bot.decision import AnswerPolicy
+from bot.options import ServingOptions
 from retrieval.index import Hit, KnowledgeIndex
 from storage.privacy import mask_pii as _mask_pii
 from training.model import IntentModel, Prediction
@@ -70,10 +73,10 @@ class Engine:
         index: The knowledge-base index built with `model`'s encoder.
         catalog: Intent -> curated answer and source documents.
         version: Registry version of the model, reported with every answer.
-        out_of_scope_label: The label the bot never answers from.
-        retrieval_min_score: Cosine score a passage needs to be given as the answer.
-        mask_pii: Mask e-mails, phones, cards and IBANs before the model sees the question.
-        max_question_chars: Longer questions are cut (and the answer says `truncated`).
+        options: The serving settings used here: `out_of_scope_label` (never answered from, beside the model's
+            own), `retrieval_min_score`, `mask_pii` (before the model sees the question) and
+            `max_question_chars` (longer questions are cut, and the answer says `truncated`). None: the
+            settings' defaults.
         extra_answers: Agent-written answers for intents the catalog lacks (intents learnt from corrections);
             the catalog's curated answer wins when both exist.
 
@@ -90,23 +93,23 @@ class Engine:
         catalog: IntentCatalog,
         *,
         version: str | None = None,
-        out_of_scope_label: str = "out_of_scope",
-        retrieval_min_score: float = 0.55,
-        mask_pii: bool = True,
-        max_question_chars: int = 4000,
+        options: ServingOptions | None = None,
         extra_answers: Mapping[str, str] | None = None,
     ) -> None:
-        if max_question_chars < 1:
-            raise ValueError(f"max_question_chars must be >= 1 (got {max_question_chars})")
+        options = options or ServingOptions.defaults()
+        if options.max_question_chars < 1:
+            raise ValueError(f"max_question_chars must be >= 1 (got {options.max_question_chars})")
         self.model = model
         self.index = index
         self.catalog = catalog
         self.version = version or model.version
-        self.out_of_scope_label = out_of_scope_label
-        self.retrieval_min_score = retrieval_min_score
-        self.mask_pii = mask_pii
-        self.max_question_chars = max_question_chars
+        self.options = options
         self.extra_answers = dict(extra_answers or {})
+        self.policy = AnswerPolicy(
+            out_of_scope_labels={options.out_of_scope_label, model.out_of_scope_label},
+            retrieval_min_score=options.retrieval_min_score,
+            curated=self._curated,
+        )
         self._source_docs = self._catalog_documents()
 
     # --- public API -----------------------------------------------------------------------------------
@@ -114,7 +117,7 @@ class Engine:
     @property
     def intents(self) -> list[str]:
         """Intents the model can predict and the bot can answer (the out-of-scope label excluded)."""
-        return [label for label in self.model.labels if label not in self._out_of_scope_labels]
+        return [label for label in self.model.labels if self.policy.in_scope(label)]
 
     @property
     def model_info(self) -> dict[str, Any]:
@@ -131,7 +134,7 @@ class Engine:
             "quantized": bool(info.get("quantized")),
             "kb_documents": self.index.document_count,
             "kb_chunks": self.index.chunk_count,
-            "retrieval_min_score": self.retrieval_min_score,
+            "retrieval_min_score": self.options.retrieval_min_score,
         }
 
     def prepare(self, text: str) -> str:
@@ -186,10 +189,10 @@ class Engine:
     def _prepare(self, text: str) -> _Question:
         if not isinstance(text, str):
             raise TypeError(f"the question must be a string, not {type(text).__name__}")
-        limit = self.max_question_chars
+        limit = self.options.max_question_chars
         window = text[: limit * _MASK_WINDOW]
         cleaned = _CONTROL.sub(" ", window)
-        if self.mask_pii:
+        if self.options.mask_pii:
             cleaned = _mask_pii(cleaned)
         full = normalise_text(cleaned, max_chars=len(cleaned))
         normalised = full[:limit].rstrip()
@@ -216,43 +219,28 @@ class Engine:
     def _decide(
         self, question: _Question, prediction: Prediction, hits: list[Hit], started: float | None
     ) -> EngineAnswer:
-        label, confidence = prediction.label, prediction.confidence
-        reason: str | None = None
-        curated = self._curated(label)
-        offered = tuple(
-            (intent, self.catalog.question_for(intent))
-            for intent in prediction.candidates
-            if intent not in self._out_of_scope_labels and self._curated(intent)
-        )
-        if label in self._out_of_scope_labels:
-            reason = "out_of_scope"
-        elif prediction.action == "clarify" and offered:
-            reason = "clarify"
-        elif prediction.action != "answer":
-            reason = "low_confidence"
-        elif not curated:
-            reason = "no_answer"
-        relevant = [hit for hit in hits if hit.score >= self.retrieval_min_score]
-
+        decision = self.policy.decide(prediction, hits)
         candidates: tuple[tuple[str, str], ...] = ()
-        if reason is None and curated:
-            source, text = "intent", curated
-            sources = self._intent_sources(label, prediction.embedding, relevant)
-        elif reason == "clarify":
-            source, text, sources, candidates, reason = "clarify", CLARIFY_TEXT, [], offered, None
-        elif relevant:
-            source, text = "retrieval", trim_passage(relevant[0].text)
-            sources = [_source(hit) for hit in relevant[:MAX_SOURCES]]
+        if decision.kind == "intent":
+            assert decision.curated is not None
+            text = decision.curated
+            sources = self._intent_sources(prediction.label, prediction.embedding, list(decision.passages))
+        elif decision.kind == "clarify":
+            text, sources = CLARIFY_TEXT, []
+            candidates = tuple((intent, self.catalog.question_for(intent)) for intent in decision.offered)
+        elif decision.kind == "retrieval":
+            text = trim_passage(decision.passages[0].text)
+            sources = [_source(hit) for hit in decision.passages[:MAX_SOURCES]]
         else:
-            source, text, sources = "handoff", HANDOFF_TEXT, []
+            text, sources = HANDOFF_TEXT, []
 
         ranked = sorted(prediction.scores.items(), key=lambda item: item[1], reverse=True)[:TOP_INTENTS]
         latency = (time.perf_counter() - started) * 1000 if started is not None else 0.0
         return EngineAnswer(
             text=text,
-            source=source,  # type: ignore[arg-type]  # one of the four literals above
-            intent=label,
-            confidence=confidence,
+            source=decision.kind,
+            intent=prediction.label,
+            confidence=prediction.confidence,
             sources=sources,
             model_version=self.version,
             latency_ms=latency,
@@ -261,7 +249,7 @@ class Engine:
             threshold=self.model.threshold,
             top_intents=tuple((name, float(p)) for name, p in ranked),
             hits=tuple(_source(hit) for hit in hits),
-            reason=reason,
+            reason=decision.reason,
             score=prediction.score if np.isfinite(prediction.score) else None,
             score_name=self.model.point.score,
             candidates=candidates,
@@ -285,10 +273,6 @@ class Engine:
         return list(sources.values())[:MAX_SOURCES]
 
     # --- set-up ---------------------------------------------------------------------------------------
-
-    @property
-    def _out_of_scope_labels(self) -> set[str]:
-        return {self.out_of_scope_label, self.model.out_of_scope_label}
 
     def _catalog_documents(self) -> dict[str, tuple[str, str | None, np.ndarray]]:
         """Title, URL and stored chunk vectors of every indexed document the catalog cites (to score it)."""

@@ -14,13 +14,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.answer import EngineAnswer
 from bot.catalog import IntentCatalog
 from bot.engine import Engine
+from bot.options import ServingOptions
 from bot.settings import Settings
 from bot.versions import load_version, read_manifest
 from retrieval.errors import KnowledgeBaseError
@@ -36,33 +36,7 @@ WARM_UP_QUESTION = "hello, how do I reset my password?"
 Echo = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """How every version is loaded and served (plain values taken from the settings)."""
-
-    intents_path: Path
-    out_of_scope_label: str = "out_of_scope"
-    retrieval_min_score: float = 0.55
-    mask_pii: bool = True
-    max_question_chars: int = 4000
-    torch_threads: int | None = None
-    quantize: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EngineOptions:
-        """The options `settings` asks for."""
-        return cls(
-            intents_path=settings.intents_path,
-            out_of_scope_label=settings.out_of_scope_label,
-            retrieval_min_score=settings.retrieval_min_score,
-            mask_pii=settings.pii_masking,
-            max_question_chars=settings.max_question_chars,
-            torch_threads=settings.torch_threads or None,
-            quantize=settings.quantize,
-        )
-
-
-def load_engine(record: ModelVersion, options: EngineOptions, catalog: IntentCatalog) -> Engine:
+def load_engine(record: ModelVersion, options: ServingOptions, catalog: IntentCatalog) -> Engine:
     """Load the registry entry `record` from disk as a ready (warmed-up) `Engine`.
 
     Raises:
@@ -82,10 +56,7 @@ def load_engine(record: ModelVersion, options: EngineOptions, catalog: IntentCat
         kb,
         catalog,
         version=record.version,
-        out_of_scope_label=options.out_of_scope_label,
-        retrieval_min_score=options.retrieval_min_score,
-        mask_pii=options.mask_pii,
-        max_question_chars=options.max_question_chars,
+        options=options,
         extra_answers=answers,
     )
     engine.answer(WARM_UP_QUESTION)
@@ -100,8 +71,8 @@ class ModelHolder:
     Args:
         engine: The engine to serve first.
         repo: The registry to poll; None disables reloading.
-        options: How new versions are loaded.
-        reload_interval_s: Poll period of the background thread (`start()`).
+        options: How new versions are loaded and served (`reload_interval_s`: the poll period of the
+            background thread, `start()`).
         owns_repo: Close `repo` in `close()`.
     """
 
@@ -109,15 +80,13 @@ class ModelHolder:
         self,
         engine: Engine,
         repo: Repository | None,
-        options: EngineOptions,
+        options: ServingOptions,
         *,
-        reload_interval_s: float = 10.0,
         owns_repo: bool = False,
     ) -> None:
         self._engine = engine
         self._repo = repo
         self._options = options
-        self._interval = reload_interval_s
         self._owns_repo = owns_repo
         self._reload_lock = threading.Lock()
         self._refused: dict[str, str] = {}
@@ -233,7 +202,7 @@ class ModelHolder:
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.wait(self._options.reload_interval_s):
             try:
                 self.maybe_reload()
             except Exception:  # pragma: no cover - maybe_reload handles its own failures; never let the thread die
@@ -275,7 +244,7 @@ def build_engine(
     """The serving engine for `settings`: the registry's production version, trained first if there is none.
 
     Args:
-        settings: The one settings object.
+        settings: The one settings object (served as `ServingOptions.from_settings(settings)`).
         repo: The store holding the registry; None opens `settings.db_url` (closed by `ModelHolder.close`).
         bootstrap: Train, register and promote a first version when the registry has no production version.
         watch: Start the background thread that hot-swaps to a newly promoted version.
@@ -290,7 +259,7 @@ def build_engine(
     owns_repo = repo is None
     store = repo if repo is not None else Repository(settings.db_url, mask_pii=settings.pii_masking)
     try:
-        options = EngineOptions.from_settings(settings)
+        options = ServingOptions.from_settings(settings)
         catalog = IntentCatalog.load(options.intents_path)
         record = store.production_model()
         if record is None:
@@ -325,7 +294,7 @@ def build_engine(
         if owns_repo:
             store.close()
         raise
-    holder = ModelHolder(engine, store, options, reload_interval_s=settings.reload_interval_s, owns_repo=owns_repo)
+    holder = ModelHolder(engine, store, options, owns_repo=owns_repo)
     if watch:
         holder.start()
     return holder

@@ -1,6 +1,7 @@
 """The one settings object, read from the environment and `.env`.
 
-Built once at start-up by `load_settings()`; everything below `bot` receives plain values.
+Built once at start-up by `load_settings()`; everything below `bot` receives plain values (the serving side
+one `bot.options.ServingOptions`, built from these settings). Defaults are declared here only.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from training.data import OUT_OF_SCOPE
 
 if TYPE_CHECKING:
     from training.calibration import DecisionPolicy
@@ -57,7 +60,7 @@ class Settings(BaseSettings):
     intents_file: Path | None = None
     kb_dir: Path | None = None
     eval_file: Path | None = None
-    out_of_scope_label: str = "out_of_scope"
+    out_of_scope_label: str = OUT_OF_SCOPE
     wrong_answer_cost: float = Field(1.0, gt=0.0, le=100.0)
     oos_share: float = Field(0.3, ge=0.0, lt=1.0)
     oos_score: Literal["msp", "margin", "energy", "cosine", "knn", "mahalanobis", "combined"] = "msp"

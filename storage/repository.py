@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+from storage._conversation_rows import CLARIFY_SOURCE
 from storage._conversations import (
     AnswerContext,
     AnswerSource,
@@ -49,6 +50,7 @@ from storage._reports import RatedAnswer, Reports, Stats
 from storage._retention import Retention
 
 __all__ = [
+    "CLARIFY_SOURCE",
     "MODEL_STATUSES",
     "AnswerContext",
     "AnswerSource",

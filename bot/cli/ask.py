@@ -26,8 +26,9 @@ import typer
 from bot.answer import EmptyQuestionError, EngineAnswer
 from bot.clarify import record_choice
 from bot.cli.common import settings
+from bot.decision import handoff_reason, why_not
 from storage.errors import StorageError
-from storage.repository import HandoffReason, NewAnswer, Repository, ThreadRef
+from storage.repository import NewAnswer, Repository, ThreadRef
 
 if TYPE_CHECKING:
     from bot.runtime import ModelHolder
@@ -51,11 +52,6 @@ _SOURCE_NAMES = {
     "handoff": "hand-off",
 }
 SOMETHING_ELSE_TEXT = "Something else (talk to a person)"
-_REASONS = {
-    "out_of_scope": "the classifier says out of scope",
-    "low_confidence": "score below the threshold",
-    "no_answer": "no curated answer for this intent",
-}
 
 
 def local_user_id() -> str:
@@ -132,8 +128,9 @@ class TerminalLog:
 
     def _posted(self, answer_id: int, answer: EngineAnswer) -> None:
         """The terminal "posts" an answer by printing it: marked posted at once (a hand-off when it handed off)."""
-        handoff: HandoffReason | None = "abstained" if answer.source == "handoff" else None
-        self.repo.mark_posted(answer_id, channel_id=CHANNEL_ID, slack_ts=f"{time.time():.6f}", handoff=handoff)
+        self.repo.mark_posted(
+            answer_id, channel_id=CHANNEL_ID, slack_ts=f"{time.time():.6f}", handoff=handoff_reason(answer)
+        )
 
     def rate(self, answer_id: int, *, helpful: bool) -> None:
         """Store the user's verdict on an answer (a customer rating, source `cli`; a new verdict replaces theirs)."""
@@ -162,7 +159,7 @@ def diagnostics(answer: EngineAnswer) -> list[str]:
     if answer.candidates:
         lines.append("offered     " + " | ".join(intent for intent, _ in answer.candidates))
     if answer.reason:
-        lines.append(f"why not     {_REASONS.get(answer.reason, answer.reason)}")
+        lines.append(f"why not     {why_not(answer.reason)}")
     if answer.top_intents:
         lines.append("top intents " + " | ".join(f"{name} {_pct(p)}" for name, p in answer.top_intents))
     for number, hit in enumerate(answer.hits[:3]):

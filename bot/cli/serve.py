@@ -28,25 +28,11 @@ class Mode(StrEnum):
 
 
 def make_app(current: Settings, *, engine: EngineLike, repo: Repository) -> AsyncApp:
-    """The Bolt app configured from the settings (plain values only cross into `bot.slack`)."""
+    """The Bolt app configured from the settings (one `ServingOptions` crosses into `bot.slack`)."""
+    from bot.options import ServingOptions
     from bot.slack import build_app
 
-    assert current.slack_bot_token is not None
-    secret = current.slack_signing_secret.get_secret_value() if current.slack_signing_secret else None
-    return build_app(
-        engine=engine,
-        repo=repo,
-        bot_token=current.slack_bot_token.get_secret_value(),
-        signing_secret=secret,
-        api_base_url=current.slack_api_base_url,
-        agent_channel_id=current.agent_channel_id,
-        agent_usergroup_id=current.agent_usergroup_id,
-        agent_user_ids=current.agent_user_ids,
-        support_channel_ids=current.support_channel_ids,
-        max_retries=current.slack_max_retries,
-        max_question_chars=current.max_question_chars,
-        out_of_scope_label=current.out_of_scope_label,
-    )
+    return build_app(engine=engine, repo=repo, options=ServingOptions.from_settings(current))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,5 +1,7 @@
 """Answering a question in its thread: ask the engine, record the turn, post it, hand off.
 
+What to answer (and that an engine failure is a hand-off) is `bot.decision`'s; this module only carries it out.
+
 The store is written in whole operations (see `storage._conversations`), at most three per answered question:
 the thread's state is read first (`thread_state`, by the message router: a retried event and a thread a human
 is handling stop there, before the engine runs), the question and the engine's decision are recorded together
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answer import EngineAnswer
+from bot.decision import answer_or_hand_off
 from bot.slack import blocks, texts
 from bot.slack.deps import Deps
 from bot.slack.events import IncomingMessage
@@ -38,17 +40,6 @@ def thread_of(msg: IncomingMessage) -> ThreadRef:
     return ThreadRef(team_id=msg.team_id, channel_id=msg.channel_id, thread_ts=msg.root_ts)
 
 
-def _engine_answer(deps: Deps, text: str) -> tuple[EngineAnswer, bool]:
-    """Ask the engine; an engine failure becomes a hand-off (never a silent drop). Returns (answer, failed)."""
-    started = time.perf_counter()
-    try:
-        return deps.engine.answer(text), False
-    except Exception:
-        logger.exception("the engine failed on a question; handing it off")
-        elapsed = (time.perf_counter() - started) * 1000
-        return EngineAnswer(texts.ENGINE_FAILED, "handoff", None, None, [], None, elapsed), True
-
-
 def _record_turn(
     deps: Deps, msg: IncomingMessage, answer: EngineAnswer | None, asked_at: datetime | None = None
 ) -> Turn:
@@ -56,7 +47,7 @@ def _record_turn(
     return deps.repo.record_question_turn(
         thread_of(msg),
         user_id=msg.user_id,
-        text=msg.text[: deps.max_question_chars],
+        text=msg.text[: deps.options.max_question_chars],
         answer=None if answer is None else NewAnswer(**answer.record_fields()),
         slack_ts=msg.ts,
         event_id=msg.event_id,
@@ -77,20 +68,19 @@ async def answer_question(deps: Deps, client: AsyncWebClient, msg: IncomingMessa
         await _log_only(deps, msg)
         return
     asked_at = utcnow()
-    text = msg.text[: deps.max_question_chars]
+    text = msg.text[: deps.options.max_question_chars]
     loop = asyncio.get_running_loop()
-    answer, failed = await loop.run_in_executor(deps.model_pool, _engine_answer, deps, text)
+    answer, handoff = await loop.run_in_executor(
+        deps.model_pool, lambda: answer_or_hand_off(deps.engine, text, failure_text=texts.ENGINE_FAILED)
+    )
     try:
         turn = await asyncio.to_thread(_record_turn, deps, msg, answer, asked_at)
     except DuplicateEventError:
         logger.debug("event %s already handled; dropped", msg.event_id)
         return
     assert turn.answer_id is not None
-    truncated_at = deps.max_question_chars if len(msg.text) > len(text) else None
+    truncated_at = deps.options.max_question_chars if len(msg.text) > len(text) else None
     payload = blocks.answer_blocks(turn.answer_id, answer, truncated_at=truncated_at)
-    handoff: HandoffReason | None = None
-    if answer.source == "handoff":
-        handoff = "engine_error" if failed else "abstained"
     await _post_and_mark(
         deps,
         client,
@@ -171,7 +161,7 @@ async def store_agent_message(deps: Deps, msg: IncomingMessage, conversation: Co
             deps.repo.add_message,
             conversation.id,
             role="agent",
-            text=msg.text[: deps.max_question_chars],
+            text=msg.text[: deps.options.max_question_chars],
             user_id=msg.user_id,
             slack_ts=msg.ts,
             event_id=msg.event_id,
@@ -212,7 +202,7 @@ async def announce_handoff(
     stored: Answer | None = None,
 ) -> str | None:
     """Tell the agents' channel about the thread (question, best guess, link); returns the notice's ts, if posted."""
-    if not deps.agent_channel_id:
+    if not deps.options.agent_channel_id:
         return None
     try:
         link = await permalink(client, channel=conversation.channel_id, ts=conversation.thread_ts)
@@ -221,7 +211,10 @@ async def announce_handoff(
         guess = blocks.handoff_guess(answer, intent=intent, confidence=confidence)
         payload = blocks.handoff_agent_blocks(user_id=user_id, reason=reason, question=question, guess=guess, link=link)
         return await post_message(
-            client, channel=deps.agent_channel_id, text=blocks.fallback_text(f"Hand-off: {question}"), blocks=payload
+            client,
+            channel=deps.options.agent_channel_id,
+            text=blocks.fallback_text(f"Hand-off: {question}"),
+            blocks=payload,
         )
     except SlackCallError as exc:
         logger.error("hand-off of conversation %s not announced to agents: %s", conversation.id, exc)

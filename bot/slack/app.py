@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import weakref
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answer import EngineLike
+from bot.options import ServingOptions
 from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory
 from bot.slack.deps import Deps
 from bot.slack.inflight import TrackedApp
@@ -24,7 +24,6 @@ from storage.repository import Repository
 
 logger = logging.getLogger(__name__)
 
-SLACK_API = "https://slack.com/api/"
 _DEPS: weakref.WeakKeyDictionary[AsyncApp, Deps] = weakref.WeakKeyDictionary()  # for close_app
 
 
@@ -41,11 +40,7 @@ def _keepalive_session() -> aiohttp.ClientSession | None:
 
 
 def build_client(
-    *,
-    bot_token: str,
-    api_base_url: str = SLACK_API,
-    max_retries: int = 3,
-    session: aiohttp.ClientSession | None = None,
+    *, bot_token: str, api_base_url: str, max_retries: int, session: aiohttp.ClientSession | None = None
 ) -> AsyncWebClient:
     """A Web API client that retries rate limits (honouring Retry-After), 5xx answers and connection resets."""
     client = AsyncWebClient(token=bot_token, base_url=api_base_url, session=session)
@@ -73,16 +68,7 @@ def build_app(
     *,
     engine: EngineLike,
     repo: Repository,
-    bot_token: str,
-    signing_secret: str | None = None,
-    api_base_url: str = SLACK_API,
-    agent_channel_id: str | None = None,
-    agent_usergroup_id: str | None = None,
-    agent_user_ids: Iterable[str] = (),
-    support_channel_ids: Iterable[str] = (),
-    max_retries: int = 3,
-    max_question_chars: int = 4000,
-    out_of_scope_label: str = "out_of_scope",
+    options: ServingOptions,
     agent_cache_ttl_s: float = DEFAULT_TTL_S,
     model_workers: int | None = None,
 ) -> TrackedApp:
@@ -97,30 +83,28 @@ def build_app(
     Args:
         engine: answers questions (`bot.runtime.build_engine(settings)` in production).
         repo: the store; Slack retries are deduplicated through it, so processes sharing it answer once.
-        bot_token: the `xoxb-` bot token.
-        signing_secret: verifies HTTP requests (not needed in Socket Mode).
-        api_base_url: Slack Web API base URL (a local stand-in in tests).
-        agent_channel_id: agents' channel: hand-offs are posted there, and its members are agents.
-        agent_usergroup_id: user group whose members are agents.
-        agent_user_ids: users who are always agents.
-        support_channel_ids: channels where every new top-level message is a question.
-        max_retries: retries of a Web API call on 429 (after Retry-After) and on 5xx.
-        max_question_chars: longer questions are truncated for the model.
-        out_of_scope_label: the intent agents choose for questions the bot should hand off.
+        options: the serving settings (`ServingOptions.from_settings(settings)`): the bot token (required) and
+            signing secret, the Web API base URL (a local stand-in in tests) and its retries, who the agents
+            are, the support channels, the question length limit and the out-of-scope label.
         agent_cache_ttl_s: how long group and channel membership is cached.
         model_workers: threads answering with the engine at once, in their own pool so store calls never wait
             behind model work (default: the CPU count, at most 4; measured on 2 busy cores, one worker could
             not keep up with 20 questions/s once other processes took CPU).
 
     Example:
-        >>> app = build_app(engine=engine, repo=Repository(url), bot_token="xoxb-...")  # doctest: +SKIP
+        >>> app = build_app(engine=engine, repo=repo, options=ServingOptions.from_settings(settings))  # doctest: +SKIP
     """
+    if not options.bot_token:
+        raise ValueError("build_app needs a bot token (SLACK_BOT_TOKEN)")
     client = build_client(
-        bot_token=bot_token, api_base_url=api_base_url, max_retries=max_retries, session=_keepalive_session()
+        bot_token=options.bot_token,
+        api_base_url=options.api_base_url,
+        max_retries=options.max_retries,
+        session=_keepalive_session(),
     )
     app = TrackedApp(
         client=client,
-        signing_secret=signing_secret or "",
+        signing_secret=options.signing_secret or "",
         process_before_response=False,
         logger=_bolt_logger(),
     )
@@ -128,15 +112,12 @@ def build_app(
         engine=engine,
         repo=repo,
         agents=AgentDirectory(
-            user_ids=agent_user_ids,
-            usergroup_id=agent_usergroup_id,
-            channel_id=agent_channel_id,
+            user_ids=options.agent_user_ids,
+            usergroup_id=options.agent_usergroup_id,
+            channel_id=options.agent_channel_id,
             ttl_s=agent_cache_ttl_s,
         ),
-        agent_channel_id=agent_channel_id or None,
-        support_channel_ids=frozenset(support_channel_ids),
-        max_question_chars=max_question_chars,
-        out_of_scope_label=out_of_scope_label,
+        options=options,
         model_pool=ThreadPoolExecutor(
             max_workers=model_workers or min(4, os.cpu_count() or 1), thread_name_prefix="supportbot-model"
         ),

@@ -8,6 +8,7 @@ import pytest
 
 from bot.catalog import IntentCatalog
 from bot.engine import CLARIFY_TEXT, HANDOFF_TEXT, MAX_SOURCES, EmptyQuestionError, Engine, trim_passage
+from bot.options import ServingOptions
 from bot.versions import LoadedVersion, load_version
 from retrieval.index import KnowledgeIndex
 from tests.bot.conftest import TINY_INTENTS
@@ -32,8 +33,7 @@ def engine(loaded: LoadedVersion, tiny_catalog: IntentCatalog) -> Engine:
         loaded.kb,
         tiny_catalog,
         version=VERSION,
-        retrieval_min_score=RETRIEVAL_MIN,
-        max_question_chars=500,
+        options=ServingOptions.defaults(retrieval_min_score=RETRIEVAL_MIN, max_question_chars=500),
     )
 
 
@@ -82,12 +82,18 @@ def test_knowledge_base_only_topic_is_answered_from_retrieval(engine: Engine):
 def test_intent_without_curated_answer_uses_agent_written_answer(loaded: LoadedVersion):
     catalog = IntentCatalog.from_yaml(TINY_INTENTS.replace("  - name: upload_limit", "  - name: upload_limit_old"))
     assert catalog.answer_for("upload_limit") is None
-    without = Engine(loaded.model, loaded.kb, catalog, retrieval_min_score=RETRIEVAL_MIN)
+    without = Engine(
+        loaded.model, loaded.kb, catalog, options=ServingOptions.defaults(retrieval_min_score=RETRIEVAL_MIN)
+    )
     answer = without.answer("what is the maximum file size")
     assert answer.intent == "upload_limit" and answer.source != "intent" and answer.reason == "no_answer"
 
     with_extra = Engine(
-        loaded.model, loaded.kb, catalog, retrieval_min_score=RETRIEVAL_MIN, extra_answers={"upload_limit": "50 GB."}
+        loaded.model,
+        loaded.kb,
+        catalog,
+        options=ServingOptions.defaults(retrieval_min_score=RETRIEVAL_MIN),
+        extra_answers={"upload_limit": "50 GB."},
     )
     answer = with_extra.answer("what is the maximum file size")
     assert (answer.source, answer.text, answer.reason) == ("intent", "50 GB.", None)
@@ -97,7 +103,7 @@ def test_intent_without_curated_answer_uses_agent_written_answer(loaded: LoadedV
 def test_pii_is_masked_before_the_model_sees_the_question(
     loaded: LoadedVersion, tiny_catalog: IntentCatalog, monkeypatch: pytest.MonkeyPatch, mask: bool
 ):
-    engine = Engine(loaded.model, loaded.kb, tiny_catalog, mask_pii=mask)
+    engine = Engine(loaded.model, loaded.kb, tiny_catalog, options=ServingOptions.defaults(mask_pii=mask))
     seen: list[str] = []
     original = loaded.model.predict_one
 
@@ -138,20 +144,22 @@ def test_hostile_input_gets_an_answer_not_a_crash(engine: Engine, question: str)
     answer = engine.answer(question)
     assert answer.source in ("intent", "retrieval", "handoff")
     assert answer.text
-    assert len(answer.question) <= engine.max_question_chars
+    assert len(answer.question) <= engine.options.max_question_chars
     assert not any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in answer.question)
 
 
 def test_very_long_question_is_capped_and_flagged(engine: Engine):
     answer = engine.answer("I forgot my password. " + "blah " * 10_000)  # ~50 kB
     assert answer.truncated
-    assert len(answer.question) <= engine.max_question_chars
+    assert len(answer.question) <= engine.options.max_question_chars
     assert not engine.answer("I forgot my password").truncated
 
 
 def test_empty_knowledge_base_still_answers(loaded: LoadedVersion, tiny_catalog: IntentCatalog):
     empty = KnowledgeIndex.build([], loaded.model)
-    engine = Engine(loaded.model, empty, tiny_catalog, retrieval_min_score=RETRIEVAL_MIN)
+    engine = Engine(
+        loaded.model, empty, tiny_catalog, options=ServingOptions.defaults(retrieval_min_score=RETRIEVAL_MIN)
+    )
     answer = engine.answer("I forgot my password")
     assert answer.source == "intent" and answer.sources == [] and answer.hits == ()
     assert engine.answer("what's the capital of Peru").source == "handoff"

@@ -13,12 +13,12 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clarify import SOMETHING_ELSE, record_choice
+from bot.decision import predicted_intent
 from bot.slack import blocks, texts
 from bot.slack.answering import hand_off, post_followup
 from bot.slack.deps import Deps
 from bot.slack.events import ButtonPress, parse_button
 from bot.slack.slack_io import CALL_ERRORS, SlackCallError, describe, post_ephemeral, post_message
-from bot.slack.threads import predicted_intent
 from storage.errors import StorageError
 from storage.repository import AnswerContext, ThreadRef
 
@@ -172,12 +172,12 @@ async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress
         answer_id=press.answer_id,
         channel_id=press.channel_id,
         thread_ts=press.thread_ts,
-        predicted_intent=predicted_intent(thread.answer, deps.out_of_scope_label),
+        predicted_intent=predicted_intent(thread.answer, deps.options.out_of_scope_label),
     )
     view = blocks.correction_modal(
         target,
         intents=intents,
-        out_of_scope_label=deps.out_of_scope_label,
+        out_of_scope_label=deps.options.out_of_scope_label,
         question=thread.question,
         confidence=thread.answer.confidence,
     )

@@ -29,7 +29,7 @@ async def route(deps: Deps, client: AsyncWebClient, msg: IncomingMessage) -> Non
     whether a human is handling it, and whether this event was already handled (a retry stops here).
     """
     addressed = msg.is_dm or msg.mentions_bot
-    if not msg.is_reply and not (addressed or msg.channel_id in deps.support_channel_ids):
+    if not msg.is_reply and not (addressed or msg.channel_id in deps.options.support_channel_ids):
         return
     state = await asyncio.to_thread(deps.repo.thread_state, thread_of(msg), event_id=msg.event_id)
     if state.seen:

@@ -12,7 +12,7 @@ from slack_bolt.response import BoltResponse
 
 logger = logging.getLogger(__name__)
 
-# Subscribed in the manifest but not acted on.
+# Subscribed in the manifest (bot/slack_manifest.yaml) and acknowledged, but not acted on.
 QUIET_EVENTS = ("member_joined_channel", "member_left_channel", "app_uninstalled", "tokens_revoked")
 
 

@@ -11,10 +11,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.decision import predicted_intent
 from bot.slack import blocks, texts
 from bot.slack.deps import Deps
 from bot.slack.slack_io import post_ephemeral
-from bot.slack.threads import predicted_intent
 from storage.errors import StorageError
 from storage.repository import Repository
 
@@ -89,7 +89,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 target.answer_id,
                 agent_id=user,
                 correction=correction,
-                out_of_scope_label=deps.out_of_scope_label,
+                out_of_scope_label=deps.options.out_of_scope_label,
             )
         except StorageError as exc:
             logger.warning("correction of answer %s not stored: %s", target.answer_id, exc)

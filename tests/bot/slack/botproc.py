@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 
+from bot.options import ServingOptions
 from bot.slack import build_app
 from bot.slack.server import serve_until_signalled
 from storage.repository import Repository
@@ -22,9 +23,7 @@ def main() -> None:
     delay = float(os.environ.get("BOTPROC_ENGINE_DELAY_S", "0"))
 
     def make_app():  # type: ignore[no-untyped-def]
-        return build_app(
-            engine=FakeEngine(delay_s=delay),
-            repo=repo,
+        options = ServingOptions.defaults(
             bot_token=BOT_TOKEN,
             signing_secret=os.environ["BOTPROC_SECRET"],
             api_base_url=os.environ["BOTPROC_API_URL"],
@@ -32,6 +31,7 @@ def main() -> None:
             agent_user_ids=[AGENT],
             support_channel_ids=[SUPPORT_CHANNEL],
         )
+        return build_app(engine=FakeEngine(delay_s=delay), repo=repo, options=options)
 
     def ready(port: int) -> None:
         print(f"READY {port}", flush=True)

@@ -13,6 +13,7 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
 from bot.answer import EngineLike
+from bot.options import ServingOptions
 from bot.slack import build_app, close_app
 from bot.slack.inflight import InFlight, in_flight
 from bot.slack.server import make_web_app
@@ -142,13 +143,15 @@ async def start_bot(
     app = build_app(
         engine=engine,
         repo=repo,
-        bot_token=BOT_TOKEN,
-        signing_secret=SECRET,
-        api_base_url=standin.api_url,
-        agent_channel_id=agent_channel_id,
-        agent_user_ids=agent_user_ids,
-        support_channel_ids=support_channel_ids,
-        **{"max_retries": 2, "max_question_chars": 200, **options},
+        options=ServingOptions.defaults(
+            bot_token=BOT_TOKEN,
+            signing_secret=SECRET,
+            api_base_url=standin.api_url,
+            agent_channel_id=agent_channel_id,
+            agent_user_ids=agent_user_ids,
+            support_channel_ids=support_channel_ids,
+            **{"max_retries": 2, "max_question_chars": 200, **options},
+        ),
     )
     runner = web.AppRunner(make_web_app(app), access_log=None, shutdown_timeout=0.5)
     await runner.setup()

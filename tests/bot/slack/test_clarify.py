@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from bot.clarify import CLARIFY_SOURCE
 from bot.slack import blocks, texts
-from storage.repository import Repository
+from storage.repository import CLARIFY_SOURCE, Repository
 from tests.bot.slack.fakes import BILLING_ANSWER, CLARIFY_TEXT
 from tests.bot.slack.harness import AGENT, AGENT_CHANNEL, CUSTOMER, BotUnderTest, quiesce
 from tests.bot.slack.helpers import Asked, ask, ephemerals_to, press

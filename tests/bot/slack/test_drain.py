@@ -47,13 +47,18 @@ async def test_drain_with_nothing_in_flight_returns_at_once(bot: BotUnderTest) -
 
 
 async def test_drain_cannot_count_an_app_not_built_by_build_app(caplog: pytest.LogCaptureFixture) -> None:
-    app = AsyncApp(client=build_client(bot_token=BOT_TOKEN, api_base_url="http://127.0.0.1:9/api/"), signing_secret="")
+    app = AsyncApp(
+        client=build_client(bot_token=BOT_TOKEN, api_base_url="http://127.0.0.1:9/api/", max_retries=3),
+        signing_secret="",
+    )
     assert not await drain(app, timeout_s=0)
     assert "not built by build_app" in caplog.text
 
 
 async def test_ack_and_lazy_listeners_are_counted(standin: SlackStandIn) -> None:
-    app = TrackedApp(client=build_client(bot_token=BOT_TOKEN, api_base_url=standin.api_url), signing_secret="")
+    app = TrackedApp(
+        client=build_client(bot_token=BOT_TOKEN, api_base_url=standin.api_url, max_retries=3), signing_secret=""
+    )
     seen: list[str] = []
 
     async def first(event: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from slack_bolt.async_app import AsyncApp
 from typer.testing import CliRunner
 
+from bot.options import ServingOptions
 from bot.settings import ConfigError
 from bot.slack import build_app, close_app
 from bot.slack.server import SlackAuthError, serve_until_signalled
@@ -140,14 +141,10 @@ def test_serve_wires_settings_into_the_app(cli_env: None, monkeypatch: pytest.Mo
 
 
 def _app_for(standin: SlackStandIn, store: Repository) -> Callable[[], AsyncApp]:
-    return lambda: build_app(
-        engine=FakeEngine(),
-        repo=store,
-        bot_token=BOT_TOKEN,
-        signing_secret=SECRET,
-        api_base_url=standin.api_url,
-        max_retries=0,
+    options = ServingOptions.defaults(
+        bot_token=BOT_TOKEN, signing_secret=SECRET, api_base_url=standin.api_url, max_retries=0
     )
+    return lambda: build_app(engine=FakeEngine(), repo=store, options=options)
 
 
 async def test_refused_tokens_stop_the_start(standin: SlackStandIn, store: Repository) -> None:

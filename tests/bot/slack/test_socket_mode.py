@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.options import ServingOptions
 from bot.slack import blocks, build_app, close_app
 from bot.slack.server import serve_socket
 from storage.repository import Repository
@@ -18,7 +19,8 @@ from tests.bot.slack.standin import SlackStandIn
 
 @pytest.fixture
 async def socket_bot(standin: SlackStandIn, store: Repository, engine: FakeEngine) -> AsyncIterator[SlackStandIn]:
-    app = watch(build_app(engine=engine, repo=store, bot_token=BOT_TOKEN, api_base_url=standin.api_url, max_retries=1))
+    options = ServingOptions.defaults(bot_token=BOT_TOKEN, api_base_url=standin.api_url, max_retries=1)
+    app = watch(build_app(engine=engine, repo=store, options=options))
     stop = asyncio.Event()
     task = asyncio.create_task(serve_socket(app, app_token=APP_TOKEN, stop=stop))
     await standin.wait_connected()
