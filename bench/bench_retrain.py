@@ -140,7 +140,7 @@ def log_day(settings: Settings, model: IntentModel, logged: Sequence[Example]) -
                 conversation_id=conversation.id,
                 question_id=message.id,
                 text=f"(answer for {prediction.label})",
-                source="handoff" if prediction.abstain else "intent",
+                source="intent" if prediction.action == "answer" else "handoff",
                 intent=prediction.label,
                 confidence=prediction.confidence,
                 model_version=model.version,

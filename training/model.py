@@ -266,9 +266,11 @@ class Prediction:
         scores: Probability of every label.
         embedding: The L2-normalised question embedding (float32, for knowledge-base search).
         action: What the model's operating point says: "answer" from `label`, "clarify" (ask which of
-            `candidates` is meant) or "handoff".
+            `candidates` is meant) or "handoff". What the bot then does (out of scope, curated answers,
+            knowledge-base passages) is `bot.decision.AnswerPolicy`'s.
         score: The out-of-scope score the operating point compared (`model.point.score`).
-        candidates: The two in-scope intents a clarifying question offers, best first.
+        candidates: The operating point's two best in-scope intents, best first (what a clarifying question
+            may offer).
     """
 
     label: str
@@ -279,11 +281,6 @@ class Prediction:
     score: float
     candidates: tuple[str, ...] = ()
 
-    @property
-    def abstain(self) -> bool:
-        """True when the bot should not answer from `label` directly."""
-        return self.action != "answer"
-
 
 class IntentModel(Encoder):
     """The fine-tuned intent classifier: one forward pass gives class probabilities and the embedding.
@@ -291,8 +288,8 @@ class IntentModel(Encoder):
     Example:
         >>> model = IntentModel.load("~/.supportbot/models/v20261128-2330/model")
         >>> prediction = model.predict_one("I forgot my password")
-        >>> prediction.label, prediction.abstain
-        ('reset_password', False)
+        >>> prediction.label, prediction.action
+        ('reset_password', 'answer')
     """
 
     def __init__(
@@ -402,7 +399,7 @@ class IntentModel(Encoder):
             embedding=embedding.astype(np.float32, copy=False),
             action="answer" if action == ANSWER else "clarify" if action == CLARIFY else "handoff",
             score=float(scores.values[self.point.score][0]),
-            candidates=candidates if label != self.out_of_scope_label else (),
+            candidates=candidates,
         )
 
     # --- persistence -----------------------------------------------------------------------------
