@@ -34,7 +34,7 @@ from typing import Literal
 from storage.models import EvalExample
 from storage.repository import RatedAnswer
 from storage.text import text_form, text_key
-from training.data import Example, dataset_hash
+from training.data import OUT_OF_SCOPE, Example, dataset_hash
 from training.text import normalise_text
 
 Origin = Literal["seed", "agent_correction", "agent_confirmation", "customer"]
@@ -320,7 +320,7 @@ def build_dataset(
     eval_share: float,
     policy: TrustPolicy,
     since: datetime | None = None,
-    out_of_scope_label: str = "out_of_scope",
+    out_of_scope_label: str = OUT_OF_SCOPE,
 ) -> FeedbackDataset:
     """Build the training set and the frozen evaluation set for one nightly run.
 

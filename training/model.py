@@ -25,6 +25,7 @@ from torch import nn
 
 from training.batching import pad_batch, sorted_batches, tokenize
 from training.calibration import ANSWER, CLARIFY, Action, OperatingPoint
+from training.data import OUT_OF_SCOPE
 from training.errors import ModelError
 from training.network import CosineHead, IntentNetwork, PooledEncoder
 from training.openset import SCORER_FILE, OpenSetScorer, QuestionScores, scores_from_probs
@@ -338,7 +339,7 @@ class IntentModel(Encoder):
     @property
     def out_of_scope_label(self) -> str:
         """The label meaning "not something the bot answers" (it may be absent from `labels`)."""
-        return str(self.info.get("out_of_scope_label", "out_of_scope"))
+        return str(self.info.get("out_of_scope_label", OUT_OF_SCOPE))
 
     # --- inference -------------------------------------------------------------------------------
     def probabilities(self, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
