@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import JSON, text
+from sqlalchemy import JSON
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel
 
@@ -72,14 +72,6 @@ class RepositoryBase:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-    def ping(self) -> None:
-        """Raise StorageError if the database cannot be reached."""
-        try:
-            with self._engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except SQLAlchemyError as exc:
-            raise db.storage_error(exc, self._engine.url) from exc
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

@@ -243,11 +243,6 @@ class ConversationRows(RepositoryBase):
         with self._session() as session:
             return list(session.exec(query).all())
 
-    def get_conversation(self, conversation_id: int) -> Conversation | None:
-        """The conversation with this id, or None."""
-        with self._session() as session:
-            return session.get(Conversation, conversation_id)
-
     def get_answer(self, answer_id: int) -> Answer | None:
         """The answer with this id, or None."""
         with self._session() as session:

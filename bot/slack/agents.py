@@ -66,10 +66,6 @@ class AgentDirectory:
         """`agent` for support agents, `customer` for everyone else (how a rating is stored)."""
         return "agent" if await self.is_agent(client, user_id) else "customer"
 
-    def invalidate(self) -> None:
-        """Forget the cached membership (next check asks Slack again)."""
-        self._expires = 0.0
-
     async def _current_members(self, client: AsyncWebClient) -> frozenset[str]:
         if self._clock() < self._expires:
             return self._members

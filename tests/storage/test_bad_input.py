@@ -125,7 +125,7 @@ def test_postgres_going_away_mid_session_raises_storage_error(pg_url: str) -> No
     with pytest.raises(StorageError, match=r"cannot reach the database at .*check DATABASE_URL / is PostgreSQL"):
         repo.add_message(conversation_id, role="user", text="after")
     with pytest.raises(StorageError, match="cannot reach the database"):
-        repo.ping()
+        repo.production_model()
     repo.close()
 
 

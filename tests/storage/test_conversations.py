@@ -89,7 +89,7 @@ def test_new_messages_move_last_activity_forward_only(repo: Repository) -> None:
     )
     repo.add_message(_id(conversation), role="user", text="later", created_at=T0 + timedelta(hours=2))
     repo.add_message(_id(conversation), role="bot", text="backfilled", created_at=T0 + timedelta(hours=1))
-    refreshed = repo.get_conversation(_id(conversation))
+    refreshed = repo.find_conversation(team_id="T1", channel_id="C1", thread_ts="1")
     assert refreshed is not None
     assert refreshed.created_at == T0 and refreshed.last_activity_at == T0 + timedelta(hours=2)
 

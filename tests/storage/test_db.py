@@ -31,7 +31,7 @@ def test_in_memory_sqlite_keeps_one_database_across_connections() -> None:
     conversation = repo.get_or_create_conversation(team_id="T", channel_id="C", thread_ts="1", started_by=None)
     found = repo.find_conversation(team_id="T", channel_id="C", thread_ts="1")
     assert found is not None and found.id == conversation.id
-    repo.ping()
+    assert repo.production_model() is None  # a third connection still reaches the same database
     repo.close()
 
 

@@ -16,6 +16,7 @@ class Thread:
     conversation: int
     questions: list[int]
     answers: list[int]
+    thread_ts: str
 
 
 def _thread(repo: Repository, name: str, *, by: str, at: datetime, turns: int = 1, rater: str = "U9") -> Thread:
@@ -24,7 +25,7 @@ def _thread(repo: Repository, name: str, *, by: str, at: datetime, turns: int = 
         team_id="T", channel_id="C", thread_ts=name, started_by=by, created_at=at
     )
     assert conversation.id is not None
-    thread = Thread(conversation.id, [], [])
+    thread = Thread(conversation.id, [], [], name)
     for turn in range(turns):
         thread.questions.append(_turn(repo, thread, by=by, at=at + turn * timedelta(minutes=1), rater=rater))
     repo.record_handoff(conversation.id, answer_id=thread.answers[-1], reason="not_helpful", created_at=at)
@@ -54,7 +55,9 @@ def _everything(repo: Repository, threads: list[Thread]) -> dict[str, int]:
     """Count what is still stored in these threads."""
     counts = {"conversations": 0, "messages": 0, "answers": 0, "ratings": 0, "handoffs": 0}
     for thread in threads:
-        counts["conversations"] += repo.get_conversation(thread.conversation) is not None
+        counts["conversations"] += (
+            repo.find_conversation(team_id="T", channel_id="C", thread_ts=thread.thread_ts) is not None
+        )
         counts["messages"] += len(repo.messages(thread.conversation))
         counts["handoffs"] += len(repo.handoffs(thread.conversation))
         for answer_id in thread.answers:

@@ -104,7 +104,9 @@ def test_mark_posted_stores_the_bot_message_and_the_handoff_together(repo: Repos
     ]
     [handoff] = repo.handoffs(turn.conversation.id)
     assert (handoff.reason, handoff.answer_id, handoff.agent_channel_ts) == ("abstained", turn.answer_id, "9.9")
-    conversation = repo.get_conversation(turn.conversation.id)
+    conversation = repo.find_conversation(
+        team_id=THREAD.team_id, channel_id=THREAD.channel_id, thread_ts=THREAD.thread_ts
+    )
     assert conversation is not None and conversation.last_activity_at > turn.conversation.last_activity_at
 
     failed = repo.record_question_turn(THREAD, user_id="U1", text="crash", answer=HANDOFF)
