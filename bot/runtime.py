@@ -115,10 +115,6 @@ class ModelHolder:
         """The curated answer of `intent` from the current engine."""
         return self._engine.answer_intent(intent)
 
-    def answer_many(self, texts: list[str]) -> list[EngineAnswer]:
-        """Batched answers, all from the same engine."""
-        return self._engine.answer_many(texts)
-
     @property
     def intents(self) -> list[str]:
         """Intents of the current model."""
