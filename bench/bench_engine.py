@@ -69,7 +69,8 @@ from retrieval.documents import Document, documents_fingerprint  # noqa: E402
 from retrieval.embedder import Embedder  # noqa: E402
 from retrieval.index import KnowledgeIndex  # noqa: E402
 from retrieval.ingest import load_documents  # noqa: E402
-from training.model import Encoder, IntentModel  # noqa: E402
+from training.encoder import Encoder  # noqa: E402
+from training.model import IntentModel  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_CHUNKS = 10_000

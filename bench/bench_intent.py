@@ -40,8 +40,9 @@ from sklearn.svm import LinearSVC
 from bot.settings import bundled_base_model
 from training.calibration import ood_auroc
 from training.data import Example, load_examples, split
+from training.encoder import Encoder
 from training.evaluate import evaluate
-from training.model import Encoder, IntentModel
+from training.model import IntentModel
 from training.train import TrainingConfig, train
 
 

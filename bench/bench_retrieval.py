@@ -63,7 +63,7 @@ def ivf_memory_mb(index: Any) -> float:
 
 def encoder(threads: int) -> Any:
     from bot.settings import bundled_base_model
-    from training.model import Encoder
+    from training.encoder import Encoder
 
     return Encoder.load(bundled_base_model(), device="cpu", threads=threads)
 

@@ -1,7 +1,7 @@
 """What the knowledge base needs from an encoder: the `Embedder` protocol.
 
 `retrieval` never loads a model itself. The bot passes the encoder of the model version the index belongs
-to (`training.model.Encoder` or `IntentModel`), and tests pass a small deterministic fake.
+to (`training.encoder.Encoder` or `training.model.IntentModel`), and tests pass a small deterministic fake.
 """
 
 from __future__ import annotations

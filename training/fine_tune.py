@@ -28,7 +28,8 @@ from transformers import get_linear_schedule_with_warmup
 from training.batching import bucketed_batches, pad_batch, sorted_batches, tokenize
 from training.config import TrainingConfig
 from training.data import Example, dataset_hash, label_counts
-from training.model import Encoder, IntentModel, new_version, resolve_device, set_threads
+from training.encoder import Encoder, resolve_device, set_threads
+from training.model import IntentModel, new_version
 from training.network import CosineHead, IntentNetwork
 
 log = logging.getLogger(__name__)

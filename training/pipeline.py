@@ -22,10 +22,11 @@ from storage.repository import Repository
 from training.calibration import DecisionPolicy
 from training.config import TrainingConfig
 from training.data import Example
+from training.encoder import resolve_device
 from training.evaluate import EvalReport, evaluate
 from training.feedback import FeedbackDataset
 from training.gate import Decision, GatePolicy, Scores, decide
-from training.model import IntentModel, resolve_device
+from training.model import IntentModel
 from training.report import HistoryPoint, confusion_from_eval, write_report
 from training.text import normalise_text
 

@@ -371,7 +371,7 @@ def test_damaged_indexes_are_refused_with_what_to_do(
 @pytest.fixture(scope="module")
 def encoder():  # type: ignore[no-untyped-def]
     from bot.settings import bundled_base_model
-    from training.model import Encoder
+    from training.encoder import Encoder
 
     return Encoder.load(bundled_base_model(), device="cpu", threads=2)
 

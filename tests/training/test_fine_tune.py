@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from training.config import FIRST_MODEL
-from training.model import Encoder, IntentModel
+from training.encoder import Encoder
+from training.model import IntentModel
 from training.train import train
 
 from .conftest import THREADS, tiny_config, tiny_examples

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from training.calibration import OperatingPoint
+from training.encoder import Encoder, sha256_file
 from training.errors import ModelError
-from training.model import FORMAT_VERSION, MANIFEST_FILE, Encoder, IntentModel, sha256_file
+from training.model import FORMAT_VERSION, MANIFEST_FILE, IntentModel
 
 from .conftest import INTENTS, THREADS, tiny_examples
 
@@ -144,69 +147,64 @@ def test_missing_directory(tmp_path: Path) -> None:
         IntentModel.load(tmp_path / "nope")
 
 
-def test_missing_manifest(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
-    (path / MANIFEST_FILE).unlink()
-    with pytest.raises(ModelError, match=rf"{path}: supportbot.json is missing.*restore a version from the registry"):
-        IntentModel.load(path)
-
-
-def test_unparseable_manifest(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
-    (path / MANIFEST_FILE).write_text("{not json")
-    with pytest.raises(ModelError, match="supportbot.json is unreadable"):
-        IntentModel.load(path)
-
-
-def test_unsupported_format_version(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
-    edit_manifest(path, format_version=99)
-    with pytest.raises(ModelError, match="format version 99 is not supported"):
-        IntentModel.load(path)
-
-
-def test_head_and_labels_mismatch(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
-    edit_manifest(path, labels=sorted(INTENTS)[:3])
-    with pytest.raises(ModelError, match=r"the head has shape \(4, 384\) but there are 3 labels"):
-        IntentModel.load(path)
-
-
-def test_duplicate_labels(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
-    edit_manifest(path, labels=["a", "a", "b", "c"])
-    with pytest.raises(ModelError, match=r"duplicate labels \['a'\]"):
-        IntentModel.load(path)
-
-
-def test_corrupted_weights(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
-    flip_bytes(path / "model.safetensors", 5_000_000)
-    with pytest.raises(ModelError, match=r"model.safetensors is corrupted \(sha256 mismatch\).*supportbot train"):
-        IntentModel.load(path)
-
-
-def test_truncated_head(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
+def truncate_head(path: Path) -> None:
     head = path / "head.safetensors"
     head.write_bytes(head.read_bytes()[:100])
-    with pytest.raises(ModelError, match="head.safetensors is corrupted"):
-        IntentModel.load(path)
 
 
-def test_missing_file(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
-    (path / "tokenizer.json").unlink()
-    with pytest.raises(ModelError, match="file 'tokenizer.json' is missing"):
-        IntentModel.load(path)
-
-
-def test_tokenizer_that_does_not_load(trained_dir: Path, tmp_path: Path) -> None:
-    path = copy_model(trained_dir, tmp_path)
+def unloadable_tokenizer(path: Path) -> None:
+    """A tokenizer.json that does not load, with its checksum updated (so only loading can find it out)."""
     (path / "tokenizer.json").write_text("{}")
     manifest = json.loads((path / MANIFEST_FILE).read_text())
     edit_manifest(path, files={**manifest["files"], "tokenizer.json": sha256_file(path / "tokenizer.json")})
-    with pytest.raises(ModelError, match="does not load"):
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        pytest.param(
+            lambda path: (path / MANIFEST_FILE).unlink(),
+            r"{path}: supportbot.json is missing.*restore a version from the registry",
+            id="manifest-missing",
+        ),
+        pytest.param(
+            lambda path: (path / MANIFEST_FILE).write_text("{not json"),
+            "supportbot.json is unreadable",
+            id="manifest-unreadable",
+        ),
+        pytest.param(
+            lambda path: edit_manifest(path, format_version=99),
+            "format version 99 is not supported",
+            id="format-version",
+        ),
+        pytest.param(
+            lambda path: edit_manifest(path, labels=sorted(INTENTS)[:3]),
+            r"the head has shape \(4, 384\) but there are 3 labels",
+            id="head-labels-mismatch",
+        ),
+        pytest.param(
+            lambda path: edit_manifest(path, labels=["a", "a", "b", "c"]),
+            r"duplicate labels \['a'\]",
+            id="duplicate-labels",
+        ),
+        pytest.param(
+            lambda path: flip_bytes(path / "model.safetensors", 5_000_000),
+            r"model.safetensors is corrupted \(sha256 mismatch\).*supportbot train",
+            id="corrupted-weights",
+        ),
+        pytest.param(truncate_head, "head.safetensors is corrupted", id="truncated-head"),
+        pytest.param(
+            lambda path: (path / "tokenizer.json").unlink(), "file 'tokenizer.json' is missing", id="file-missing"
+        ),
+        pytest.param(unloadable_tokenizer, "does not load", id="tokenizer-does-not-load"),
+    ],
+)
+def test_a_damaged_model_directory_is_refused(
+    trained_dir: Path, tmp_path: Path, damage: Callable[[Path], object], message: str
+) -> None:
+    path = copy_model(trained_dir, tmp_path)
+    damage(path)
+    with pytest.raises(ModelError, match=message.replace("{path}", re.escape(str(path)))):
         IntentModel.load(path)
 
 
