@@ -10,6 +10,13 @@ Database fixtures for everyone:
 * `empty_db_url`: like `db_url` but never migrated (an empty SQLite path / a fresh PostgreSQL database).
 * `pg_url`: a fresh, empty PostgreSQL database of its own for one test, dropped afterwards.
 * `sqlite_url`: a migrated, empty SQLite database only.
+
+Isolation for everyone (autouse, nothing to request): every test runs with none of the variables the settings
+read (each `Settings` field's name, `SUPPORTBOT_*`, `SLACK_*`) and no proxy in the environment, in a working
+directory of its own (`tmp_path`, so no developer's `.env` is found: `Settings` reads `.env` relative to the
+working directory), with the CLI's cached settings cleared before and after. Module- and session-scoped
+fixtures get the same environment and a session working directory. A test sets what it needs with
+`monkeypatch.setenv`; shared builders are in `tests/factories.py`.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (the tables to empty between tests)
+from bot.settings import Settings
 from storage.db import parse_url, upgrade
 from storage.repository import Repository
 
@@ -40,6 +49,51 @@ PG_SKIP_REASON = (
     f"{PG_ENV} is not set: PostgreSQL tests skipped "
     "(set it to e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test; CI does)"
 )
+
+
+SETTINGS_PREFIXES = ("SUPPORTBOT_", "SLACK_")
+PROXY_VARS = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"})  # slack_sdk would send loopback traffic there
+
+
+def _settings_env_names(settings: type[BaseSettings] = Settings) -> frozenset[str]:
+    """The variables `settings` reads (pydantic-settings matches them case-insensitively, without a prefix)."""
+    prefix = str(settings.model_config.get("env_prefix") or "").upper()
+    return frozenset(prefix + name.upper() for name in settings.model_fields)
+
+
+SETTINGS_VARS = _settings_env_names()
+
+
+def _is_isolated_away(name: str) -> bool:
+    upper = name.upper()
+    return upper in SETTINGS_VARS or upper in PROXY_VARS or upper.startswith(SETTINGS_PREFIXES)
+
+
+def _isolate(patch: pytest.MonkeyPatch, cwd: Path) -> None:
+    for name in [name for name in os.environ if _is_isolated_away(name)]:
+        patch.delenv(name)
+    patch.chdir(cwd)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The clean environment and a session working directory, for module- and session-scoped fixtures."""
+    with pytest.MonkeyPatch.context() as patch:
+        _isolate(patch, tmp_path_factory.mktemp("cwd"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated(_isolated_session: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No settings variable or proxy in the environment, `tmp_path` as the working directory (no stray `.env`),
+    and the CLI's settings read afresh."""
+    from bot.cli import common
+
+    cached = common.settings  # kept: a test may replace `common.settings` (monkeypatch undoes that after us)
+    _isolate(monkeypatch, tmp_path)
+    cached.cache_clear()
+    yield
+    cached.cache_clear()
 
 
 def _pg_server_url() -> str | None:

@@ -110,99 +110,93 @@ def test_directory_instead_of_file(tmp_path: Path) -> None:
         IntentCatalog.load(tmp_path)
 
 
-def test_not_utf8(tmp_path: Path) -> None:
-    message = load_error(tmp_path, VALID.replace("Acme", "Acm\xe9").encode("latin-1"))
-    assert "not UTF-8" in message
-    assert "0xe9" in message
+def edited(old: str, new: str) -> str:
+    """VALID with one change (the change must apply: a table row that edits nothing would test nothing)."""
+    assert old in VALID, old
+    return VALID.replace(old, new)
 
 
-def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
-    message = load_error(tmp_path, "company: X\nintents: [\n  - name: a\n")
-    assert "not valid YAML" in message
-    assert "line" in message
+CANCEL_ANSWER = "    answer: Go to Settings > Billing > Cancel.\n"
+CANCEL_EXAMPLES = "    examples:\n      - cancel my plan\n"
 
 
-@pytest.mark.parametrize("text", ["", "- just\n- a list\n", "just a string\n"])
-def test_top_level_must_be_a_mapping(tmp_path: Path, text: str) -> None:
-    assert "expected a mapping" in load_error(tmp_path, text)
-
-
-def test_duplicate_yaml_key_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace("    answer: Go to Settings", "    answer: first\n    answer: Go to Settings")
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(VALID.replace("Acme", "Acm\xe9").encode("latin-1"), ["not UTF-8", "0xe9"], id="not-utf8"),
+        pytest.param("company: X\nintents: [\n  - name: a\n", ["not valid YAML", "line"], id="bad-yaml"),
+        pytest.param("", ["expected a mapping"], id="top-level-empty"),
+        pytest.param("- just\n- a list\n", ["expected a mapping"], id="top-level-list"),
+        pytest.param("just a string\n", ["expected a mapping"], id="top-level-string"),
+        pytest.param(
+            edited("    answer: Go to Settings", "    answer: first\n    answer: Go to Settings"),
+            ["duplicate key 'answer'"],
+            id="duplicate-yaml-key",
+        ),
+        pytest.param(
+            edited(CANCEL_ANSWER, ""), ["intents[1] (cancel_subscription).answer: missing"], id="missing-answer"
+        ),
+        pytest.param(
+            edited(CANCEL_ANSWER, '    answer: "   "\n'),
+            ["(cancel_subscription).answer: the answer is empty"],
+            id="blank-answer",
+        ),
+        pytest.param(
+            edited("name: cancel_subscription", "name: reset_password"),
+            ["duplicate intent name 'reset_password'"],
+            id="duplicate-intent-name",
+        ),
+        pytest.param(
+            edited(CANCEL_EXAMPLES, "    examples: []\n"),
+            ["(cancel_subscription).examples: no examples"],
+            id="empty-examples",
+        ),
+        pytest.param(edited(CANCEL_EXAMPLES, ""), ["(cancel_subscription).examples: missing"], id="missing-examples"),
+        pytest.param(
+            edited("      - cancel my plan\n", '      - cancel my plan\n      - "  "\n'),
+            ["example #2 is blank"],
+            id="blank-example",
+        ),
+        *(
+            pytest.param(edited("name: cancel_subscription", f"name: {name}"), ["snake_case"], id=f"name-{name}")
+            for name in ("Reset-Password", "2fa", "reset password")
+        ),
+        pytest.param(
+            edited("name: cancel_subscription", "name: out_of_scope"), ["reserved"], id="out-of-scope-is-reserved"
+        ),
+        pytest.param(
+            edited("- cancel my plan", "- Forgot my password!"),
+            ["'reset_password' and 'cancel_subscription'"],
+            id="example-under-two-labels",
+        ),
+        pytest.param(
+            edited("- What's the weather tomorrow?", "- cancel my plan"),
+            ["'cancel_subscription' and 'out_of_scope'"],
+            id="example-also-out-of-scope",
+        ),
+        *(
+            pytest.param(
+                edited("sources: [accounts/reset-password.md]", f'sources: ["{source}"]'),
+                ["relative to the knowledge-base folder"],
+                id=f"source-{source}",
+            )
+            for source in ("/etc/passwd", "../secrets.md", "accounts\\\\reset.md")
+        ),
+        pytest.param(
+            edited("    answer: Go to Settings", "    anwser: typo\n    answer: Go to Settings"),
+            ["(cancel_subscription).anwser"],
+            id="unknown-key",
+        ),
+        pytest.param(edited("company: Acme Cloud\n", ""), ["company: missing"], id="missing-company"),
+        pytest.param("company: X\nintents: []\n", ["intents: no intents"], id="no-intents"),
+    ],
+)
+def test_an_invalid_catalog_is_refused_naming_the_file_and_the_problem(
+    tmp_path: Path, text: str | bytes, expected: list[str]
+) -> None:
     message = load_error(tmp_path, text)
-    assert "duplicate key 'answer'" in message
-
-
-def test_missing_answer(tmp_path: Path) -> None:
-    text = VALID.replace("    answer: Go to Settings > Billing > Cancel.\n", "")
-    message = load_error(tmp_path, text)
-    assert "intents[1] (cancel_subscription).answer: missing" in message
-
-
-def test_blank_answer(tmp_path: Path) -> None:
-    text = VALID.replace("answer: Go to Settings > Billing > Cancel.", 'answer: "   "')
-    assert "(cancel_subscription).answer: the answer is empty" in load_error(tmp_path, text)
-
-
-def test_duplicate_intent_name(tmp_path: Path) -> None:
-    text = VALID.replace("name: cancel_subscription", "name: reset_password")
-    assert "duplicate intent name 'reset_password'" in load_error(tmp_path, text)
-
-
-def test_empty_examples(tmp_path: Path) -> None:
-    text = VALID.replace("    examples:\n      - cancel my plan\n", "    examples: []\n")
-    assert "(cancel_subscription).examples: no examples" in load_error(tmp_path, text)
-
-
-def test_missing_examples(tmp_path: Path) -> None:
-    text = VALID.replace("    examples:\n      - cancel my plan\n", "")
-    assert "(cancel_subscription).examples: missing" in load_error(tmp_path, text)
-
-
-def test_blank_example(tmp_path: Path) -> None:
-    text = VALID.replace("      - cancel my plan\n", '      - cancel my plan\n      - "  "\n')
-    assert "example #2 is blank" in load_error(tmp_path, text)
-
-
-@pytest.mark.parametrize("name", ["Reset-Password", "2fa", "reset password"])
-def test_intent_name_must_be_snake_case(tmp_path: Path, name: str) -> None:
-    text = VALID.replace("name: cancel_subscription", f"name: {name}")
-    assert "snake_case" in load_error(tmp_path, text)
-
-
-def test_out_of_scope_is_a_reserved_name(tmp_path: Path) -> None:
-    text = VALID.replace("name: cancel_subscription", "name: out_of_scope")
-    assert "reserved" in load_error(tmp_path, text)
-
-
-def test_example_under_two_labels(tmp_path: Path) -> None:
-    text = VALID.replace("- cancel my plan", "- Forgot my password!")
-    message = load_error(tmp_path, text)
-    assert "'reset_password' and 'cancel_subscription'" in message
-
-
-def test_example_also_out_of_scope(tmp_path: Path) -> None:
-    text = VALID.replace("- What's the weather tomorrow?", "- cancel my plan")
-    assert "'cancel_subscription' and 'out_of_scope'" in load_error(tmp_path, text)
-
-
-@pytest.mark.parametrize("source", ["/etc/passwd", "../secrets.md", "accounts\\\\reset.md"])
-def test_sources_must_be_relative_to_the_kb(tmp_path: Path, source: str) -> None:
-    text = VALID.replace("sources: [accounts/reset-password.md]", f'sources: ["{source}"]')
-    assert "relative to the knowledge-base folder" in load_error(tmp_path, text)
-
-
-def test_unknown_key_is_refused(tmp_path: Path) -> None:
-    text = VALID.replace("    answer: Go to Settings", "    anwser: typo\n    answer: Go to Settings")
-    assert "(cancel_subscription).anwser" in load_error(tmp_path, text)
-
-
-def test_missing_company(tmp_path: Path) -> None:
-    assert "company: missing" in load_error(tmp_path, VALID.replace("company: Acme Cloud\n", ""))
-
-
-def test_no_intents(tmp_path: Path) -> None:
-    assert "intents: no intents" in load_error(tmp_path, "company: X\nintents: []\n")
+    for part in expected:
+        assert part in message
 
 
 def test_from_yaml_names_the_given_source() -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.cli.common import settings
 from storage.errors import StorageError
 from tests.bot.conftest import KB_FILES, TINY_INTENTS, write_tiny_kb
 from training.data import load_examples
@@ -26,7 +24,7 @@ NEW_ARTICLE = (
 
 
 @pytest.fixture
-def newcomer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def newcomer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     intents = tmp_path / "intents.yaml"
     intents.write_text(TINY_INTENTS, encoding="utf-8")
     with (tmp_path / "my.csv").open("w", newline="", encoding="utf-8") as handle:
@@ -43,9 +41,7 @@ def newcomer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "RETRIEVAL_MIN_SCORE": "0.3",
     }.items():
         monkeypatch.setenv(name, str(value))
-    settings.cache_clear()
-    yield tmp_path
-    settings.cache_clear()
+    return tmp_path
 
 
 def invoke(*args: str) -> str:

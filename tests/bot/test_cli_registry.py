@@ -16,17 +16,17 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.retrain import previous_production
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from storage.errors import StorageError
 from storage.repository import Repository
+from tests.factories import settings_for
 
 T0 = datetime(2026, 3, 1, 2, 15, tzinfo=UTC)
 
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    current = load_settings(supportbot_data_dir=tmp_path / "data", _env_file=None)
+    current = settings_for(tmp_path / "data")
     monkeypatch.setattr("bot.cli.registry.settings", lambda: current)
     return current
 
@@ -168,10 +168,9 @@ def test_rollback_refuses_a_pruned_version(repo: Repository, settings: Settings)
 
 def test_previous_production_ignores_rejected_and_newer_versions(repo: Repository, settings: Settings) -> None:
     history(repo, settings)
-    models = repo.models()
-    by_name = {m.version: m for m in models}
-    previous = previous_production(models, by_name["v2"])
+    by_name = {m.version: m for m in repo.models()}
+    previous = repo.previous_production(by_name["v2"])
     assert previous is not None and previous.version == "v1"
-    assert previous_production(models, by_name["v0"]) is None
-    newest_retired = previous_production(models, None)
+    assert repo.previous_production(by_name["v0"]) is None
+    newest_retired = repo.previous_production()  # production (v2) by default
     assert newest_retired is not None and newest_retired.version == "v1"

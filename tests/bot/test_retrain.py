@@ -38,10 +38,11 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.retrain import EXIT_LOCKED, LOCK_FILE, RetrainError, RetrainLocked, RetrainResult, post_summary, retrain
 from bot.runtime import ModelHolder, build_engine
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.versions import build_version
 from storage.models import TrainingRun
 from storage.repository import Repository
+from tests.factories import Answered, answered_question, correct, new_thread, rate, settings_for
 from training.data import Example
 from training.train import TrainingConfig
 
@@ -194,7 +195,6 @@ def write_world(root: Path) -> dict[str, Path]:
 
 def make_settings(root: Path, world: Mapping[str, Path], **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "supportbot_data_dir": root / "data",
         "intents_file": world["intents"],
         "kb_dir": world["kb"],
         "eval_file": world["eval"],
@@ -203,10 +203,9 @@ def make_settings(root: Path, world: Mapping[str, Path], **overrides: Any) -> Se
         "retrain_eval_share": 0.2,
         "retrain_post_summary": False,
         "keep_model_versions": 5,
-        "_env_file": None,
     }
     values.update(overrides)
-    return load_settings(**values)
+    return settings_for(root / "data", **values)
 
 
 def run(settings: Settings, **kwargs: Any) -> RetrainResult:
@@ -219,53 +218,17 @@ def holder_for(settings: Settings, repo: Repository) -> ModelHolder:
     return build_engine(settings, repo, bootstrap=False, watch=False)
 
 
-@dataclass
-class Logged:
-    answer_id: int
-    question: str
-    intent: str | None
-
-
-_thread = iter(range(1_000_000))
-
-
-def converse(repo: Repository, engine: ModelHolder, question: str, user: str = "UCUSTOMER") -> Logged:
+def converse(repo: Repository, engine: ModelHolder, question: str) -> Answered:
     """One customer question answered by the engine and logged, as the Slack front end does."""
-    conversation = repo.get_or_create_conversation(
-        team_id="T1", channel_id="CSUPPORT", thread_ts=f"1700000000.{next(_thread):06d}", started_by=user
-    )
-    assert conversation.id is not None
-    message = repo.add_message(conversation.id, role="user", text=question, user_id=user)
-    assert message.id is not None
-    answer = engine.answer(question)
-    row = repo.record_answer(
-        conversation_id=conversation.id,
-        question_id=message.id,
-        text=answer.text,
-        source=answer.source,
-        intent=answer.intent,
-        confidence=answer.confidence,
-        model_version=answer.model_version,
-        latency_ms=answer.latency_ms,
-    )
-    assert row.id is not None
-    return Logged(row.id, question, answer.intent)
+    return answered_question(repo, question, engine.answer(question), thread=new_thread(channel_id="CSUPPORT"))
 
 
-def agent_verdict(repo: Repository, logged: Logged, truth: str, written: str | None = None) -> None:
+def agent_verdict(repo: Repository, logged: Answered, truth: str, written: str | None = None) -> None:
     """An agent confirms a right answer or corrects a wrong one (with an answer of their own, optionally)."""
     if logged.intent == truth and written is None:
-        repo.add_rating(logged.answer_id, rater_id="UAGENT", rater_role="agent", helpful=True)
+        rate(repo, logged.answer_id, rater_id="UAGENT", rater_role="agent")
     else:
-        repo.add_rating(
-            logged.answer_id,
-            rater_id="UAGENT",
-            rater_role="agent",
-            helpful=False,
-            corrected_intent=truth,
-            corrected_answer=written,
-            source="modal",
-        )
+        correct(repo, logged.answer_id, truth, answer=written)
 
 
 # --- the scenario -----------------------------------------------------------------------------------------
@@ -350,7 +313,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             corrected[question] = final_label
         for question in ("I forgot my password", "where is my order?"):  # customers are happy with these
             logged = converse(repo, engine, question)
-            repo.add_rating(logged.answer_id, rater_id="UCUSTOMER", rater_role="customer", helpful=True)
+            rate(repo, logged.answer_id, rater_id="UCUSTOMER", rater_role="customer")
 
     # Night 1: three failed attempts, each leaving production alone, then a normal run.
     failures = []
@@ -598,14 +561,12 @@ def slack_stub() -> Iterator[tuple[str, type[_SlackStub]]]:
 
 def summary_settings(tmp_path: Path, base_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "supportbot_data_dir": tmp_path,
         "retrain_post_summary": True,
         "slack_bot_token": "xoxb-test",
         "agent_channel_id": "CAGENTS",
         "slack_api_base_url": base_url,
-        "_env_file": None,
     }
-    return load_settings(**(values | overrides))
+    return settings_for(tmp_path, **(values | overrides))
 
 
 def test_the_summary_is_posted_to_the_agents_channel(tmp_path: Path, slack_stub: tuple[str, Any]) -> None:
@@ -652,15 +613,7 @@ def test_nightly_recalibration_uses_agent_labelled_out_of_scope_questions(tmp_pa
     with Repository(settings.db_url) as repo:
         engine = holder_for(settings, repo)
         for question in OFF_TOPIC_LOGS:  # the agent marks each "out of scope" in the correction modal
-            logged = converse(repo, engine, question)
-            repo.add_rating(
-                logged.answer_id,
-                rater_id="UAGENT",
-                rater_role="agent",
-                helpful=None,
-                corrected_intent="out_of_scope",
-                source="modal",
-            )
+            correct(repo, converse(repo, engine, question).answer_id, "out_of_scope", helpful=None)
         engine.close()
     seen: dict[str, Any] = {}
 

@@ -14,10 +14,11 @@ import pytest
 from bot import retrain, runtime, versions
 from bot.retrain import bootstrap
 from bot.runtime import ModelHolder, build_engine
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.versions import MANIFEST_FILE, list_versions, read_manifest
 from storage.errors import StorageError
 from storage.repository import Repository
+from tests.factories import settings_for
 from training.config import FIRST_MODEL
 from training.errors import ModelError
 
@@ -36,8 +37,8 @@ class Bootstrapped:
 
 def make_settings(data_dir: Path, tiny_files: tuple[Path, Path], **overrides: object) -> Settings:
     intents, kb = tiny_files
-    return load_settings(
-        supportbot_data_dir=data_dir,
+    return settings_for(
+        data_dir,
         intents_file=intents,
         kb_dir=kb,
         database_url="",

@@ -12,19 +12,13 @@ from bot.settings import ConfigError, Settings, load_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-
-
 def test_every_setting_is_documented_in_env_example() -> None:
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), flags=re.M))
     assert documented == {name.upper() for name in Settings.model_fields}
 
 
 def test_env_example_is_valid(tmp_path: Path) -> None:
+    assert Path.cwd() == tmp_path  # the autouse isolation: settings read the .env of the working directory
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
     settings = load_settings()
     assert settings.slack_mode == "socket"
@@ -52,14 +46,37 @@ def test_malformed_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, 
     assert ".env" in str(info.value)
 
 
-def test_require_slack_names_missing_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
-    with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
+BOT_TOKEN = {"SLACK_BOT_TOKEN": "xoxb-1"}
+HTTP = {"SLACK_MODE": "http"}
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        pytest.param({}, "SLACK_BOT_TOKEN, SLACK_APP_TOKEN not set", id="socket-nothing"),
+        pytest.param(BOT_TOKEN, "SLACK_APP_TOKEN not set", id="socket-no-app-token"),
+        pytest.param(BOT_TOKEN | HTTP, "SLACK_SIGNING_SECRET not set", id="http-no-secret"),
+        pytest.param(BOT_TOKEN | HTTP | {"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_SIGNING_SECRET", id="http-app-token"),
+        pytest.param({"SLACK_SIGNING_SECRET": "s3cret"} | HTTP, "SLACK_BOT_TOKEN not set", id="http-no-bot-token"),
+    ],
+)
+def test_require_slack_names_missing_tokens(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], missing: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=missing):
         load_settings().require_slack()
-    monkeypatch.setenv("SLACK_MODE", "http")
-    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
-        load_settings().require_slack()
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param(BOT_TOKEN | {"SLACK_APP_TOKEN": "xapp-1"}, id="socket"),
+        pytest.param(BOT_TOKEN | HTTP | {"SLACK_SIGNING_SECRET": "s3cret"}, id="http"),
+    ],
+)
+def test_require_slack_accepts_the_tokens_of_its_mode(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     load_settings().require_slack()
 
 

@@ -114,24 +114,16 @@ def test_build_writes_agent_answers_and_refuses_an_existing_version(tmp_path: Pa
     assert model.version == "v2" and kb.document_count == 1
     assert answers == {"new_intent": "Agents wrote this."}
 
-    with pytest.raises(ModelError, match="already exists"):
-        build_version(
-            tmp_path,
-            "v2",
-            train_examples=EXAMPLES,
-            val_examples=None,
-            training_config=tiny_config(),
-            kb_documents=[],
-        )
-    with pytest.raises(ModelError, match="invalid model version name"):
-        build_version(
-            tmp_path,
-            "../evil",
-            train_examples=EXAMPLES,
-            val_examples=None,
-            training_config=tiny_config(),
-            kb_documents=[],
-        )
+    for version, message in (("v2", "already exists"), ("../evil", "invalid model version name")):
+        with pytest.raises(ModelError, match=message):
+            build_version(
+                tmp_path,
+                version,
+                train_examples=EXAMPLES,
+                val_examples=None,
+                training_config=tiny_config(),
+                kb_documents=[],
+            )
 
 
 def test_failure_mid_build_leaves_nothing(tmp_path: Path, fake_train: list[str], monkeypatch: pytest.MonkeyPatch):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import labelled_examples
 from training.data import Example, dataset_hash, label_counts, load_examples, normalise_text, split
 from training.errors import DataError
 
@@ -36,43 +37,9 @@ def test_csv_with_category_column_and_bom(tmp_path: Path) -> None:
     assert load_examples(path) == [Example("Where is my card?", "card_arrival"), Example("hi", "greet")]
 
 
-def test_csv_multiline_quoted_text_reports_the_right_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "d.csv", 'text,label\n"two\nlines",a\nok,b\n,c\n')
-    with pytest.raises(DataError, match=r"d\.csv:5: empty text"):
-        load_examples(path)
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("sentence,intent_name\nhi,greet\n", r":1: no 'text' column"),
-        ("text,other\nhi,greet\n", r":1: no 'label' \(or 'category'\) column"),
-        ("text,label\nhi,greet\nhello,there,extra\n", r":3: 3 fields but the header has 2"),
-        ("text,label\nhi,\n", r":2: empty label"),
-        ('text,label\n"unterminated,greet\n', r"malformed CSV|fields"),
-    ],
-)
-def test_malformed_csv(tmp_path: Path, content: str, message: str) -> None:
-    with pytest.raises(DataError, match=message):
-        load_examples(write(tmp_path, "bad.csv", content))
-
-
 def test_jsonl(tmp_path: Path) -> None:
     path = write(tmp_path, "d.jsonl", '{"text": "hi", "label": "greet"}\n\n{"text": "bye", "label": "bye"}\n')
     assert load_examples(path) == [Example("hi", "greet"), Example("bye", "bye")]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ('{"text": "hi", "label": "greet"}\n{"text": "oops"\n', r"d\.jsonl:2: invalid JSON"),
-        ('{"text": "hi"}\n', r"d\.jsonl:1: expected an object"),
-        ('{"text": 3, "label": "x"}\n', r"d\.jsonl:1: 'text' and 'label' must be strings"),
-    ],
-)
-def test_malformed_jsonl(tmp_path: Path, content: str, message: str) -> None:
-    with pytest.raises(DataError, match=message):
-        load_examples(write(tmp_path, "d.jsonl", content))
 
 
 INTENTS_YAML = """\
@@ -101,42 +68,6 @@ def test_intents_yaml(tmp_path: Path) -> None:
     assert custom[-1] == Example("What's the weather tomorrow?", "none")
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("intents: [\n", r"intents\.yaml:2: invalid YAML"),
-        ("- a\n- b\n", r":1: expected a mapping"),
-        ("faq: []\n", r":1: intents: missing \(required\); line 1: faq: unknown key"),
-        ("intents:\n  - name: a\n    examples: []\n", r":3: intents\[0\] \(a\)\.examples: no examples"),
-        ("intents:\n  - answer: x\n    examples: [q]\n", r":2: intents\[0\]\.name: missing \(required\)"),
-        (
-            "intents:\n  - name: a\n    examples: [q]\n  - name: a\n    examples: [r]\n",
-            r":4: intents\[1\] \(a\)\.name: duplicate intent name 'a'.*first at line 2",
-        ),
-        (
-            "intents:\n  - name: a\n    examples: [[nested]]\n",
-            r":3: intents\[0\] \(a\)\.examples\[0\]: must be plain text",
-        ),
-        (
-            "intents:\n  - name: out_of_scope\n    examples: [q]\n",
-            r":2: intents\[0\] \(out_of_scope\)\.name: 'out_of_scope' is reserved",
-        ),
-        (
-            "intents:\n  - name: Reset-Password\n    examples: [q]\n",
-            r":2: intents\[0\] \(Reset-Password\)\.name: .*snake_case",
-        ),
-        (
-            "intents:\n  - name: a\n    examples: [Refund!]\n  - name: b\n    examples: [refund]\n",
-            r":5: intents\[1\] \(b\)\.examples\[0\]: example 'refund' is listed under both 'a' and 'b'.*line 3",
-        ),
-        ("intents:\n  - name: a\n    examples: [q]\n    sources: [/etc/passwd]\n", r":4: .*relative to the knowledge"),
-    ],
-)
-def test_malformed_intents_yaml(tmp_path: Path, content: str, message: str) -> None:
-    with pytest.raises(DataError, match=message):
-        load_examples(write(tmp_path, "intents.yaml", content))
-
-
 def test_intents_yaml_is_read_with_the_catalogs_schema(tmp_path: Path) -> None:
     # Answers and company are optional for training; every scalar is read as the text written.
     path = write(tmp_path, "i.yaml", "intents:\n  - name: yes_no\n    examples: [yes, 'no', 2024]\nout_of_scope:\n")
@@ -157,42 +88,117 @@ def test_intents_yaml_same_example_twice_under_one_label_is_kept_under_two_is_re
         load_examples(write(tmp_path, "i.yaml", content))
 
 
-def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "d.csv", b"text,label\nok,a\ncaf\xe9,b\n")
-    with pytest.raises(DataError, match=r"d\.csv:3: not UTF-8"):
-        load_examples(path)
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        # CSV
+        pytest.param(
+            "d.csv", 'text,label\n"two\nlines",a\nok,b\n,c\n', r"d\.csv:5: empty text", id="csv-multiline-line"
+        ),
+        pytest.param("bad.csv", "sentence,intent_name\nhi,greet\n", r":1: no 'text' column", id="csv-no-text"),
+        pytest.param(
+            "bad.csv", "text,other\nhi,greet\n", r":1: no 'label' \(or 'category'\) column", id="csv-no-label"
+        ),
+        pytest.param(
+            "bad.csv", "text,label\nhi,greet\nhello,there,extra\n", r":3: 3 fields but the header has 2", id="csv-extra"
+        ),
+        pytest.param("bad.csv", "text,label\nhi,\n", r":2: empty label", id="csv-empty-label"),
+        pytest.param("bad.csv", 'text,label\n"unterminated,greet\n', r"malformed CSV|fields", id="csv-unterminated"),
+        pytest.param("d.csv", b"text,label\nok,a\ncaf\xe9,b\n", r"d\.csv:3: not UTF-8", id="csv-not-utf8"),
+        pytest.param("d.csv", "text,label\n", "no examples", id="csv-header-only"),
+        pytest.param(
+            "d.csv",
+            "text,label\nhi there,a\nother,b\nhi   there,c\n",
+            r":4: 'hi there' is labelled 'c' here but 'a' at line 2",
+            id="csv-same-text-two-labels",
+        ),
+        # JSONL
+        pytest.param(
+            "d.jsonl",
+            '{"text": "hi", "label": "greet"}\n{"text": "oops"\n',
+            r"d\.jsonl:2: invalid JSON",
+            id="jsonl-bad",
+        ),
+        pytest.param("d.jsonl", '{"text": "hi"}\n', r"d\.jsonl:1: expected an object", id="jsonl-no-label"),
+        pytest.param(
+            "d.jsonl",
+            '{"text": 3, "label": "x"}\n',
+            r"d\.jsonl:1: 'text' and 'label' must be strings",
+            id="jsonl-types",
+        ),
+        # intents YAML
+        pytest.param("intents.yaml", "intents: [\n", r"intents\.yaml:2: invalid YAML", id="yaml-invalid"),
+        pytest.param("intents.yaml", "- a\n- b\n", r":1: expected a mapping", id="yaml-list"),
+        pytest.param(
+            "intents.yaml", "faq: []\n", r":1: intents: missing \(required\); line 1: faq: unknown key", id="yaml-keys"
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - name: a\n    examples: []\n",
+            r":3: intents\[0\] \(a\)\.examples: no examples",
+            id="yaml-no-examples",
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - answer: x\n    examples: [q]\n",
+            r":2: intents\[0\]\.name: missing \(required\)",
+            id="yaml-no-name",
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - name: a\n    examples: [q]\n  - name: a\n    examples: [r]\n",
+            r":4: intents\[1\] \(a\)\.name: duplicate intent name 'a'.*first at line 2",
+            id="yaml-duplicate-name",
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - name: a\n    examples: [[nested]]\n",
+            r":3: intents\[0\] \(a\)\.examples\[0\]: must be plain text",
+            id="yaml-nested-example",
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - name: out_of_scope\n    examples: [q]\n",
+            r":2: intents\[0\] \(out_of_scope\)\.name: 'out_of_scope' is reserved",
+            id="yaml-reserved-name",
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - name: Reset-Password\n    examples: [q]\n",
+            r":2: intents\[0\] \(Reset-Password\)\.name: .*snake_case",
+            id="yaml-not-snake-case",
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - name: a\n    examples: [Refund!]\n  - name: b\n    examples: [refund]\n",
+            r":5: intents\[1\] \(b\)\.examples\[0\]: example 'refund' is listed under both 'a' and 'b'.*line 3",
+            id="yaml-example-under-two-labels",
+        ),
+        pytest.param(
+            "intents.yaml",
+            "intents:\n  - name: a\n    examples: [q]\n    sources: [/etc/passwd]\n",
+            r":4: .*relative to the knowledge",
+            id="yaml-absolute-source",
+        ),
+        # any format
+        *(pytest.param(name, "  \n", "empty", id=f"empty-{name}") for name in ("d.csv", "d.jsonl", "d.yaml")),
+        pytest.param("d.txt", "hello", "unknown format", id="unknown-format"),
+    ],
+)
+def test_a_malformed_file_is_refused_naming_the_line_and_the_problem(
+    tmp_path: Path, name: str, content: str | bytes, message: str
+) -> None:
+    with pytest.raises(DataError, match=message):
+        load_examples(write(tmp_path, name, content))
 
 
-@pytest.mark.parametrize("name", ["d.csv", "d.jsonl", "d.yaml"])
-def test_empty_file(tmp_path: Path, name: str) -> None:
-    with pytest.raises(DataError, match="empty"):
-        load_examples(write(tmp_path, name, "  \n"))
-
-
-def test_header_only_csv_has_no_examples(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no examples"):
-        load_examples(write(tmp_path, "d.csv", "text,label\n"))
-
-
-def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         load_examples(tmp_path / "nope.csv")
-    with pytest.raises(DataError, match="unknown format"):
-        load_examples(write(tmp_path, "d.txt", "hello"))
-
-
-def test_same_text_with_two_labels_is_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "d.csv", "text,label\nhi there,a\nother,b\nhi   there,c\n")
-    with pytest.raises(DataError, match=r":4: 'hi there' is labelled 'c' here but 'a' at line 2"):
-        load_examples(path)
-
-
-def make_examples(counts: dict[str, int]) -> list[Example]:
-    return [Example(f"{label} {i}", label) for label, n in counts.items() for i in range(n)]
 
 
 def test_split_is_stratified_and_keeps_singletons_in_train() -> None:
-    examples = make_examples({"big": 50, "small": 3, "two": 2, "single": 1})
+    examples = labelled_examples({"big": 50, "small": 3, "two": 2, "single": 1})
     train, val = split(examples, 0.2, seed=1)
     assert sorted(train + val, key=examples.index) == examples
     val_counts = Counter(ex.label for ex in val)
@@ -201,7 +207,7 @@ def test_split_is_stratified_and_keeps_singletons_in_train() -> None:
 
 
 def test_split_is_deterministic_per_seed() -> None:
-    examples = make_examples({"a": 30, "b": 30})
+    examples = labelled_examples({"a": 30, "b": 30})
     assert split(examples, 0.3, seed=7) == split(examples, 0.3, seed=7)
     assert split(examples, 0.3, seed=7)[1] != split(examples, 0.3, seed=8)[1]
 
@@ -209,11 +215,11 @@ def test_split_is_deterministic_per_seed() -> None:
 @pytest.mark.parametrize("ratio", [0.0, 1.0, -0.1, 1.5])
 def test_split_rejects_bad_ratio(ratio: float) -> None:
     with pytest.raises(ValueError, match="val_ratio"):
-        split(make_examples({"a": 5}), ratio)
+        split(labelled_examples({"a": 5}), ratio)
 
 
 def test_dataset_hash_ignores_order_but_not_content() -> None:
-    examples = make_examples({"a": 3, "b": 2})
+    examples = labelled_examples({"a": 3, "b": 2})
     assert dataset_hash(examples) == dataset_hash(list(reversed(examples)))
     relabelled = [*examples[:-1], Example(examples[-1].text, "a")]
     assert dataset_hash(examples) != dataset_hash(relabelled)
@@ -221,4 +227,4 @@ def test_dataset_hash_ignores_order_but_not_content() -> None:
 
 
 def test_label_counts() -> None:
-    assert label_counts(make_examples({"b": 2, "a": 1})) == {"a": 1, "b": 2}
+    assert label_counts(labelled_examples({"b": 2, "a": 1})) == {"a": 1, "b": 2}

@@ -1,8 +1,8 @@
-"""Fixtures for the Slack suite: a clean environment, the Slack stand-in, a real store, the bot under test."""
+"""Fixtures for the Slack suite: the Slack stand-in, a real store, the bot under test (the environment is cleared
+for every test by the autouse isolation in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -12,16 +12,6 @@ from storage.repository import Repository
 from tests.bot.slack.fakes import FakeEngine
 from tests.bot.slack.harness import BotUnderTest, start_bot
 from tests.bot.slack.standin import SlackStandIn
-
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No SLACK_* settings and no proxies: slack_sdk would send loopback traffic to a proxy."""
-    for name in list(os.environ):
-        if name.startswith("SLACK_") or name in PROXY_VARS:
-            monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from bot.answer import EngineAnswer, SourceDoc
+from bot.answer import SourceDoc
 from bot.slack import blocks, texts
-
-
-def _answer(text: str = "Hi", source: str = "intent", **kw: object) -> EngineAnswer:
-    return EngineAnswer(text, source, kw.get("intent", "greeting"), 0.9, list(kw.get("sources", [])), "v1", 1.0)  # type: ignore[arg-type]
+from tests.factories import engine_answer
 
 
 def test_long_answers_are_split_into_sections_within_slack_limits() -> None:
     text = ("word " * 700 + "\n") * 4  # ~14,000 characters
-    result = blocks.answer_blocks(7, _answer(text))
+    result = blocks.answer_blocks(7, engine_answer(text))
     sections = [b["text"]["text"] for b in result if b["type"] == "section"]
     assert len(sections) >= 5 and all(0 < len(s) <= blocks.SECTION_MAX for s in sections)
     assert "".join(sections).replace(" ", "").replace("\n", "") == text.replace(" ", "").replace("\n", "")
@@ -21,7 +18,7 @@ def test_long_answers_are_split_into_sections_within_slack_limits() -> None:
 
 def test_sources_context_and_buttons() -> None:
     docs = [SourceDoc("a", "Billing <FAQ>", "https://x/a", 0.9), SourceDoc("b", "Plans", None, 0.8)]
-    result = blocks.answer_blocks(12, _answer("passage", "retrieval", sources=docs), truncated_at=4000)
+    result = blocks.answer_blocks(12, engine_answer("passage", "retrieval", sources=docs), truncated_at=4000)
     sources = next(b for b in result if b["type"] == "section" and texts.SOURCES_HEADER in b["text"]["text"])
     assert "• <https://x/a|Billing &lt;FAQ&gt;>" in sources["text"]["text"] and "• Plans" in sources["text"]["text"]
     context = next(b for b in result if b["type"] == "context")
@@ -31,7 +28,7 @@ def test_sources_context_and_buttons() -> None:
 
 
 def test_handoff_answer_only_offers_correction() -> None:
-    result = blocks.answer_blocks(3, _answer("A human will help", "handoff"))
+    result = blocks.answer_blocks(3, engine_answer("A human will help", "handoff"))
     assert [e["action_id"] for e in result[-1]["elements"]] == [blocks.ACTION_CORRECT]
 
 

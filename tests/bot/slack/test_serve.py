@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,17 +87,9 @@ async def test_serve_socket_mode_answers_and_stops_on_sigterm(tmp_path: Path, st
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Settings from a clean environment only (no .env), read afresh."""
-    from bot.cli import common
-
-    monkeypatch.chdir(tmp_path)
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data directory in tmp_path (the autouse isolation has cleared the rest of the environment)."""
     monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "data"))
-    for name in ("DATABASE_URL", "HTTP_HOST", "HTTP_PORT", "SUPPORT_CHANNEL_IDS", "AGENT_USER_IDS", "AGENT_CHANNEL_ID"):
-        monkeypatch.delenv(name, raising=False)
-    common.settings.cache_clear()
-    yield
-    common.settings.cache_clear()
 
 
 def test_serve_refuses_to_start_without_tokens(cli_env: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event
 
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.harness import AGENT_CHANNEL, SUPPORT_CHANNEL, BotUnderTest, quiesce
-from tests.bot.slack.standin import TEAM_ID, SlackStandIn
+from tests.bot.slack.standin import TEAM_ID, Call, SlackStandIn
 
 MAX_TRANSACTIONS = 3
 
@@ -35,49 +36,54 @@ def transactions(store: Repository) -> Iterator[list[int]]:
         event.remove(engine, "begin", began)
 
 
+async def cost(
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository, event: dict[str, Any], *, posts: int
+) -> tuple[int, list[Call]]:
+    """Deliver `event`, wait for the `posts`-th `chat.postMessage` and for the bot to settle; returns the
+    transactions that cost and the posts so far."""
+    with transactions(store) as count:
+        await bot.event(event)
+        calls = await standin.wait_for_call("chat.postMessage", n=posts)
+        await quiesce()
+    return count[0], calls
+
+
 async def test_a_new_question_costs_at_most_three_transactions(
     bot: BotUnderTest, standin: SlackStandIn, store: Repository
 ) -> None:
-    with transactions(store) as count:
-        await bot.event(payloads.message("password?"))
-        [reply] = await standin.wait_for_call("chat.postMessage")
-        await quiesce()
-    assert 1 <= count[0] <= MAX_TRANSACTIONS, count[0]
+    spent, [reply] = await cost(bot, standin, store, payloads.message("password?"), posts=1)
+    assert 1 <= spent <= MAX_TRANSACTIONS, spent
     answer = store.find_answer_by_slack_ts(channel_id=reply.params["channel"], slack_ts=reply.response["ts"])
     assert answer is not None and answer.status == "posted"
+
+
+async def follow_up(
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository, text: str, *, posts: int
+) -> tuple[int, int]:
+    """Answer a first question, then send `text` in its thread and wait for the `posts`-th post; returns the
+    transactions the follow-up cost and the thread's conversation id."""
+    first = payloads.message("password?", channel=SUPPORT_CHANNEL)
+    await cost(bot, standin, store, first, posts=1)
+    event = payloads.message(text, channel=SUPPORT_CHANNEL, thread_ts=first["ts"])
+    spent, _ = await cost(bot, standin, store, event, posts=posts)
+    conversation = store.find_conversation(team_id=TEAM_ID, channel_id=SUPPORT_CHANNEL, thread_ts=first["ts"])
+    assert conversation is not None and conversation.id is not None
+    return spent, conversation.id
 
 
 async def test_a_question_in_its_thread_costs_at_most_three_transactions(
     bot: BotUnderTest, standin: SlackStandIn, store: Repository
 ) -> None:
-    first = payloads.message("password?", channel=SUPPORT_CHANNEL)
-    await bot.event(first)
-    await standin.wait_for_call("chat.postMessage")
-    await quiesce()
-    with transactions(store) as count:
-        await bot.event(payloads.message("and my invoice?", channel=SUPPORT_CHANNEL, thread_ts=first["ts"]))
-        await standin.wait_for_call("chat.postMessage", n=2)
-        await quiesce()
-    assert 1 <= count[0] <= MAX_TRANSACTIONS, count[0]
-    conversation = store.find_conversation(team_id=TEAM_ID, channel_id=SUPPORT_CHANNEL, thread_ts=first["ts"])
-    assert conversation is not None and conversation.id is not None
-    assert [m.role for m in store.messages(conversation.id)] == ["user", "bot", "user", "bot"]
+    spent, conversation_id = await follow_up(bot, standin, store, "and my invoice?", posts=2)
+    assert 1 <= spent <= MAX_TRANSACTIONS, spent
+    assert [m.role for m in store.messages(conversation_id)] == ["user", "bot", "user", "bot"]
 
 
 async def test_a_handed_off_question_costs_at_most_three_transactions(
     bot: BotUnderTest, standin: SlackStandIn, store: Repository
 ) -> None:
-    first = payloads.message("password?", channel=SUPPORT_CHANNEL)
-    await bot.event(first)
-    await standin.wait_for_call("chat.postMessage")
-    await quiesce()
-    with transactions(store) as count:
-        await bot.event(payloads.message("my parrot ate it", channel=SUPPORT_CHANNEL, thread_ts=first["ts"]))
-        await standin.wait_for_call("chat.postMessage", n=3)
-        await quiesce()
-    assert 1 <= count[0] <= MAX_TRANSACTIONS, count[0]
+    spent, conversation_id = await follow_up(bot, standin, store, "my parrot ate it", posts=3)
+    assert 1 <= spent <= MAX_TRANSACTIONS, spent
     assert any(c.params["channel"] == AGENT_CHANNEL for c in standin.calls_to("chat.postMessage"))
-    conversation = store.find_conversation(team_id=TEAM_ID, channel_id=SUPPORT_CHANNEL, thread_ts=first["ts"])
-    assert conversation is not None and conversation.id is not None
-    [handoff] = store.handoffs(conversation.id)
+    [handoff] = store.handoffs(conversation_id)
     assert handoff.reason == "abstained" and handoff.agent_channel_ts is not None
