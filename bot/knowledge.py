@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.versions import derive_version, free_version_name, knowledge_documents
 from retrieval.documents import Document
 from retrieval.errors import KnowledgeBaseError
+from storage.errors import StorageError
 from storage.models import ModelVersion
 from storage.repository import Repository
 from training.errors import ModelError
@@ -27,6 +28,23 @@ from training.pipeline import one_line
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def registered(repo: Repository, version: str | None) -> ModelVersion:
+    """The registry entry of `version`, or of production when None.
+
+    Raises:
+        StorageError: No such version, or nothing in production yet (saying which command fixes it).
+    """
+    record = repo.get_model(version) if version else repo.production_model()
+    if record is None:
+        raise StorageError(
+            f"no model version {version!r} in the registry; see `supportbot model list`"
+            if version
+            else "no model in production yet: run `supportbot ask` once (it builds the first version, knowledge "
+            "base included)"
+        )
+    return record
 
 
 def current_knowledge(settings: Settings, repo: Repository) -> list[Document]:
@@ -43,21 +61,15 @@ def reindex(
     bots switch within RELOAD_INTERVAL_S). Holds the nightly job's lock (waits for a running job).
 
     Raises:
-        RetrainError: No such version (or none in production), or it cannot be copied or indexed.
+        StorageError: No such version, or none in production.
+        RetrainError: The model cannot be copied or the knowledge base indexed.
     """
     say = echo or log.info
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(settings.data_dir / LOCK_FILE)):
         repo = open_repository(settings)
         try:
-            origin = repo.get_model(source) if source else repo.production_model()
-            if origin is None:
-                raise RetrainError(
-                    f"no model version {source!r} in the registry; see `supportbot model list`"
-                    if source
-                    else "no model in production yet: `supportbot ask` (or `supportbot retrain`) builds the first "
-                    "version, knowledge base included"
-                )
+            origin = registered(repo, source)
             documents = current_knowledge(settings, repo)
             version = free_version_name(settings.models_dir, lambda name: repo.get_model(name) is not None)
             say(f"indexing {len(documents)} documents from {settings.kb_path} with the model of {origin.version}")

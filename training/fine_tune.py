@@ -14,7 +14,7 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -199,14 +199,7 @@ def _fit_head(
             loss = F.cross_entropy(logits, val_y, label_smoothing=config.label_smoothing)
             return float((logits.argmax(dim=1) == val_y).float().mean()), float(loss)
 
-    history: list[dict[str, float]] = []
-    has_val = len(val_y) > 0
-    best, best_epoch, best_state, stale = (float("-inf"), float("-inf")), 0, _snapshot(head), 0
-    if has_val:
-        accuracy, val_loss = score()
-        history.append({"epoch": 0, "val_accuracy": accuracy, "val_loss": val_loss})
-        best = _selection_key(config.select_by, accuracy, val_loss)
-    for epoch in range(1, config.epochs + 1):
+    def one_epoch(epoch: int) -> dict[str, float]:
         loss_sum = 0.0
         for batch in torch.randperm(len(train_y), generator=generator).split(config.batch_size):
             batch = batch.to(device)
@@ -215,23 +208,9 @@ def _fit_head(
             batch_loss.backward()
             optimizer.step()
             loss_sum += float(batch_loss.detach()) * len(batch)
-        record = {"epoch": epoch, "train_loss": loss_sum / max(len(train_y), 1)}
-        if has_val:
-            accuracy, val_loss = score()
-            record.update(val_accuracy=accuracy, val_loss=val_loss)
-            key = _selection_key(config.select_by, accuracy, val_loss)
-            if key > best:
-                best, best_epoch, best_state, stale = key, epoch, _snapshot(head), 0
-            else:
-                stale += 1
-        else:
-            best_epoch, best_state = epoch, _snapshot(head)
-        history.append(record)
-        if has_val and config.patience and stale >= config.patience:
-            break
-    head.load_state_dict(best_state)
-    log.info("head trained on frozen embeddings: best epoch %d of %d", best_epoch, len(history) - int(has_val))
-    return history, best_epoch
+        return {"epoch": epoch, "train_loss": loss_sum / max(len(train_y), 1)}
+
+    return _epochs(head, config, one_epoch, score if len(val_y) else None, progress=False)
 
 
 def _evaluate_epoch(
@@ -295,14 +274,7 @@ def _fit(
     def score() -> tuple[float, float]:
         return _evaluate_epoch(network, val_data, pad_id, device, config.eval_batch_size, config.label_smoothing)
 
-    history: list[dict[str, float]] = []
-    best = (float("-inf"), float("-inf"))
-    best_epoch, best_state, stale = 0, _snapshot(network), 0
-    if has_val:
-        accuracy, val_loss = score()
-        history.append({"epoch": 0, "val_accuracy": accuracy, "val_loss": val_loss})
-        best = _selection_key(config.select_by, accuracy, val_loss)
-    for epoch in range(1, config.epochs + 1):
+    def one_epoch(epoch: int) -> dict[str, float]:
         network.train()
         epoch_started, loss_sum, seen = time.perf_counter(), 0.0, 0
         batches = bucketed_batches(lengths, config.batch_size, rng)
@@ -322,26 +294,49 @@ def _fit(
             seen += len(batch)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         bar.close()
-        record = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "seconds": time.perf_counter() - epoch_started}
-        if has_val:
-            accuracy, loss_value = score()
-            record.update(val_accuracy=accuracy, val_loss=loss_value)
-            key = _selection_key(config.select_by, accuracy, loss_value)
+        return {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "seconds": time.perf_counter() - epoch_started}
+
+    return _epochs(network, config, one_epoch, score if has_val else None, progress=progress)
+
+
+def _epochs(
+    module: torch.nn.Module,
+    config: TrainingConfig,
+    one_epoch: Callable[[int], dict[str, float]],
+    score: Callable[[], tuple[float, float]] | None,
+    *,
+    progress: bool,
+) -> tuple[list[dict[str, float]], int]:
+    """Run up to `config.epochs` epochs, validating after each (when `score` is given) and keeping the best by
+    `config.select_by`, stopping after `config.patience` epochs without improvement; the best epoch's weights are
+    loaded into `module`. Returns the per-epoch history and the best epoch."""
+    history: list[dict[str, float]] = []
+    best, best_epoch, best_state, stale = (float("-inf"), float("-inf")), 0, _snapshot(module), 0
+    if score is not None:
+        accuracy, val_loss = score()
+        history.append({"epoch": 0, "val_accuracy": accuracy, "val_loss": val_loss})
+        best = _selection_key(config.select_by, accuracy, val_loss)
+    for epoch in range(1, config.epochs + 1):
+        record = one_epoch(epoch)
+        if score is not None:
+            accuracy, val_loss = score()
+            record.update(val_accuracy=accuracy, val_loss=val_loss)
+            key = _selection_key(config.select_by, accuracy, val_loss)
             if key > best:
-                best, best_epoch, best_state, stale = key, epoch, _snapshot(network), 0
+                best, best_epoch, best_state, stale = key, epoch, _snapshot(module), 0
             else:
                 stale += 1
         else:
-            best_epoch, best_state = epoch, _snapshot(network)
+            best_epoch, best_state = epoch, _snapshot(module)
         history.append(record)
-        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in record.items()})
+        log.debug("epoch %d: %s", epoch, {k: round(v, 4) for k, v in record.items()})
         if progress:
             summary = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch")
             tqdm.write(f"epoch {epoch}: {summary}", file=sys.stderr)  # progress, like the bars: not stdout
-        if has_val and config.patience and stale >= config.patience:
+        if score is not None and config.patience and stale >= config.patience:
             log.info("early stop after epoch %d (best epoch %d)", epoch, best_epoch)
             break
-    network.load_state_dict(best_state)
+    module.load_state_dict(best_state)
     return history, best_epoch
 
 

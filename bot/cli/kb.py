@@ -33,18 +33,13 @@ def _snippet(text: str) -> str:
 
 def _load(version: str | None) -> tuple[str, Path, LoadedVersion]:
     """(version, directory, loaded version) of `version` or of production."""
+    from bot.knowledge import registered
     from bot.versions import load_version
     from storage.repository import Repository
 
     current = settings()
     with Repository(current.db_url, mask_pii=current.pii_masking) as repo:
-        record = repo.get_model(version) if version else repo.production_model()
-    if record is None:
-        raise StorageError(
-            f"no model version {version!r} in the registry; see `supportbot model list`"
-            if version
-            else "no model in production yet: run `supportbot ask` once (it builds the first version)"
-        )
+        record = registered(repo, version)
     path = Path(record.path)
     return record.version, path, load_version(path, threads=current.torch_threads or None)
 

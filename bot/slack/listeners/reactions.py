@@ -35,16 +35,23 @@ async def _answer_id(deps: Deps, reaction: ReactionRating) -> int | None:
     return None
 
 
+async def _rated(deps: Deps, event: dict[str, Any], context: AsyncBoltContext) -> tuple[ReactionRating, int] | None:
+    """The rating reaction and the stored answer it is on; None for any other reaction."""
+    reaction = parse_reaction(event, bot_user_id=context.bot_user_id)
+    if reaction is None:
+        return None
+    answer_id = await _answer_id(deps, reaction)
+    return None if answer_id is None else (reaction, answer_id)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Listen to `reaction_added` and `reaction_removed`."""
 
     async def on_added(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
-        reaction = parse_reaction(event, bot_user_id=context.bot_user_id)
-        if reaction is None:
+        rated = await _rated(deps, event, context)
+        if rated is None:
             return
-        answer_id = await _answer_id(deps, reaction)
-        if answer_id is None:
-            return
+        reaction, answer_id = rated
         role = await deps.agents.rater_role(client, reaction.user_id)
         await asyncio.to_thread(
             deps.repo.set_rating,
@@ -56,12 +63,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
         )
 
     async def on_removed(event: dict[str, Any], context: AsyncBoltContext) -> None:
-        reaction = parse_reaction(event, bot_user_id=context.bot_user_id)
-        if reaction is None:
+        rated = await _rated(deps, event, context)
+        if rated is None:
             return
-        answer_id = await _answer_id(deps, reaction)
-        if answer_id is None:
-            return
+        reaction, answer_id = rated
         await asyncio.to_thread(
             deps.repo.remove_rating, answer_id, rater_id=reaction.user_id, source="reaction", helpful=reaction.helpful
         )
