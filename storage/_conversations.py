@@ -144,6 +144,7 @@ class ConversationLog(ConversationRows):
         event_id: str | None = None,
         source: ConversationSource = "slack",
         asked_at: datetime | None = None,
+        answered_at: datetime | None = None,
     ) -> Turn:
         """Store a customer's question and the engine's decision (status `pending`) in one transaction.
 
@@ -158,7 +159,8 @@ class ConversationLog(ConversationRows):
             slack_ts: Slack timestamp of the question.
             event_id: Slack event id, the de-duplication key.
             source: `slack` or `cli` (for a new conversation).
-            asked_at: when the question arrived (default now); the answer is timed at the call.
+            asked_at: when the question arrived (default now).
+            answered_at: when the engine decided (default now: the answer is timed at the call).
 
         Raises:
             DuplicateEventError: `event_id` is already stored (nothing was written).
@@ -177,7 +179,7 @@ class ConversationLog(ConversationRows):
                 created_at=when,
             )
         )
-        record = None if answer is None else self._answer_row(answer, created_at=None)
+        record = None if answer is None else self._answer_row(answer, created_at=self._time(answered_at, "answered_at"))
         with self._session() as session:
             conversation = self._conversation_in(session, thread, started_by=user_id, source=source, when=when)
             assert conversation.id is not None

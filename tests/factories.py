@@ -113,19 +113,29 @@ def answered_question(
     event_id: str | None = None,
     source: ConversationSource = "slack",
     asked_at: datetime | None = None,
+    answered_at: datetime | None = None,
     posted_ts: str | None = None,
     handoff: HandoffReason | None = None,
 ) -> Answered:
     """A customer's question and the bot's answer (default `new_answer()`), logged in one `record_question_turn`
-    in `thread` (default a new one); with `posted_ts`, also posted there (`mark_posted`, with the hand-off
-    `handoff` if given), otherwise left `pending`."""
+    in `thread` (default a new one), asked at `asked_at` and answered at `answered_at` (default `asked_at`: a
+    question dated in the past is answered the same moment; both default to now); with `posted_ts`, also posted
+    there (`mark_posted`, with the hand-off `handoff` if given; the bot's message is dated now), otherwise left
+    `pending`."""
     if answer is None:
         answer = new_answer()
     elif isinstance(answer, EngineAnswer):
         answer = NewAnswer(**answer.record_fields())
     thread = thread or new_thread()
     turn = repo.record_question_turn(
-        thread, user_id=user_id, text=question, answer=answer, event_id=event_id, source=source, asked_at=asked_at
+        thread,
+        user_id=user_id,
+        text=question,
+        answer=answer,
+        event_id=event_id,
+        source=source,
+        asked_at=asked_at,
+        answered_at=answered_at or asked_at,
     )
     assert turn.answer_id is not None and turn.conversation.id is not None
     if posted_ts is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,26 +21,24 @@ PASSWORD_ANSWER = "To reset your password, open the sign-in page and choose *For
 
 
 @pytest.fixture
-def env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_files: tuple[Path, Path], tiny_version: Path
-) -> Iterator[str]:
-    """A data dir whose registry has the tiny version in production; yields the database URL."""
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_files: tuple[Path, Path], tiny_version: Path) -> str:
+    """A data dir whose registry has the tiny version in production; returns the database URL.
+
+    The root `_isolated` fixture has cleared the environment and the CLI's cached settings (before this runs)."""
     intents, kb = tiny_files
     for name, value in {
         "SUPPORTBOT_DATA_DIR": str(tmp_path / "data"),
         "INTENTS_FILE": str(intents),
         "KB_DIR": str(kb),
         "RETRIEVAL_MIN_SCORE": "0.45",
-        "DATABASE_URL": "",
     }.items():
         monkeypatch.setenv(name, value)
-    settings.cache_clear()
     url = settings().db_url
+    assert url == f"sqlite:///{tmp_path / 'data' / 'supportbot.db'}"
     repo = Repository(url)
     repo.register_model(TINY, path=str(tiny_version), metrics={}, dataset_hash="x" * 64, status="production")
     repo.close()
-    yield url
-    settings.cache_clear()
+    return url
 
 
 def logged(url: str) -> list[RatedAnswer]:

@@ -12,7 +12,8 @@ from sqlalchemy.pool import NullPool
 
 from storage.db import parse_url
 from storage.errors import StorageError
-from storage.repository import Repository
+from storage.repository import Repository, ThreadRef
+from tests.factories import answered_question, new_answer
 
 SQL_LOOKING = [
     "Robert'); DROP TABLE messages;--",
@@ -21,19 +22,24 @@ SQL_LOOKING = [
     "%s %(x)s ? :name $1 \\x00 \\",
     "SELECT * FROM answers /* comment */",
 ]
+THREAD = ThreadRef("T", "C", "1")
 
 
 def _conversation_id(repo: Repository) -> int:
-    conversation = repo.get_or_create_conversation(team_id="T", channel_id="C", thread_ts="1", started_by="U1")
+    """The conversation of `THREAD` (opened if new)."""
+    conversation = repo.get_or_create_conversation(
+        team_id=THREAD.team_id, channel_id=THREAD.channel_id, thread_ts=THREAD.thread_ts, started_by="U1"
+    )
     assert conversation.id is not None
     return conversation.id
 
 
 def _stored(repo: Repository, text: str) -> str:
-    conversation_id = _conversation_id(repo)
-    message = repo.add_message(conversation_id, role="user", text=text)
-    [stored] = [m for m in repo.messages(conversation_id) if m.id == message.id]
-    assert stored.text == message.text
+    """`text` as stored when a customer asks it in `THREAD` and the bot answers with it (the two must agree)."""
+    logged = answered_question(repo, text, new_answer(text), thread=THREAD)
+    [stored] = [m for m in repo.messages(logged.conversation_id) if m.id == logged.question_id]
+    answer = repo.get_answer(logged.answer_id)
+    assert answer is not None and answer.text == stored.text
     return stored.text
 
 
@@ -79,21 +85,9 @@ def test_identifiers_are_cleaned_and_length_checked(repo: Repository) -> None:
 
 
 def test_json_lists_are_cleaned(repo: Repository) -> None:
-    conversation_id = _conversation_id(repo)
-    question = repo.add_message(conversation_id, role="user", text="q")
-    assert question.id is not None
-    answer = repo.record_answer(
-        conversation_id=conversation_id,
-        question_id=question.id,
-        text="a",
-        source="retrieval",
-        intent=None,
-        confidence=None,
-        doc_ids=["kb/a\x00.md", "kb/\ud800.md"],
-        doc_scores=[float("nan"), 0.5],
-    )
-    assert answer.id is not None
-    stored = repo.get_answer(answer.id)
+    doc_ids, doc_scores = ["kb/a\x00.md", "kb/\ud800.md"], [float("nan"), 0.5]
+    answer = new_answer("a", source="retrieval", intent=None, confidence=None, doc_ids=doc_ids, doc_scores=doc_scores)
+    stored = repo.get_answer(answered_question(repo, "q", answer).answer_id)
     assert stored is not None
     assert (stored.doc_ids, stored.doc_scores) == (["kb/a.md", "kb/\ufffd.md"], [None, 0.5])
 
@@ -101,6 +95,9 @@ def test_json_lists_are_cleaned(repo: Repository) -> None:
 def test_naive_datetimes_are_refused(repo: Repository) -> None:
     with pytest.raises(StorageError, match="no time zone"):
         repo.add_message(_conversation_id(repo), role="user", text="x", created_at=datetime(2024, 5, 1))
+    with pytest.raises(StorageError, match="answered_at 2024-05-01T00:00:00 has no time zone"):
+        repo.record_question_turn(THREAD, user_id="U1", text="x", answer=new_answer(), answered_at=datetime(2024, 5, 1))
+    assert repo.messages(_conversation_id(repo)) == []  # refused before anything was written
 
 
 # --- the database going away -----------------------------------------------------------------------

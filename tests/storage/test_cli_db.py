@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,10 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from bot.cli import common
 from bot.cli import db as db_cli
 from storage.errors import StorageError
-from storage.repository import Repository
+from storage.repository import Repository, ThreadRef
+from tests.factories import answered_question, new_answer, rate
 
 runner = CliRunner()
 
@@ -32,15 +31,9 @@ def app() -> typer.Typer:
 
 
 @pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Settings from this test's environment only: no .env, data dir in tmp_path."""
-    monkeypatch.chdir(tmp_path)
+def _data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The data directory in tmp_path (the root `_isolated` fixture has cleared the rest of the environment)."""
     monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("PII_MASKING", raising=False)
-    common.settings.cache_clear()
-    yield
-    common.settings.cache_clear()
 
 
 def _seed(url: str) -> None:
@@ -48,23 +41,15 @@ def _seed(url: str) -> None:
     now = datetime.now(UTC)
     with Repository(url) as repo:
         for user, age in (("U1", timedelta(days=40)), ("U2", timedelta(days=1))):
-            conversation = repo.get_or_create_conversation(
-                team_id="T", channel_id="C", thread_ts=user, started_by=user, created_at=now - age
+            logged = answered_question(
+                repo,
+                "hi",
+                new_answer("hello", intent="greet", confidence=1.0),
+                user_id=user,
+                thread=ThreadRef("T", "C", user),
+                asked_at=now - age,
             )
-            assert conversation.id is not None
-            question = repo.add_message(conversation.id, role="user", text="hi", user_id=user, created_at=now - age)
-            assert question.id is not None
-            answer = repo.record_answer(
-                conversation_id=conversation.id,
-                question_id=question.id,
-                text="hello",
-                source="intent",
-                intent="greet",
-                confidence=1.0,
-                created_at=now - age,
-            )
-            assert answer.id is not None
-        repo.add_rating(answer.id, rater_id="U1", rater_role="customer", helpful=True)
+        rate(repo, logged.answer_id, rater_id="U1")
 
 
 def _conversations(url: str) -> list[str | None]:

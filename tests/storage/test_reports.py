@@ -13,36 +13,10 @@ from sqlalchemy import Engine, event
 from storage.db import make_engine
 from storage.errors import StorageError
 from storage.repository import Repository
+from tests.factories import answered_question, new_answer
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-
-
-def _answer(
-    repo: Repository,
-    at: datetime,
-    *,
-    intent: str | None = "greet",
-    source: str = "intent",
-    text: str = "question",
-) -> int:
-    conversation = repo.get_or_create_conversation(
-        team_id="T", channel_id="C", thread_ts=at.isoformat(), started_by="U1", created_at=at
-    )
-    assert conversation.id is not None
-    question = repo.add_message(conversation.id, role="user", text=text, user_id="U1", created_at=at)
-    assert question.id is not None
-    answer = repo.record_answer(
-        conversation_id=conversation.id,
-        question_id=question.id,
-        text=f"answer to {text}",
-        source=source,  # type: ignore[arg-type]
-        intent=intent,
-        confidence=0.9,
-        created_at=at,
-    )
-    assert answer.id is not None
-    return answer.id
 
 
 def _rate(
@@ -57,10 +31,10 @@ def _rate(
 
 
 def test_ratings_since_includes_the_boundary_and_all_ratings_of_each_answer(repo: Repository) -> None:
-    before = _answer(repo, T0 - 10 * MINUTE, text="rated before only")
-    at_boundary = _answer(repo, T0 - 9 * MINUTE, text="rated at the boundary")
-    old_and_new = _answer(repo, T0 - 8 * MINUTE, text="rated before and after")
-    _answer(repo, T0 + MINUTE, text="never rated")
+    before = answered_question(repo, "rated before only", asked_at=T0 - 10 * MINUTE).answer_id
+    at_boundary = answered_question(repo, "rated at the boundary", asked_at=T0 - 9 * MINUTE).answer_id
+    old_and_new = answered_question(repo, "rated before and after", asked_at=T0 - 8 * MINUTE).answer_id
+    answered_question(repo, "never rated", asked_at=T0 + MINUTE)
     _rate(repo, before, T0 - MINUTE)
     _rate(repo, at_boundary, T0)
     _rate(repo, old_and_new, T0 - 5 * MINUTE, helpful=False, rater="U8")
@@ -76,7 +50,7 @@ def test_ratings_since_includes_the_boundary_and_all_ratings_of_each_answer(repo
 
 
 def test_answers_between_is_half_open_and_oldest_first(repo: Repository) -> None:
-    ids = {minutes: _answer(repo, T0 + minutes * MINUTE) for minutes in (-1, 0, 5, 9, 10)}
+    ids = {minutes: answered_question(repo, asked_at=T0 + minutes * MINUTE).answer_id for minutes in (-1, 0, 5, 9, 10)}
     _rate(repo, ids[5], T0 + 20 * MINUTE, helpful=False)
     window = repo.answers_between(T0, T0 + 10 * MINUTE)
     assert [item.answer.id for item in window] == [ids[0], ids[5], ids[9]]
@@ -85,18 +59,18 @@ def test_answers_between_is_half_open_and_oldest_first(repo: Repository) -> None
 
 
 def test_stats_counts_the_window(repo: Repository) -> None:
-    old = _answer(repo, T0 - MINUTE)
+    old = answered_question(repo, asked_at=T0 - MINUTE).answer_id
     _rate(repo, old, T0 - MINUTE, helpful=False)  # outside the window
-    greet = _answer(repo, T0, intent="greet")
-    billing = _answer(repo, T0 + MINUTE, intent="billing")
-    retrieval = _answer(repo, T0 + 2 * MINUTE, intent=None, source="retrieval")
-    handoff = _answer(repo, T0 + 3 * MINUTE, intent=None, source="handoff")
-    conversation = repo.get_or_create_conversation(
-        team_id="T", channel_id="C", thread_ts=(T0 + 3 * MINUTE).isoformat(), started_by="U1"
+    greet = answered_question(repo, answer=new_answer(intent="greet"), asked_at=T0).answer_id
+    billing = answered_question(repo, answer=new_answer(intent="billing"), asked_at=T0 + MINUTE).answer_id
+    retrieval = answered_question(
+        repo, answer=new_answer(source="retrieval", intent=None), asked_at=T0 + 2 * MINUTE
+    ).answer_id
+    handoff = answered_question(repo, answer=new_answer(source="handoff", intent=None), asked_at=T0 + 3 * MINUTE)
+    repo.record_handoff(
+        handoff.conversation_id, answer_id=handoff.answer_id, reason="abstained", created_at=T0 + 3 * MINUTE
     )
-    assert conversation.id is not None
-    repo.record_handoff(conversation.id, answer_id=handoff, reason="abstained", created_at=T0 + 3 * MINUTE)
-    repo.add_message(conversation.id, role="bot", text="not a question", created_at=T0 + 4 * MINUTE)
+    repo.add_message(handoff.conversation_id, role="bot", text="not a question", created_at=T0 + 4 * MINUTE)
     _rate(repo, greet, T0 + MINUTE, helpful=True)
     _rate(repo, greet, T0 + MINUTE, helpful=False, rater="U1")
     _rate(repo, billing, T0 + MINUTE, helpful=False)
@@ -133,7 +107,7 @@ def _recorded_statements(engine_class: type[Engine] = Engine) -> Iterator[list[t
 
 def test_rated_answer_lists_take_a_fixed_number_of_queries(repo: Repository) -> None:
     for minutes in range(12):
-        answer_id = _answer(repo, T0 + minutes * MINUTE)
+        answer_id = answered_question(repo, asked_at=T0 + minutes * MINUTE).answer_id
         _rate(repo, answer_id, T0 + minutes * MINUTE)
         _rate(repo, answer_id, T0 + minutes * MINUTE, rater="U1")
     with _recorded_statements() as statements:
@@ -160,7 +134,7 @@ BIG_TABLES = ("conversations", "messages", "answers", "ratings", "handoffs")
 def test_time_window_and_privacy_queries_use_indexes(sqlite_url: str, query: Callable[[Repository], object]) -> None:
     """SQLite's plan for every statement must search the big tables through an index, never scan them."""
     with Repository(sqlite_url) as repo:
-        _rate(repo, _answer(repo, T0), T0)
+        _rate(repo, answered_question(repo, user_id="U1", asked_at=T0).answer_id, T0)  # U1: forget_user finds data
         with _recorded_statements() as statements:
             query(repo)
     assert statements

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from storage.repository import Repository
+from storage.repository import Repository, ThreadRef
+from tests.factories import answered_question, new_answer
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -33,22 +34,20 @@ def _thread(repo: Repository, name: str, *, by: str, at: datetime, turns: int = 
 
 
 def _turn(repo: Repository, thread: Thread, *, by: str, at: datetime, rater: str = "U9", text: str = "q") -> int:
-    question = repo.add_message(thread.conversation, role="user", text=text, user_id=by, created_at=at)
-    assert question.id is not None
-    answer = repo.record_answer(
-        conversation_id=thread.conversation,
-        question_id=question.id,
-        text="a",
-        source="intent",
-        intent="greet",
-        confidence=0.9,
-        created_at=at,
+    """`by` asks `text` at `at`; the answer, the bot's reply and an agent's rating are dated `at` too."""
+    logged = answered_question(
+        repo,
+        text,
+        new_answer("a", intent="greet"),
+        user_id=by,
+        thread=ThreadRef("T", "C", thread.thread_ts),
+        asked_at=at,
     )
-    assert answer.id is not None
-    thread.answers.append(answer.id)
-    repo.add_message(thread.conversation, role="bot", text="a", created_at=at)
-    repo.add_rating(answer.id, rater_id=rater, rater_role="agent", helpful=True, created_at=at)
-    return question.id
+    assert logged.conversation_id == thread.conversation
+    thread.answers.append(logged.answer_id)
+    repo.add_message(thread.conversation, role="bot", text="a", created_at=at)  # not mark_posted: that is dated now
+    repo.add_rating(logged.answer_id, rater_id=rater, rater_role="agent", helpful=True, created_at=at)
+    return logged.question_id
 
 
 def _everything(repo: Repository, threads: list[Thread]) -> dict[str, int]:

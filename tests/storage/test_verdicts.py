@@ -9,21 +9,15 @@ from typing import TypeVar
 import pytest
 
 from storage.errors import StorageError
-from storage.repository import NewAnswer, Repository, ThreadRef
+from storage.repository import Repository
+from tests.factories import answered_question
 
 T = TypeVar("T")
 ROUNDS = 12
-ANSWER = NewAnswer(text="Use the reset link.", source="intent", intent="reset_password", confidence=0.9)
-
-
-def _answer(repo: Repository, thread: str = "1.1") -> int:
-    turn = repo.record_question_turn(ThreadRef("T", "C", thread), user_id="U1", text="password?", answer=ANSWER)
-    assert turn.answer_id is not None
-    return turn.answer_id
 
 
 def test_set_rating_writes_once_replaces_the_opposite_and_keeps_sources_apart(repo: Repository) -> None:
-    answer_id = _answer(repo)
+    answer_id = answered_question(repo).answer_id
     assert repo.set_rating(answer_id, rater_id="U1", rater_role="customer", helpful=True, source="reaction") is True
     assert repo.set_rating(answer_id, rater_id="U1", rater_role="customer", helpful=True, source="reaction") is False
     assert repo.set_rating(answer_id, rater_id="U1", rater_role="customer", helpful=True, source="button") is True
@@ -43,7 +37,7 @@ def test_set_rating_writes_once_replaces_the_opposite_and_keeps_sources_apart(re
 
 def test_set_rating_of_an_unknown_answer_returns_none_and_bad_values_are_refused(repo: Repository) -> None:
     assert repo.set_rating(999, rater_id="U1", rater_role="customer", helpful=True, source="button") is None
-    answer_id = _answer(repo)
+    answer_id = answered_question(repo).answer_id
     with pytest.raises(StorageError, match="source must be one of button, reaction, cli"):
         repo.set_rating(answer_id, rater_id="U1", rater_role="agent", helpful=True, source="modal")
     with pytest.raises(StorageError, match="rater_role must be one of"):
@@ -54,7 +48,7 @@ def test_set_rating_of_an_unknown_answer_returns_none_and_bad_values_are_refused
 
 
 def test_add_rating_refuses_a_second_verdict_but_not_a_second_correction(repo: Repository) -> None:
-    answer_id = _answer(repo)
+    answer_id = answered_question(repo).answer_id
     repo.add_rating(answer_id, rater_id="U1", rater_role="customer", helpful=True, source="cli")
     with pytest.raises(StorageError, match="already has a cli verdict on answer .*set_rating"):
         repo.add_rating(answer_id, rater_id="U1", rater_role="customer", helpful=False, source="cli")
@@ -103,7 +97,7 @@ def test_two_identical_reactions_at_once_leave_exactly_one_rating(db_url: str) -
     first, second = Repository(db_url), Repository(db_url)
     try:
         for round_ in range(ROUNDS):
-            answer_id = _answer(first, thread=f"race-{round_}")
+            answer_id = answered_question(first).answer_id  # a new thread each round
 
             def react(repo: Repository, answer_id: int = answer_id) -> Callable[[], bool | None]:
                 return lambda: repo.set_rating(

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from bot.slack import blocks, texts
 from storage.errors import StorageError
-from storage.repository import Repository
+from storage.models import Answer
+from storage.repository import Repository, ThreadRef
 from tests.bot.slack import payloads
 from tests.bot.slack.conftest import MakeBot
 from tests.bot.slack.harness import AGENT, CUSTOMER, BotUnderTest, quiesce
 from tests.bot.slack.helpers import ask, ephemerals_to, press
-from tests.bot.slack.standin import SlackStandIn
+from tests.bot.slack.standin import TEAM_ID, SlackStandIn
+from tests.factories import answered_question
 
 
 async def test_button_ratings_are_stored_then_confirmed(
@@ -160,25 +163,28 @@ async def test_rating_that_cannot_be_stored_is_not_confirmed(
 
 
 async def test_reaction_arriving_before_the_answer_ts_is_stored_still_counts(
-    bot: BotUnderTest, standin: SlackStandIn, store: Repository
+    bot: BotUnderTest, standin: SlackStandIn, store: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked = await ask(bot, standin, "password?")
     first = store.get_answer(asked.answer_id)
     assert first is not None
-    late = store.record_answer(
-        conversation_id=first.conversation_id,
-        question_id=first.question_id,
-        text="more",
-        source="intent",
-        intent="reset_password",
-        confidence=0.9,
-    )
-    assert late.id is not None
+    late = answered_question(store, "and more?", thread=ThreadRef(TEAM_ID, asked.channel, asked.thread_ts))
+    assert late.conversation_id == first.conversation_id  # a second answer in the same thread, not posted yet
+    missed = threading.Event()
+    find = store.find_answer_by_slack_ts
+
+    def find_and_tell(*, channel_id: str, slack_ts: str) -> Answer | None:
+        found = find(channel_id=channel_id, slack_ts=slack_ts)
+        if found is None:
+            missed.set()
+        return found
+
+    monkeypatch.setattr(store, "find_answer_by_slack_ts", find_and_tell)
     await bot.event(payloads.reaction("added", "+1", user=CUSTOMER, channel=asked.channel, ts="1700009999.000001"))
-    await asyncio.sleep(0.3)  # the bot is still posting: the ts is stored only now
-    store.mark_posted(late.id, channel_id=asked.channel, slack_ts="1700009999.000001")
+    assert await asyncio.to_thread(missed.wait, 5.0)  # the bot looked the ts up and found nothing...
+    store.mark_posted(late.answer_id, channel_id=asked.channel, slack_ts="1700009999.000001")  # ...stored only now
     await quiesce()
-    assert [(r.rater_id, r.source) for r in store.ratings(late.id)] == [(CUSTOMER, "reaction")]
+    assert [(r.rater_id, r.source) for r in store.ratings(late.answer_id)] == [(CUSTOMER, "reaction")]
 
 
 async def test_two_identical_reactions_at_once_store_one_rating(
