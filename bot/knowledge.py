@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from filelock import FileLock
-
-from bot.retrain import LOCK_FILE, RetrainError, open_repository
+from bot.retrain import RetrainError, current_knowledge, locked, open_repository
 from bot.settings import Settings
-from bot.versions import derive_version, free_version_name, knowledge_documents
-from retrieval.documents import Document
+from bot.versions import derive_version, free_version_name
 from retrieval.errors import KnowledgeBaseError
 from storage.errors import StorageError
 from storage.models import ModelVersion
 from storage.repository import Repository
 from training.errors import ModelError
-from training.feedback import written_answers
 from training.pipeline import one_line
 
 log = logging.getLogger(__name__)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def registered(repo: Repository, version: str | None) -> ModelVersion:
@@ -47,29 +40,21 @@ def registered(repo: Repository, version: str | None) -> ModelVersion:
     return record
 
 
-def current_knowledge(settings: Settings, repo: Repository) -> list[Document]:
-    """What a new version indexes now: KB_DIR plus every agent-written answer in the logs."""
-    return knowledge_documents(settings.kb_path, written_answers(repo.ratings_since(_EPOCH)))
-
-
-def reindex(
-    settings: Settings, *, source: str | None = None, echo: Callable[[str], None] | None = None
-) -> ModelVersion:
-    """Index the knowledge base again as a new production version with the model of `source` (default production).
+def reindex(settings: Settings, *, echo: Callable[[str], None] | None = None) -> ModelVersion:
+    """Index the knowledge base again as a new production version with the production model.
 
     The classifier is unchanged, so nothing is gated: the new version is registered and promoted at once (running
     bots switch within RELOAD_INTERVAL_S). Holds the nightly job's lock (waits for a running job).
 
     Raises:
-        StorageError: No such version, or none in production.
+        StorageError: Nothing in production yet.
         RetrainError: The model cannot be copied or the knowledge base indexed.
     """
     say = echo or log.info
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(settings.data_dir / LOCK_FILE)):
+    with locked(settings, wait=True, echo=say):
         repo = open_repository(settings)
         try:
-            origin = registered(repo, source)
+            origin = registered(repo, None)
             documents = current_knowledge(settings, repo)
             version = free_version_name(settings.models_dir, lambda name: repo.get_model(name) is not None)
             say(f"indexing {len(documents)} documents from {settings.kb_path} with the model of {origin.version}")

@@ -20,6 +20,7 @@ in one line.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -27,7 +28,8 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ from filelock import FileLock, Timeout
 
 from bot.settings import Settings
 from bot.versions import (
+    MODEL_DIR,
     build_version,
     free_version_name,
     knowledge_documents,
@@ -45,10 +48,11 @@ from bot.versions import (
 from retrieval.documents import Document, documents_fingerprint
 from storage.models import ModelVersion, TrainingRun
 from storage.repository import Repository
+from training.calibration import DecisionPolicy
 from training.config import FIRST_MODEL
-from training.data import dataset_hash, load_examples
+from training.data import Example, dataset_hash, load_examples
 from training.errors import ModelError
-from training.feedback import FeedbackDataset, TrustPolicy, build_dataset
+from training.feedback import FeedbackDataset, TrustPolicy, build_dataset, written_answers
 from training.gate import GatePolicy
 from training.model import IntentModel
 from training.pipeline import BuildFn, Pipeline, RetrainResult, one_line
@@ -56,8 +60,6 @@ from training.train import TrainingConfig
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-"""Promoted, rejected by the gate, or nothing to do."""
 EXIT_FAILED = 1
 """The run failed; production is unchanged."""
 EXIT_LOCKED = 75
@@ -87,6 +89,8 @@ def retrain(
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
     only_if_empty: bool = False,
+    manual: Manual | None = None,
+    announce: str | None = None,
 ) -> RetrainResult:
     """Run the nightly job once (see the module docstring).
 
@@ -100,6 +104,8 @@ def retrain(
         progress: show training progress bars.
         echo: called with one line per step (default: the log).
         only_if_empty: do nothing when a production version exists (the first-run bootstrap, see `bootstrap`).
+        manual: train these examples into a candidate instead (`supportbot train`); no "nothing to do" check.
+        announce: said once the lock is held and the job will train.
 
     Returns:
         What the run did.
@@ -108,24 +114,53 @@ def retrain(
         RetrainLocked: another run holds the lock (and `wait` is False).
         RetrainError: the run failed; production is unchanged.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.data_dir / LOCK_FILE), timeout=-1 if wait else 0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RetrainLocked(
-            f"another retrain is running (lock {settings.data_dir / LOCK_FILE} is held); "
-            "try later, or pass --wait to wait for it"
-        ) from None
-    try:
+    say = echo or log.info
+    with locked(settings, wait=wait, echo=say):
         repo = open_repository(settings)
         try:
-            job = _Job(settings, repo, trigger=trigger, build=build, progress=progress, echo=echo or log.info)
-            return job.run(force=force, training=training or {}, only_if_empty=only_if_empty)
+            job = _Job(settings, repo, trigger=trigger, build=build, progress=progress, echo=say)
+            return job.run(
+                force=force, training=training or {}, only_if_empty=only_if_empty, manual=manual, announce=announce
+            )
         finally:
             repo.close()
+
+
+@contextlib.contextmanager
+def locked(settings: Settings, *, wait: bool, echo: Callable[[str], None]) -> Iterator[None]:
+    """Hold `data_dir/retrain.lock`, the one lock of everything that makes versions (nightly job, first run,
+    `supportbot train`, `kb ingest`). Says so when it waits.
+
+    Raises:
+        RetrainLocked: Another run holds it and `wait` is False.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.data_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise RetrainLocked(
+                f"another retrain is running (lock {settings.data_dir / LOCK_FILE} is held); "
+                "try later, or pass --wait to wait for it"
+            ) from None
+        echo(f"another supportbot process is building a model version (lock {lock.lock_file}); waiting for it ...")
+        lock.acquire()
+    try:
+        yield
     finally:
         lock.release()
+
+
+@dataclass(frozen=True)
+class Manual:
+    """`supportbot train`: train on these examples (not the seed and the logs) and register the version as a
+    candidate for a person to promote; evaluated and gated like any other, never promoted by the job."""
+
+    train: Sequence[Example]
+    val: Sequence[Example] | None
+    policy: DecisionPolicy
+    version: str | None = None
 
 
 def bootstrap(settings: Settings, *, progress: bool = True, echo: Callable[[str], None] | None = None) -> RetrainResult:
@@ -139,9 +174,8 @@ def bootstrap(settings: Settings, *, progress: bool = True, echo: Callable[[str]
     Raises:
         RetrainError: The first version could not be built.
     """
-    say = echo or log.info
     recipe = {} if settings.first_model_fine_tune else dict(FIRST_MODEL)
-    say(
+    announce = (
         f"First run: no model in production yet. Training one on {settings.intents_path} and indexing "
         f"{settings.kb_path} ("
         + (
@@ -152,8 +186,20 @@ def bootstrap(settings: Settings, *, progress: bool = True, echo: Callable[[str]
         + ")."
     )
     return retrain(
-        settings, wait=True, trigger="bootstrap", training=recipe, progress=progress, echo=echo, only_if_empty=True
+        settings,
+        wait=True,
+        trigger="bootstrap",
+        training=recipe,
+        progress=progress,
+        echo=echo,
+        only_if_empty=True,
+        announce=announce,
     )
+
+
+def current_knowledge(settings: Settings, repo: Repository) -> list[Document]:
+    """What a new version indexes now: KB_DIR plus every agent-written answer in the logs."""
+    return knowledge_documents(settings.kb_path, written_answers(repo.ratings_since(_EPOCH)))
 
 
 def open_repository(settings: Settings) -> Repository:
@@ -218,7 +264,15 @@ class _Job:
         self.timings = self.pipeline.timings
 
     # --- the run ------------------------------------------------------------------------------------
-    def run(self, *, force: bool, training: Mapping[str, Any], only_if_empty: bool = False) -> RetrainResult:
+    def run(
+        self,
+        *,
+        force: bool,
+        training: Mapping[str, Any],
+        only_if_empty: bool = False,
+        manual: Manual | None = None,
+        announce: str | None = None,
+    ) -> RetrainResult:
         started = time.perf_counter()
         run_id: int | None = None
         version: str | None = None
@@ -231,15 +285,19 @@ class _Job:
                 return RetrainResult(
                     "nothing_to_do", message, production=production.version, previous=production.version
                 )
+            if announce:
+                self.echo(announce)
             last = self._last_completed()
             data_until = datetime.now(UTC)
             since = _parse_time(last.metrics.get("data_until")) if last else None
 
             self.echo("reading the seed data, the logs and the knowledge base")
-            dataset, documents = self._inputs(since)
+            dataset, documents = self._inputs(since, manual)
             config = self._training_config(production, training)
             inputs = self._input_hash(dataset, documents, config)
-            if not force and production is not None and last is not None and last.metrics.get("input_hash") == inputs:
+            if manual is not None:
+                self.pipeline.operating = lambda _: manual.policy
+            elif not force and production is not None and last is not None and last.metrics.get("input_hash") == inputs:
                 message = (
                     "nothing to do: no new ratings, corrections, seed or knowledge-base changes since the run of "
                     f"{last.started_at:%Y-%m-%d %H:%M} UTC (production: {production.version}); use --force to retrain"
@@ -251,7 +309,7 @@ class _Job:
 
             run = self.repo.start_training_run(trigger=self.trigger)
             run_id = run.id
-            version = self._version_name()
+            version = self._version_name(manual.version if manual else None)
             metrics |= {
                 "input_hash": inputs,
                 "data_until": data_until.isoformat(),
@@ -261,7 +319,17 @@ class _Job:
                 "new_intents": dataset.new_intents,
                 "production_before": production.version if production else None,
             }
-            result = self.pipeline.candidate(run, version, production, dataset, documents, config, metrics)
+            result = self.pipeline.candidate(
+                run,
+                version,
+                production,
+                dataset,
+                documents,
+                config,
+                metrics,
+                val_examples=manual.val if manual else None,
+                promote=manual is None,
+            )
         except BaseException as exc:
             self._fail(run_id, version, exc, metrics)
             message = f"retrain failed, production unchanged: {_describe(exc)}"
@@ -277,18 +345,19 @@ class _Job:
         return result
 
     # --- steps --------------------------------------------------------------------------------------
-    def _inputs(self, since: datetime | None) -> tuple[FeedbackDataset, list[Document]]:
+    def _inputs(self, since: datetime | None, manual: Manual | None) -> tuple[FeedbackDataset, list[Document]]:
         with self.pipeline.timed("dataset_s"):
             settings = self.settings
             oos = settings.out_of_scope_label
-            seed = load_examples(settings.intents_path, out_of_scope_label=oos)
+            seed = list(manual.train) if manual else load_examples(settings.intents_path, out_of_scope_label=oos)
             eval_path = settings.eval_path
             eval_seed = None
             if eval_path is not None and (settings.eval_file is not None or eval_path.is_file()):
                 eval_seed = load_examples(eval_path, out_of_scope_label=oos)
+            rated = self.repo.ratings_since(_EPOCH)
             dataset = build_dataset(
                 seed,
-                self.repo.ratings_since(_EPOCH),
+                [] if manual else rated,
                 eval_existing=self.repo.eval_examples(),
                 eval_seed=eval_seed,
                 eval_share=settings.retrain_eval_share,
@@ -296,14 +365,14 @@ class _Job:
                 since=since,
                 out_of_scope_label=oos,
             )
-            documents = knowledge_documents(settings.kb_path, dataset.written_answers)
+            documents = knowledge_documents(settings.kb_path, written_answers(rated))
         return dataset, documents
 
     def _training_config(self, production: ModelVersion | None, overrides: Mapping[str, Any]) -> TrainingConfig:
         settings = self.settings
         init_from = None
         if settings.retrain_warm_start and production is not None:
-            model_dir = Path(production.path) / "model"
+            model_dir = Path(production.path) / MODEL_DIR
             try:
                 IntentModel.load(model_dir, device="cpu")
                 init_from = str(model_dir)
@@ -395,8 +464,12 @@ class _Job:
     def _last_completed(self) -> TrainingRun | None:
         return next((run for run in self.repo.training_runs(limit=100) if run.status in COMPLETED), None)
 
-    def _version_name(self) -> str:
-        return free_version_name(self.settings.models_dir, lambda name: self.repo.get_model(name) is not None)
+    def _version_name(self, wanted: str | None) -> str:
+        if wanted is None:
+            return free_version_name(self.settings.models_dir, lambda name: self.repo.get_model(name) is not None)
+        if self.repo.get_model(wanted) is not None or (self.settings.models_dir / wanted).exists():
+            raise RetrainError(f"version {wanted} already exists; choose another --version")
+        return wanted
 
 
 def _parse_time(value: object) -> datetime | None:

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bot.answer import EngineAnswer
@@ -22,7 +21,7 @@ from bot.catalog import IntentCatalog
 from bot.engine import Engine
 from bot.options import ServingOptions
 from bot.settings import Settings
-from bot.versions import load_version, read_manifest
+from bot.versions import load_registered
 from retrieval.errors import KnowledgeBaseError
 from storage.models import ModelVersion
 from storage.repository import Repository
@@ -43,14 +42,9 @@ def load_engine(record: ModelVersion, options: ServingOptions, catalog: IntentCa
         ModelError: The directory is not that version, or its model is missing or broken.
         KnowledgeBaseError: Its index is missing or broken.
     """
-    path = Path(record.path).expanduser()
-    manifest = read_manifest(path)
-    if manifest["version"] != record.version:
-        raise ModelError(
-            f"the registry's version {record.version} points at {path}, which holds version {manifest['version']}; "
-            "fix the registry or roll back (`supportbot model rollback`)"
-        )
-    model, kb, answers = load_version(path, threads=options.torch_threads, quantize=options.quantize)
+    model, kb, answers = load_registered(
+        record.version, record.path, threads=options.torch_threads, quantize=options.quantize
+    )
     engine = Engine(
         model,
         kb,
@@ -261,8 +255,8 @@ def build_engine(
         if record is None:
             if not bootstrap:
                 raise ModelError(
-                    "no model in production yet: run `supportbot ask` once (it builds the first one in under a "
-                    "minute) or train and promote one (`supportbot train`, then `supportbot model promote VERSION`)"
+                    "no model in production yet: run `supportbot ask` once (it builds the first one) or train and "
+                    "promote one (`supportbot train`, then `supportbot model promote VERSION`)"
                 )
             from bot.retrain import RetrainError
             from bot.retrain import bootstrap as build_first
@@ -282,10 +276,7 @@ def build_engine(
         try:
             engine = load_engine(record, options, catalog)
         except (ModelError, KnowledgeBaseError) as exc:
-            raise ModelError(
-                f"the production model {record.version} cannot be loaded: {exc}. Roll back with "
-                "`supportbot model rollback`"
-            ) from exc
+            raise ModelError(f"the production model {record.version} cannot be loaded: {exc}") from exc
     except BaseException:
         if owns_repo:
             store.close()

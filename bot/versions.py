@@ -85,7 +85,7 @@ def check_version_name(version: str) -> str:
     if not VERSION_NAME.match(version):
         raise ModelError(
             f"invalid model version name {version!r}: use letters, digits, '.', '_' or '-' (at most 64 characters, "
-            "not starting with '.' or '-'), e.g. one from new_version_name()"
+            "not starting with '.' or '-'), e.g. v20261128-233001"
         )
     return version
 
@@ -241,6 +241,25 @@ def load_version(
     return LoadedVersion(model, index, read_answers(path))
 
 
+def load_registered(
+    version: str, path: str | os.PathLike[str], *, threads: int | None = None, quantize: bool = False
+) -> LoadedVersion:
+    """Load the registry's entry `version` (at `path`) on the CPU, checking that the directory holds that version:
+    what a running bot loads, and what `supportbot model promote` checks before promoting.
+
+    Raises:
+        ModelError / KnowledgeBaseError: As `load_version`, or the directory holds another version.
+    """
+    directory = Path(path).expanduser()
+    manifest = read_manifest(directory)
+    if manifest["version"] != version:
+        raise ModelError(
+            f"the registry's version {version} points at {directory}, which holds version {manifest['version']}; "
+            "promote the right version (`supportbot model promote VERSION`) or roll back (`supportbot model rollback`)"
+        )
+    return load_version(directory, threads=threads, quantize=quantize)
+
+
 def list_versions(models_dir: str | os.PathLike[str]) -> list[str]:
     """Names of the complete versions (directories with a manifest) under `models_dir`, oldest first."""
     root = Path(models_dir).expanduser()
@@ -290,11 +309,18 @@ def prune_versions(models_dir: str | os.PathLike[str], keep: int, protect: Itera
 
 # --- internals ------------------------------------------------------------------------------------------
 
-_REPAIR = "roll back (`supportbot model rollback`) or train a new version (`supportbot retrain --force`)"
+_REPAIR = (
+    "this version cannot be used: train a new one (`supportbot retrain --force`); if it is the production version, "
+    "`supportbot model rollback` serves the previous one meanwhile"
+)
 
 
 def _reindex(path: Path) -> str:
-    return f"index the knowledge base again as a new version (`supportbot kb ingest --from {path.name}`) or roll back"
+    return (
+        f"if {path.name} is the production version, `supportbot kb ingest` indexes the knowledge base again as a new "
+        "version with its model (or `supportbot model rollback` serves the previous one); otherwise train a new "
+        "version (`supportbot retrain --force`)"
+    )
 
 
 @contextlib.contextmanager
@@ -376,12 +402,6 @@ def _now() -> str:
 
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    _write_json(temporary, data)
-    os.replace(temporary, path)
 
 
 def _remove_directory(path: Path) -> None:

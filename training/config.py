@@ -49,7 +49,7 @@ class TrainingConfig:
         num_threads: torch CPU threads; None keeps torch's default.
         init_from: A previous model directory whose encoder weights to start from (the head is always new,
             so the label set may differ); None starts from `base_model`.
-        version: Version name written into the model; None uses the current time ("v20261128-2330").
+        version: Version name written into the model; None uses the current time ("v20261128-233001").
         eval_batch_size: Batch size for embedding and validation.
         max_grad_norm: Gradient clipping norm.
         extra: Free-form JSON-serialisable notes stored with the config in the model's info (e.g. the data's origin).

@@ -42,8 +42,8 @@ FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = frozenset({1})
 _REQUIRED_FILES = (WEIGHTS_FILE, HEAD_FILE, "config.json", "tokenizer.json")
 _WHAT_TO_DO = (
-    "restore a version from the registry (`supportbot model rollback`) or train a new one (`supportbot retrain "
-    "--force`, or `supportbot train` then `supportbot model promote VERSION`)"
+    "train a new one (`supportbot retrain --force`, or `supportbot train` then `supportbot model promote VERSION`); "
+    "if it is the production model, restore a version from the registry (`supportbot model rollback`) meanwhile"
 )
 
 
@@ -103,7 +103,7 @@ class IntentModel(Encoder):
     """The fine-tuned intent classifier: one forward pass gives class probabilities and the embedding.
 
     Example:
-        >>> model = IntentModel.load("~/.supportbot/models/v20261128-2330/model")
+        >>> model = IntentModel.load("~/.supportbot/models/v20261128-233001/model")
         >>> prediction = model.predict_one("I forgot my password")
         >>> prediction.label, prediction.action
         ('reset_password', 'answer')
@@ -149,7 +149,7 @@ class IntentModel(Encoder):
 
     @property
     def version(self) -> str:
-        """Model version name (e.g. "v20261128-2330")."""
+        """Model version name (e.g. "v20261128-233001")."""
         return str(self.info["version"])
 
     @property

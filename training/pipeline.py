@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 REPORT_DIR = "report"
 """The report's folder inside the candidate's version directory."""
 
-Status = Literal["promoted", "rejected", "nothing_to_do"]
+Status = Literal["promoted", "rejected", "candidate", "nothing_to_do"]
 
 
 class BuildFn(Protocol):
@@ -68,7 +68,7 @@ class RetrainResult:
     """What one run did.
 
     Attributes:
-        status: `promoted`, `rejected` or `nothing_to_do`.
+        status: `promoted`, `rejected`, `candidate` (registered for a person to promote) or `nothing_to_do`.
         message: one line for people (the CLI prints it).
         version: the candidate's version (None when nothing was trained).
         production: the production version after the run.
@@ -88,11 +88,6 @@ class RetrainResult:
     report_path: Path | None = None
     run_id: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-def scores_of(report: EvalReport, labels: Sequence[str]) -> Scores:
-    """Gate scores from an evaluation report of a model with label set `labels`."""
-    return Scores.from_eval(report, labels)
 
 
 class Pipeline:
@@ -140,9 +135,15 @@ class Pipeline:
         documents: Sequence[Any],
         config: TrainingConfig,
         metrics: dict[str, Any],
+        *,
+        val_examples: Sequence[Example] | None = None,
+        promote: bool = True,
     ) -> RetrainResult:
         """Train `version`, evaluate it and `production` on the frozen set, gate, register, promote or reject, and
-        record the outcome on `run` (metrics are added to `metrics`)."""
+        record the outcome on `run` (metrics are added to `metrics`).
+
+        `val_examples` calibrate the operating point (None: carved from training); with `promote` False the
+        candidate is registered and reported with the gate's verdict but left for a person to promote."""
         assert run.id is not None
         if dataset.new_eval:
             added = self.repo.add_eval_examples(dataset.new_eval)
@@ -172,7 +173,7 @@ class Pipeline:
                 self.models_dir,
                 version,
                 train_examples=dataset.train,
-                val_examples=None,
+                val_examples=val_examples,
                 training_config=config,
                 kb_documents=documents,
                 extra_answers=dataset.intent_answers,
@@ -185,14 +186,14 @@ class Pipeline:
         with self.timed("eval_s"):
             candidate = self.load(path)
             candidate_report = evaluate(candidate, eval_set)
-            candidate_scores = scores_of(candidate_report, candidate.labels)
+            candidate_scores = Scores.from_eval(candidate_report, candidate.labels)
             operating_point = dict(candidate.info.get("decision") or {})
             production_report, production_scores, notes = self._evaluate_production(production, eval_set)
             del candidate
 
         decision = decide(candidate_scores, production_scores, self.gate)
-        if production is not None and production_scores is None:
-            decision = dataclasses.replace(decision, reasons=[*notes, *decision.reasons])
+        if production is not None and production_scores is None:  # not "no production yet": it did not load
+            decision = dataclasses.replace(decision, reasons=[*notes, "promoted without a comparison"])
         metrics |= {
             "decision": "promote" if decision.promote else "reject",
             "reasons": decision.reasons,
@@ -228,24 +229,34 @@ class Pipeline:
             notes=[*notes, *self._timing_notes()],
         )
 
-        if decision.promote:
-            self.repo.promote(version)
-            status: Status = "promoted"
-            after: str | None = version
+        compared = (
+            f"accuracy {_pct(candidate_report.accuracy)}"
+            + (
+                f" (production {production.version} {_pct(production_report.accuracy)})"
+                if production and production_report
+                else ""
+            )
+            + f" on {len(eval_set)} evaluation examples"
+        )
+        after: str | None = production.version if production else None
+        if not promote:
+            status: Status = "candidate"
+            verdict = "the gate would promote it" if decision.promote else "the gate would not promote it"
+            reasons = "" if decision.promote else " (" + "; ".join(decision.reasons) + ")"
             message = (
-                f"promoted {version}: accuracy {_pct(candidate_report.accuracy)}"
-                + (
-                    f" (production {production.version} {_pct(production_report.accuracy)})"
-                    if production and production_report
-                    else ""
-                )
-                + f" on {len(eval_set)} evaluation examples"
-                + (f"; new intents: {', '.join(dataset.new_intents)}" if dataset.new_intents else "")
+                f"registered {version} as a candidate: {compared}; {verdict}{reasons}. Serve it with "
+                f"`supportbot model promote {version}`"
+            )
+        elif decision.promote:
+            self.repo.promote(version)
+            status = "promoted"
+            after = version
+            message = f"promoted {version}: {compared}" + (
+                f"; new intents: {', '.join(dataset.new_intents)}" if dataset.new_intents else ""
             )
         else:
             self.repo.set_model_status(version, "rejected")
             status = "rejected"
-            after = production.version if production else None
             message = f"rejected {version}, production stays {after}: " + "; ".join(decision.reasons)
         self.repo.finish_training_run(
             run.id,
@@ -280,7 +291,7 @@ class Pipeline:
             log.warning(note)
             return None, None, [note]
         report = evaluate(loaded, eval_set)
-        return report, scores_of(report, loaded.labels), []
+        return report, Scores.from_eval(report, loaded.labels), []
 
     def _history(self) -> list[HistoryPoint]:
         points = []

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 SNIPPET_CHARS = 240
 
 VersionOption = Annotated[
-    str | None, typer.Option("--version", metavar="VERSION", help="A registered version [default: production].")
+    str | None, typer.Option("--version", metavar="VERSION", help="A registered version.", show_default="production")
 ]
 
 
@@ -54,24 +54,21 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kb_app, name="kb")
 
     @kb_app.command("ingest")
-    def ingest(
-        source: Annotated[
-            str | None,
-            typer.Option("--from", metavar="VERSION", help="Take the model of this version [default: production]."),
-        ] = None,
-    ) -> None:
-        """Index KB_DIR (articles, FAQ CSVs) and the agents' answers as a new version, and promote it."""
+    def ingest() -> None:
+        """Index KB_DIR (articles, FAQ CSVs) and the agents' answers with the production model as a new version,
+        and promote it."""
         from bot.knowledge import reindex
         from bot.retrain import RetrainError
 
         try:
-            record = reindex(settings(), source=source, echo=lambda line: typer.echo(line, err=True))
+            current = settings()
+            record = reindex(current, echo=lambda line: typer.echo(line, err=True))
         except RetrainError as exc:
             raise StorageError(str(exc)) from None
         metrics = record.metrics or {}
         typer.echo(
             f"promoted {record.version} ({metrics.get('kb_documents', 0)} documents, the model of "
-            f"{metrics.get('derived_from')}); running bots switch to it within RELOAD_INTERVAL_S"
+            f"{metrics.get('derived_from')}); running bots switch to it within {current.reload_interval_s:g} s"
         )
 
     @kb_app.command("search")
@@ -84,7 +81,10 @@ def register(app: typer.Typer) -> None:
         name, _, loaded = _load(version)
         hits = loaded.kb.search_text(query, loaded.model, k=k)
         if not hits:
-            typer.echo(f"no results: the knowledge base of {name} is empty (add documents, `supportbot kb ingest`).")
+            typer.echo(
+                f"no results: the knowledge base of {name} is empty: add documents to KB_DIR "
+                f"({settings().kb_path}), then `supportbot kb ingest`."
+            )
             return
         for rank, hit in enumerate(hits, 1):
             typer.echo(f"{rank}. {hit.score:.3f}  {hit.title}  [{hit.doc_id}]")

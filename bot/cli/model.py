@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,25 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _warn_without_answers(current: Settings, rows: list[Example]) -> None:
+    """Say when the intents trained have no curated answer in INTENTS_FILE (the catalog the bot answers from)."""
+    from bot.catalog import IntentCatalog
+
+    try:
+        catalog = IntentCatalog.load(current.intents_path)
+    except Exception:  # noqa: BLE001 - the catalog's own errors are reported when the bot loads it
+        return
+    missing = sorted({ex.label for ex in rows} - set(catalog.intents) - {current.out_of_scope_label})
+    if missing:
+        typer.secho(
+            f"warning: {len(missing)} intents have no curated answer in INTENTS_FILE ({current.intents_path}): "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; the bot cites a passage or hands off "
+            "for them, and the nightly job learns from INTENTS_FILE: set INTENTS_FILE to your intents file",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+
+
 def _train_candidate(
     current: Settings,
     config: TrainingConfig,
@@ -38,37 +58,29 @@ def _train_candidate(
     policy: DecisionPolicy,
     progress: bool,
 ) -> IntentModel:
-    """Build a complete version (model + index of the knowledge base + manifest) and register it as a candidate."""
-    from bot.knowledge import current_knowledge
-    from bot.versions import MODEL_DIR, build_version, free_version_name, read_manifest
-    from storage.repository import Repository
+    """Make a complete version (model + index of the knowledge base + manifest) through the one lifecycle: evaluated
+    on the frozen set and gated like any candidate, registered, left for a person to promote."""
+    from bot.retrain import Manual, RetrainError, retrain
+    from bot.versions import MODEL_DIR
     from training.model import IntentModel
 
-    with Repository(current.db_url, mask_pii=current.pii_masking) as repo:
-        name = config.version or free_version_name(current.models_dir, lambda n: repo.get_model(n) is not None)
-        if repo.get_model(name) is not None:
-            raise ModelError(f"version {name} is already in the registry; choose another --version")
-        documents = current_knowledge(current, repo)
-        typer.echo(f"training {name} on {len(train_rows)} examples, indexing {len(documents)} documents ...")
-        path = build_version(
-            current.models_dir,
-            name,
-            train_examples=train_rows,
-            val_examples=val_rows,
-            training_config=config,
-            kb_documents=documents,
-            policy=policy,
+    recipe = {key: value for key, value in dataclasses.asdict(config).items() if key != "version"}
+    manual = Manual(train_rows, val_rows, policy, config.version)
+    try:
+        result = retrain(
+            current,
+            wait=True,
+            trigger="train",
+            training=recipe,
             progress=progress,
+            echo=lambda line: typer.echo(line, err=True),
+            manual=manual,
         )
-        manifest = read_manifest(path)
-        repo.register_model(
-            name,
-            path=str(path.resolve()),
-            metrics=manifest["metrics"],
-            dataset_hash=str(manifest["dataset_hash"]),
-            status="candidate",
-        )
-    typer.echo(f"registered {name} as a candidate at {path}; serve it with `supportbot model promote {name}`")
+    except RetrainError as exc:
+        raise ModelError(str(exc)) from None
+    assert result.version is not None and result.report_path is not None
+    typer.echo(result.message)
+    path = result.report_path.parent.parent
     return IntentModel.load(path / MODEL_DIR, device="cpu")
 
 
@@ -126,8 +138,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_command(
-        data: Path | None = typer.Option(None, "--data", help="CSV, JSONL or intents YAML [default: INTENTS_FILE]"),
-        val: Path | None = typer.Option(None, "--val", help="validation data [default: a stratified split of --data]"),
+        data: Path | None = typer.Option(
+            None, "--data", help="CSV, JSONL or intents YAML", show_default="INTENTS_FILE"
+        ),
+        val: Path | None = typer.Option(
+            None, "--val", help="validation data", show_default="a stratified split of --data"
+        ),
         standalone: Path | None = typer.Option(
             None,
             "--standalone",
@@ -137,19 +153,19 @@ def register(app: typer.Typer) -> None:
         frozen_encoder: bool = typer.Option(
             False, "--frozen-encoder", help="train only a head on the base encoder (seconds; the first-run recipe)"
         ),
-        base_model: str | None = typer.Option(None, "--base-model", help="encoder path [default: BASE_MODEL]"),
+        base_model: str | None = typer.Option(None, "--base-model", help="encoder path", show_default="BASE_MODEL"),
         init_from: Path | None = typer.Option(None, "--init-from", help="start from this model's encoder"),
-        epochs: int | None = typer.Option(None, min=1, help=f"maximum epochs [default: {_DEFAULTS.epochs}]"),
+        epochs: int | None = typer.Option(None, min=1, help="maximum epochs", show_default=str(_DEFAULTS.epochs)),
         batch_size: int = typer.Option(_DEFAULTS.batch_size, min=1),
         lr: float = typer.Option(_DEFAULTS.lr, min=0.0, help="encoder learning rate"),
         max_length: int = typer.Option(_DEFAULTS.max_length, min=4, max=512, help="token limit"),
         val_ratio: float = typer.Option(_DEFAULTS.val_ratio, help="validation share when --val is not given"),
         seed: int = typer.Option(_DEFAULTS.seed),
         wrong_answer_cost: float | None = typer.Option(
-            None, help="a wrong answer costs this many hand-offs [default: WRONG_ANSWER_COST]"
+            None, help="a wrong answer costs this many hand-offs", show_default="WRONG_ANSWER_COST"
         ),
-        oos_share: float | None = typer.Option(None, help="expected out-of-scope share [default: OOS_SHARE]"),
-        version: str | None = typer.Option(None, help="version name [default: v<date>-<time>]"),
+        oos_share: float | None = typer.Option(None, help="expected out-of-scope share", show_default="OOS_SHARE"),
+        version: str | None = typer.Option(None, help="version name", show_default="v<date>-<time>"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ) -> None:
@@ -196,6 +212,7 @@ def register(app: typer.Typer) -> None:
             model = train(config, train_rows, val_rows, standalone, policy=policy, progress=progress)
             typer.echo(f"saved the model {model.version} to {standalone} (not registered; `supportbot eval` reads it)")
         else:
+            _warn_without_answers(current, train_rows)
             model = _train_candidate(current, config, train_rows, val_rows, policy, progress)
         validation = model.info["validation"]
         typer.echo(

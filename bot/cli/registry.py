@@ -2,7 +2,7 @@
 
 Promotion is one database transaction (`Repository.promote`); running bots notice the new production
 version within RELOAD_INTERVAL_S and switch to it without a restart. A version is only promoted after it
-loads (model, index and answers verified by `bot.versions.load_version`).
+loads as a running bot would load it (`bot.versions.load_registered`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _repository() -> Repository:
 
 
 def _metric(model: ModelVersion, name: str) -> str:
-    """A metric on the frozen evaluation set; else its validation figure (a bootstrapped model), marked (val)."""
+    """A metric on the frozen evaluation set; else its validation figure, marked (val)."""
     metrics = model.metrics or {}
     value = metrics.get(name)
     if isinstance(value, int | float):
@@ -58,11 +58,11 @@ def _get(repo: Repository, version: str) -> ModelVersion:
 
 
 def _check_loads(model: ModelVersion) -> None:
-    from bot.versions import load_version
+    """Refuse (exit 1, one line) a version that a running bot would refuse to load."""
+    from bot.versions import load_registered
 
-    """Refuse (exit 1, one line) a version whose files do not load."""
     try:
-        load_version(model.path, device="cpu")
+        load_registered(model.version, model.path)
     except Exception as exc:
         problem = " ".join(str(exc).split()) or exc.__class__.__name__
         typer.secho(f"error: {model.version} does not load, not promoted: {problem}", fg=typer.colors.RED, err=True)
@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
 
     @model_app.command("rollback")
     def rollback() -> None:
-        """Re-promote the version that was in production before the current one."""
+        """Re-promote the newest retired version created before the production one (each call walks one back)."""
         with _repository() as repo:
             target = repo.previous_production()
             if target is None:

@@ -1,7 +1,7 @@
 """`supportbot model list | show | promote | rollback` on a registry of fake versions (no model is trained).
 
 Loading is checked for real where it must fail (a directory that is not a version); where a version must load,
-`load_version` is replaced by a stand-in, since the real end-to-end promotion and rollback are covered by
+`load_registered` is replaced by a stand-in, since the real end-to-end promotion and rollback are covered by
 tests/bot/test_retrain.py.
 """
 
@@ -41,7 +41,7 @@ def repo(settings: Settings) -> Iterator[Repository]:
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every version directory loads; returns the paths that were checked."""
     checked: list[str] = []
-    monkeypatch.setattr("bot.versions.load_version", lambda path, **_: checked.append(str(path)))
+    monkeypatch.setattr("bot.versions.load_registered", lambda version, path, **_: checked.append(str(path)))
     return checked
 
 

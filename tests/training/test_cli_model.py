@@ -50,10 +50,14 @@ def test_train_registers_a_complete_candidate_version(env: Path) -> None:
     model = IntentModel.load(version_dir / "model")
     assert model.labels == sorted([*INTENTS, "out_of_scope"])
     assert model.info["training"]["epochs"] == 1
-    assert sorted(p.name for p in version_dir.iterdir()) == ["index", "manifest.json", "model"]
+    assert sorted(p.name for p in version_dir.iterdir()) == ["index", "manifest.json", "model", "report"]
+    assert "the gate would promote it" in result.output  # evaluated and gated like any candidate, not promoted
     with Repository(settings().db_url) as repo:
         record = repo.get_model("vcli")
+        runs = repo.training_runs()
+        assert repo.production_model() is None
     assert record is not None and record.status == "candidate" and Path(record.path) == version_dir.resolve()
+    assert [(r.trigger, r.status, r.candidate_version) for r in runs] == [("train", "candidate", "vcli")]
     again = CliRunner().invoke(app, [*args, "--version", "vcli", "--no-progress"])
     assert isinstance(again.exception, ModelError) and "already" in str(again.exception)
 
