@@ -30,11 +30,9 @@ Example:
 
 from __future__ import annotations
 
-from storage._conversation_rows import CLARIFY_SOURCE
-from storage._conversations import (
-    AnswerContext,
+from storage._conversation_rows import (
+    CLARIFY_SOURCE,
     AnswerSource,
-    ConversationLog,
     ConversationSource,
     HandoffReason,
     NewAnswer,
@@ -42,9 +40,8 @@ from storage._conversations import (
     RatingSource,
     Role,
     ThreadRef,
-    ThreadState,
-    Turn,
 )
+from storage._conversations import AnswerContext, ConversationLog, ThreadState, Turn
 from storage._registry import MODEL_STATUSES, Registry
 from storage._reports import RatedAnswer, Reports, Stats
 from storage._retention import Retention

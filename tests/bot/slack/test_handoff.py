@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.slack import blocks, texts
 from storage.repository import Repository
 from tests.bot.slack import payloads
@@ -20,13 +22,19 @@ def text_of(call: Call) -> str:
     return " ".join(b["text"]["text"] for b in call.params["blocks"] if b["type"] == "section")
 
 
+async def handed_off(bot: BotUnderTest, standin: SlackStandIn) -> dict[str, Any]:
+    """A question the bot is unsure of, asked in the support channel; returns once it is handed off."""
+    event = payloads.message("my parrot ate the router", channel=SUPPORT_CHANNEL)
+    await bot.event(event)
+    await standin.wait_for_call("chat.postMessage", n=2)  # the customer's reply and the agents' announcement
+    await quiesce()
+    return event
+
+
 async def test_unsure_answer_is_handed_off_to_the_agents_channel(
     bot: BotUnderTest, standin: SlackStandIn, store: Repository
 ) -> None:
-    event = payloads.message("my parrot ate the router", channel=SUPPORT_CHANNEL)
-    await bot.event(event)
-    await standin.wait_for_call("chat.postMessage", n=2)
-    await quiesce()
+    event = await handed_off(bot, standin)
     [customer_reply] = posts_to(standin, SUPPORT_CHANNEL)
     assert customer_reply.params["thread_ts"] == event["ts"] and customer_reply.params["text"] == HANDOFF_TEXT
     [only_button] = [el for b in customer_reply.params["blocks"] if b["type"] == "actions" for el in b["elements"]]
@@ -54,10 +62,7 @@ async def test_unsure_answer_is_handed_off_to_the_agents_channel(
 async def test_agent_reply_is_stored_and_the_bot_steps_back(
     bot: BotUnderTest, standin: SlackStandIn, store: Repository
 ) -> None:
-    event = payloads.message("my parrot ate the router", channel=SUPPORT_CHANNEL)
-    await bot.event(event)
-    await standin.wait_for_call("chat.postMessage", n=2)
-    await quiesce()
+    event = await handed_off(bot, standin)
     await bot.event(
         payloads.message("Hi, I'm Sam; sending a new one.", user=AGENT, channel=SUPPORT_CHANNEL, thread_ts=event["ts"])
     )
