@@ -22,6 +22,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SUPPORTBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TORCH_THREADS", str(THREADS))
     monkeypatch.setenv("INTENTS_FILE", str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv("KB_DIR", str(tmp_path / "no-kb"))  # a version indexes nothing here (the demo KB takes ~10 s)
     return tmp_path
 
 
@@ -39,7 +40,18 @@ def write_intents_yaml(path: Path) -> Path:
 @pytest.mark.slow
 def test_train_registers_a_complete_candidate_version(env: Path) -> None:
     data = write_intents_yaml(env / "intents.yaml")
-    args = ["train", "--data", str(data), "--epochs", "1", "--max-length", "32", "--batch-size", "8"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--frozen-encoder",
+        "--epochs",
+        "1",
+        "--max-length",
+        "32",
+        "--batch-size",
+        "8",
+    ]
     result = CliRunner().invoke(app, [*args, "--version", "vcli", "--no-progress", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     version_dir = env / "data" / "models" / "vcli"
