@@ -261,15 +261,24 @@ def load_registered(
 
 
 def list_versions(models_dir: str | os.PathLike[str]) -> list[str]:
-    """Names of the complete versions (directories with a manifest) under `models_dir`, oldest first."""
+    """Names of the complete versions (directories with a manifest) under `models_dir`, oldest first (by the
+    manifest's `created_at`, then by name: a hand-picked `--version` name sorts where it was made)."""
     root = Path(models_dir).expanduser()
     if not root.is_dir():
         return []
-    return sorted(
-        entry.name
+    found = [
+        entry
         for entry in root.iterdir()
         if entry.is_dir() and not entry.name.startswith(".") and (entry / MANIFEST_FILE).is_file()
-    )
+    ]
+    return [entry.name for entry in sorted(found, key=lambda entry: (_created_at(entry), entry.name))]
+
+
+def _created_at(version_dir: Path) -> str:
+    try:
+        return str(read_manifest(version_dir).get("created_at") or "")
+    except ModelError:
+        return ""
 
 
 def prune_versions(models_dir: str | os.PathLike[str], keep: int, protect: Iterable[str | None] = ()) -> list[str]:

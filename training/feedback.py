@@ -1,7 +1,7 @@
 """The nightly training set, built from the seed examples and what agents and customers said in the logs.
 
 Pure functions over the repository's return types (`RatedAnswer`, `Rating`, `EvalExample` texts): no database,
-no model. `bot.retrain` reads the store and hands the results here.
+no model. `bot.retrain` reads the store and hands the results here (then to `training.pipeline`).
 
 Where labels come from (each log rating becomes at most one *observation*):
 

@@ -4,7 +4,7 @@ Contents: the gate's decision and reasons, overall metrics of production and can
 evaluation set, where the training data came from, per-intent F1 old vs new (table + plot), the confusion cells
 that changed most (table + plot) and accuracy across the versions in the registry (plot).
 
-Plain values in, files out: `bot.retrain` gathers the numbers.
+Plain values in, files out: `training.pipeline` gathers the numbers.
 """
 
 from __future__ import annotations

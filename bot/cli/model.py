@@ -224,7 +224,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("eval")
     def eval_command(
-        model_dir: Path = typer.Option(..., "--model", help="model directory (models/<version>/model)"),
+        model_dir: Path = typer.Option(
+            ...,
+            "--model",
+            help="a model directory: DATA_DIR/models/VERSION/model (`supportbot model show VERSION` prints the "
+            "version's directory) or a `train --standalone` one",
+        ),
         data: Path = typer.Option(..., "--data", help="labelled CSV, JSONL or intents YAML"),
         json_path: Path | None = typer.Option(None, "--json", help="also write the full report as JSON here"),
         plots: Path | None = typer.Option(None, "--plots", help="write confusion.png and coverage.png here"),

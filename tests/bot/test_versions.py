@@ -218,3 +218,11 @@ def test_prune_keeps_newest_and_protected(tmp_path: Path):
     assert prune_versions(tmp_path / "nothing-here", keep=1) == []
     with pytest.raises(ValueError, match="keep"):
         prune_versions(tmp_path, keep=0)
+
+
+def test_versions_are_ordered_by_creation_time_then_name(tmp_path: Path):
+    for name, created in (("zeta", "2026-01-01T00:00:00+00:00"), ("alpha", "2026-03-01T00:00:00+00:00")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / MANIFEST_FILE).write_text(json.dumps({"version": name, "created_at": created}))
+    assert list_versions(tmp_path) == ["zeta", "alpha"]  # a hand-picked name sorts where it was made
+    assert prune_versions(tmp_path, keep=1) == ["zeta"]

@@ -54,7 +54,7 @@ def legacy_threshold(model: IntentModel, val: list[Example], target: float = 0.9
 @pytest.mark.slow
 def test_own_operating_point_hands_off_unknown_intents(base_model: str) -> None:
     train_rows, val_rows, test_in, test_out = demo_split()
-    config = tiny_config(base_model, epochs=6, max_length=48)
+    config = tiny_config(base_model, epochs=4, max_length=48)  # 4 epochs: 46 s; the margins hold (6: 66 s)
     model = train(config, train_rows, val_rows, progress=False)
     assert model.info["decision"]["rows"]["held_out_intent"] >= 2 * 4  # the twin hid two of the eight intents
 
