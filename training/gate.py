@@ -15,7 +15,7 @@ Both models are evaluated on the same frozen evaluation set; the gate compares t
    support are reported, not checked.
 3. Without a production model the candidate is promoted (there is nothing to compare with).
 
-Everything here is plain data, no model: `bot.retrain` turns evaluation reports into `Scores`.
+Everything here is plain data, no model: `training.pipeline` turns evaluation reports into `Scores`.
 """
 
 from __future__ import annotations

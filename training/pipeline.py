@@ -1,6 +1,6 @@
 """The one model lifecycle: every model version is made here, whoever asks for it.
 
-The nightly job, the first-run bootstrap (`bot.retrain`) and their tests call `Pipeline.candidate`: train a
+The nightly job, the first-run bootstrap and `supportbot train` (`bot.retrain`) call `Pipeline.candidate`: train a
 candidate with the injected build step, evaluate it and production on the same frozen evaluation set, apply the
 gate (`training.gate`), write the report (`training.report`), register the candidate in the registry, then
 promote it (one transaction; running bots hot-reload) or mark it rejected, and record the run. Plain values in:
