@@ -1,4 +1,4 @@
-"""The one model lifecycle: every model version is made here, whoever asks for it.
+"""The one model lifecycle: every trained model version is made here, whoever asks for it.
 
 The nightly job, the first-run bootstrap and `supportbot train` (`bot.retrain`) call `Pipeline.candidate`: train a
 candidate with the injected build step, evaluate it and production on the same frozen evaluation set, apply the
