@@ -18,6 +18,7 @@ from storage.errors import StorageError
 from storage.models import ModelVersion
 from storage.repository import Repository
 from training.errors import ModelError
+from training.locations import located, stored_path
 from training.pipeline import one_line
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,16 @@ def reindex(settings: Settings, *, echo: Callable[[str], None] | None = None) ->
             version = free_version_name(settings.models_dir, lambda name: repo.get_model(name) is not None)
             say(f"indexing {len(documents)} documents from {settings.kb_path} with the model of {origin.version}")
             try:
-                path = derive_version(settings.models_dir, version, origin.path, documents)
+                path = derive_version(settings.models_dir, version, located(origin, settings.models_dir), documents)
             except (ModelError, KnowledgeBaseError, OSError) as exc:
                 raise RetrainError(f"cannot index the knowledge base: {one_line(exc)}") from exc
             metrics = {**(origin.metrics or {}), "derived_from": origin.version, "kb_documents": len(documents)}
-            repo.register_model(version, path=str(path.resolve()), metrics=metrics, dataset_hash=origin.dataset_hash)
+            repo.register_model(
+                version,
+                path=stored_path(path, settings.models_dir),
+                metrics=metrics,
+                dataset_hash=origin.dataset_hash,
+            )
             repo.promote(version)
             record = repo.get_model(version)
             assert record is not None

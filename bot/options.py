@@ -41,6 +41,7 @@ class ServingOptions:
     """
 
     intents_path: Path
+    models_dir: Path
     out_of_scope_label: str
     retrieval_min_score: float
     mask_pii: bool
@@ -71,6 +72,7 @@ class ServingOptions:
 
         return cls(
             intents_path=settings.intents_path,
+            models_dir=settings.models_dir,
             out_of_scope_label=settings.out_of_scope_label,
             retrieval_min_score=settings.retrieval_min_score,
             mask_pii=settings.pii_masking,

@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -54,6 +53,7 @@ from training.data import Example, dataset_hash, load_examples
 from training.errors import ModelError
 from training.feedback import FeedbackDataset, TrustPolicy, build_dataset, written_answers
 from training.gate import GatePolicy
+from training.locations import located
 from training.model import IntentModel
 from training.pipeline import BuildFn, Pipeline, RetrainResult, one_line
 from training.train import TrainingConfig
@@ -372,7 +372,7 @@ class _Job:
         settings = self.settings
         init_from = None
         if settings.retrain_warm_start and production is not None:
-            model_dir = Path(production.path) / MODEL_DIR
+            model_dir = located(production, settings.models_dir) / MODEL_DIR
             try:
                 IntentModel.load(model_dir, device="cpu")
                 init_from = str(model_dir)

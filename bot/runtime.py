@@ -43,7 +43,7 @@ def load_engine(record: ModelVersion, options: ServingOptions, catalog: IntentCa
         KnowledgeBaseError: Its index is missing or broken.
     """
     model, kb, answers = load_registered(
-        record.version, record.path, threads=options.torch_threads, quantize=options.quantize
+        record, options.models_dir, threads=options.torch_threads, quantize=options.quantize
     )
     engine = Engine(
         model,

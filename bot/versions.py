@@ -32,10 +32,12 @@ from retrieval.documents import Document, documents_fingerprint
 from retrieval.errors import KnowledgeBaseError
 from retrieval.index import KnowledgeIndex
 from retrieval.ingest import AgentAnswer, documents_from_records, load_documents
+from storage.models import ModelVersion
 from training.calibration import DecisionPolicy
 from training.data import Example
 from training.errors import ModelError
 from training.feedback import WrittenAnswer
+from training.locations import located
 from training.model import IntentModel, new_version, retag
 from training.train import TrainingConfig, train
 
@@ -242,20 +244,22 @@ def load_version(
 
 
 def load_registered(
-    version: str, path: str | os.PathLike[str], *, threads: int | None = None, quantize: bool = False
+    record: ModelVersion, models_dir: Path, *, threads: int | None = None, quantize: bool = False
 ) -> LoadedVersion:
-    """Load the registry's entry `version` (at `path`) on the CPU, checking that the directory holds that version:
-    what a running bot loads, and what `supportbot model promote` checks before promoting.
+    """Load the registry entry `record` (its directory found under `models_dir`, `training.pipeline.located`),
+    checking that the directory holds that version: what a running bot loads, and what `supportbot model promote`
+    and `rollback` check first.
 
     Raises:
         ModelError / KnowledgeBaseError: As `load_version`, or the directory holds another version.
     """
-    directory = Path(path).expanduser()
+    directory = located(record, models_dir)
     manifest = read_manifest(directory)
-    if manifest["version"] != version:
+    if manifest["version"] != record.version:
         raise ModelError(
-            f"the registry's version {version} points at {directory}, which holds version {manifest['version']}; "
-            "promote the right version (`supportbot model promote VERSION`) or roll back (`supportbot model rollback`)"
+            f"the registry's version {record.version} points at {directory}, which holds version "
+            f"{manifest['version']}; promote the right version (`supportbot model promote VERSION`) or roll back "
+            "(`supportbot model rollback`)"
         )
     return load_version(directory, threads=threads, quantize=quantize)
 

@@ -199,7 +199,7 @@ class ModelVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     version: str = Field(max_length=64, unique=True)
     status: str = Field(default="candidate", max_length=16, index=True)  # candidate|production|retired|rejected
-    path: str = Field(sa_column=Column(Text, nullable=False))
+    path: str = Field(sa_column=Column(Text, nullable=False))  # relative to the models folder (or absolute)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     dataset_hash: str = Field(max_length=64)
     created_at: datetime = _time()

@@ -26,6 +26,7 @@ from training.encoder import resolve_device
 from training.evaluate import EvalReport, evaluate
 from training.feedback import FeedbackDataset
 from training.gate import Decision, GatePolicy, Scores, decide
+from training.locations import located, stored_path
 from training.model import IntentModel
 from training.report import HistoryPoint, confusion_from_eval, write_report
 from training.text import normalise_text
@@ -211,7 +212,11 @@ class Pipeline:
             "gate": metrics["decision"],
         }
         self.repo.register_model(
-            version, path=str(path.resolve()), metrics=version_metrics, dataset_hash=dataset.hash, status="candidate"
+            version,
+            path=stored_path(path, self.models_dir),
+            metrics=version_metrics,
+            dataset_hash=dataset.hash,
+            status="candidate",
         )
         report_path = write_report(
             path / REPORT_DIR,
@@ -285,7 +290,7 @@ class Pipeline:
         if production is None:
             return None, None, []
         try:
-            loaded = self.load(production.path)
+            loaded = self.load(located(production, self.models_dir))
         except Exception as exc:
             note = f"production {production.version} cannot be loaded ({one_line(exc)}): not compared"
             log.warning(note)

@@ -36,11 +36,12 @@ def _load(version: str | None) -> tuple[str, Path, LoadedVersion]:
     from bot.knowledge import registered
     from bot.versions import load_version
     from storage.repository import Repository
+    from training.locations import located
 
     current = settings()
     with Repository(current.db_url, mask_pii=current.pii_masking) as repo:
         record = registered(repo, version)
-    path = Path(record.path)
+    path = located(record, current.models_dir)
     return record.version, path, load_version(path, threads=current.torch_threads or None)
 
 

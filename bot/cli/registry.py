@@ -19,6 +19,7 @@ from bot.cli.common import settings
 from storage.errors import StorageError
 from storage.models import ModelVersion
 from storage.repository import Repository
+from training.locations import located
 
 REPORT_FILE = "report.md"
 
@@ -46,7 +47,7 @@ def _when(model: ModelVersion) -> str:
 def _report_path(model: ModelVersion) -> Path | None:
     from training.pipeline import REPORT_DIR  # loads torch: only when needed
 
-    path = Path(model.path) / REPORT_DIR / REPORT_FILE
+    path = located(model, settings().models_dir) / REPORT_DIR / REPORT_FILE
     return path if path.is_file() else None
 
 
@@ -62,7 +63,7 @@ def _check_loads(model: ModelVersion) -> None:
     from bot.versions import load_registered
 
     try:
-        load_registered(model.version, model.path)
+        load_registered(model, settings().models_dir)
     except Exception as exc:
         problem = " ".join(str(exc).split()) or exc.__class__.__name__
         typer.secho(f"error: {model.version} does not load, not promoted: {problem}", fg=typer.colors.RED, err=True)
@@ -102,7 +103,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, justify="right" if column in ("accuracy", "macro-F1") else "left")
         for model in models:
             style = "bold green" if model.status == "production" else None
-            on_disk = "yes" if Path(model.path).is_dir() else "pruned"
+            on_disk = "yes" if located(model, settings().models_dir).is_dir() else "pruned"
             table.add_row(
                 model.version,
                 model.status,
@@ -136,7 +137,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"created:       {_when(model)} UTC")
         if model.promoted_at:
             typer.echo(f"promoted:      {model.promoted_at:%Y-%m-%d %H:%M} UTC")
-        typer.echo(f"path:          {model.path}" + ("" if Path(model.path).is_dir() else "  (pruned: not on disk)"))
+        where = located(model, settings().models_dir)
+        typer.echo(f"path:          {where}" + ("" if where.is_dir() else "  (pruned: not on disk)"))
         typer.echo(f"dataset hash:  {model.dataset_hash}")
         typer.echo(f"report:        {report or '-'}")
         for name, value in metrics.items():

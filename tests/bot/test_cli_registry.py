@@ -20,6 +20,7 @@ from bot.settings import Settings
 from storage.errors import StorageError
 from storage.repository import Repository
 from tests.factories import settings_for
+from training.locations import located
 
 T0 = datetime(2026, 3, 1, 2, 15, tzinfo=UTC)
 
@@ -41,7 +42,10 @@ def repo(settings: Settings) -> Iterator[Repository]:
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every version directory loads; returns the paths that were checked."""
     checked: list[str] = []
-    monkeypatch.setattr("bot.versions.load_registered", lambda version, path, **_: checked.append(str(path)))
+    monkeypatch.setattr(
+        "bot.versions.load_registered",
+        lambda record, models_dir, **_: checked.append(str(located(record, models_dir))),
+    )
     return checked
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -99,13 +100,26 @@ def test_first_run_bootstraps_a_production_version(bootstrapped: Bootstrapped):
     try:
         production = repo.production_model()
         assert production is not None and production.version == bootstrapped.version
-        assert Path(production.path) == bootstrapped.path.resolve()
+        assert production.path == bootstrapped.version  # relative to the models folder: the data dir can move
         runs = repo.training_runs()
         assert [(r.trigger, r.status, r.candidate_version) for r in runs] == [
             ("bootstrap", "promoted", bootstrapped.version)
         ]
     finally:
         repo.close()
+
+
+def test_a_moved_data_dir_keeps_serving(bootstrapped: Bootstrapped, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("trained again")
+
+    moved = tmp_path / "restored"
+    shutil.copytree(bootstrapped.settings.data_dir, moved)
+    monkeypatch.setattr(versions, "train", no_training)
+    settings = bootstrapped.settings.model_copy(update={"supportbot_data_dir": moved})
+    with build_engine(settings, watch=False) as holder:
+        assert holder.version == bootstrapped.version
+        assert holder.answer("I forgot my password").model_version == bootstrapped.version
 
 
 def test_second_run_serves_without_training(bootstrapped: Bootstrapped, monkeypatch: pytest.MonkeyPatch):
