@@ -175,6 +175,25 @@ def derive_version(
     return Path(models_dir).expanduser() / version
 
 
+def import_version(models_dir: str | os.PathLike[str], source: str | os.PathLike[str]) -> tuple[str, Path]:
+    """Copy the complete version directory `source` (from another data dir, a backup) into `models_dir` under its
+    own name, after verifying that it loads; files are hard-linked where the file system allows. A directory
+    already in `models_dir` is verified and used in place. Returns (version, directory).
+
+    Raises:
+        ModelError / KnowledgeBaseError: `source` is not a complete, loadable version, or its name is taken.
+    """
+    origin = Path(source).expanduser().resolve()
+    version = check_version_name(str(read_manifest(origin)["version"]))
+    load_version(origin)  # verify before anything is copied
+    root = Path(models_dir).expanduser()
+    if origin == (root / version).resolve():
+        return version, root / version
+    with _staged(root, version) as staging:
+        shutil.copytree(origin, staging, copy_function=_link_or_copy, dirs_exist_ok=True)
+    return version, root / version
+
+
 def read_manifest(version_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The version's `manifest.json`; ModelError when the directory is not a complete version."""
     path = Path(version_dir).expanduser()

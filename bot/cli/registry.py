@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
     """Add the `model` command group to the main app."""
     model_app = typer.Typer(
         name="model",
-        help="The model registry: list versions, show one, promote one, roll back to the previous one.",
+        help="The model registry: list versions, show one, import one, promote one, roll back to the previous one.",
         no_args_is_help=True,
     )
     app.add_typer(model_app, name="model")
@@ -162,6 +162,33 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{version} is already in production.")
                 return
             _promote(repo, model, "promoted")
+
+    @model_app.command("import")
+    def import_model(
+        directory: Annotated[Path, typer.Argument(help="A version directory (model/, index/, manifest.json).")],
+    ) -> None:
+        """Register a version directory from elsewhere (another data dir, a backup) as a candidate, after checking
+        that it loads; it is copied into this data dir's models folder. Then `supportbot model promote VERSION`."""
+        from bot.versions import import_version, read_manifest
+        from training.locations import stored_path
+
+        current = settings()
+        with _repository() as repo:
+            version = str(read_manifest(directory)["version"])
+            if repo.get_model(version) is not None:
+                raise StorageError(
+                    f"version {version} is already in this registry; see `supportbot model show {version}`"
+                )
+            version, path = import_version(current.models_dir, directory)
+            manifest = read_manifest(path)
+            repo.register_model(
+                version,
+                path=stored_path(path, current.models_dir),
+                metrics=dict(manifest.get("metrics") or {}),
+                dataset_hash=str(manifest.get("dataset_hash") or ""),
+                status="candidate",
+            )
+        typer.echo(f"imported {version} as a candidate ({path}); serve it with `supportbot model promote {version}`")
 
     @model_app.command("rollback")
     def rollback() -> None:

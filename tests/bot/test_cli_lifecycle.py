@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from retrieval.errors import KnowledgeBaseError
 from storage.errors import StorageError
 from tests.bot.conftest import KB_FILES, TINY_INTENTS, write_tiny_kb
 from training.data import load_examples
@@ -91,3 +93,27 @@ def test_kb_commands_before_any_model_say_what_to_do(newcomer: Path):
         assert "no model in production yet" in str(result.exception) and "supportbot" in str(result.exception)
     result = CliRunner().invoke(app, ["kb", "search", "refund", "--version", "v-nope"])
     assert isinstance(result.exception, StorageError) and "supportbot model list" in str(result.exception)
+
+
+def test_model_import_into_a_fresh_store_then_promote_serves_it(
+    newcomer: Path, tiny_version: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DATABASE_URL", db_url)  # e.g. moving from SQLite to PostgreSQL with the versions on disk
+    broken = newcomer / "broken"
+    shutil.copytree(tiny_version, broken)
+    shutil.rmtree(broken / "index")
+    result = CliRunner().invoke(app, ["model", "import", str(broken)])
+    assert isinstance(result.exception, KnowledgeBaseError) and "index" in str(result.exception)
+    assert "no model versions yet" in invoke("model", "list")  # nothing registered or copied
+    assert not (newcomer / "data" / "models" / tiny_version.name).exists()
+
+    output = invoke("model", "import", str(tiny_version))
+    assert f"imported {tiny_version.name} as a candidate" in output
+    assert (newcomer / "data" / "models" / tiny_version.name / "manifest.json").is_file()
+    listing = invoke("model", "list")
+    assert tiny_version.name in listing and "candidate" in listing
+    invoke("model", "promote", tiny_version.name)
+    answer = json.loads(invoke("ask", "--json", "--no-log", "I forgot my password"))
+    assert answer["model_version"] == tiny_version.name and answer["intent"] == "reset_password"
+    again = CliRunner().invoke(app, ["model", "import", str(tiny_version)])
+    assert isinstance(again.exception, StorageError) and "already in this registry" in str(again.exception)
