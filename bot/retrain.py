@@ -43,6 +43,7 @@ from bot.versions import (
     knowledge_documents,
     load_version,
     prune_versions,
+    remove_staging,
 )
 from retrieval.documents import Document, documents_fingerprint
 from storage.models import ModelVersion, TrainingRun
@@ -279,6 +280,9 @@ class _Job:
         metrics: dict[str, Any] = {}
         try:
             self._close_abandoned_runs()
+            leftovers = remove_staging(self.settings.models_dir)  # we hold the lock every build takes
+            if leftovers:
+                self.echo(f"removed {len(leftovers)} unfinished version directories left by an interrupted build")
             production = self.repo.production_model()
             if only_if_empty and production is not None:
                 message = f"nothing to do: {production.version} is in production"

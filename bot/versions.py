@@ -335,7 +335,7 @@ def prune_versions(models_dir: str | os.PathLike[str], keep: int, protect: Itera
             continue
         removed.append(name)
         log.info("pruned model version %s", name)
-    _remove_stale_staging(root)
+    remove_staging(root, _STALE_STAGING_S)
     return removed
 
 
@@ -443,12 +443,20 @@ def _remove_directory(path: Path) -> None:
     shutil.rmtree(doomed, ignore_errors=True)
 
 
-def _remove_stale_staging(root: Path) -> None:
-    cutoff = time.time() - _STALE_STAGING_S
+def remove_staging(models_dir: str | os.PathLike[str], older_than_s: float = 0.0) -> list[str]:
+    """Delete the hidden staging directories that builds killed midway left in `models_dir` (only those older than
+    `older_than_s`); returns their names. Call it with 0 only while holding the lock that every build takes."""
+    root = Path(models_dir).expanduser()
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than_s
+    removed = []
     for entry in root.iterdir():
         if entry.name.startswith(".") and entry.name.endswith(_STAGING_SUFFIX) and entry.is_dir():
             try:
-                if entry.stat().st_mtime < cutoff:
+                if entry.stat().st_mtime <= cutoff:
                     shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry.name)
             except OSError:
                 continue
+    return sorted(removed)

@@ -1,12 +1,15 @@
 """`supportbot retrain`: the nightly job (see `bot.retrain` and docs/retraining.md).
 
 Exit status: 0 promoted, rejected by the gate, or nothing to do; 1 failed (production unchanged; one line
-on stderr); 75 another run holds the lock (try again later, or pass --wait).
+on stderr); 75 another run holds the lock (try again later, or pass --wait); 143 stopped by SIGTERM (or 130 by
+Ctrl-C): the run is recorded as failed, its unfinished version removed, production unchanged.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -40,6 +43,11 @@ def register(app: typer.Typer) -> None:
             logging.basicConfig(level=current.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
         overrides: dict[str, Any] = {"epochs": epochs} if epochs else {}
         echo = (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            raise _Stopped(signum)
+
+        signal.signal(signal.SIGTERM, stop)  # the job records the run as failed and removes its unfinished version
         try:
             result = retrain(
                 current, force=force, wait=wait, trigger=trigger, training=overrides, progress=not quiet, echo=echo
@@ -50,4 +58,11 @@ def register(app: typer.Typer) -> None:
         except RetrainError as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(EXIT_FAILED) from None
+        except _Stopped:
+            typer.secho("retrain: stopped by SIGTERM; the run is recorded as failed, production unchanged", err=True)
+            raise typer.Exit(143) from None
         typer.echo(result.message)
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM, raised where the job is (a BaseException like Ctrl-C, so the job's clean-up runs)."""
