@@ -29,7 +29,7 @@ from bot.slack.slack_io import CALL_ERRORS, describe
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-MAX_BODY_BYTES = 8 * 1024 * 1024  # Slack's payloads are far smaller; a bigger body is refused with 413
+MAX_BODY_BYTES = 1024 * 1024  # Slack's payloads are far smaller; a bigger body is refused with 413, unread
 DRAIN_S = 10.0
 
 Mode = Literal["socket", "http"]
@@ -56,7 +56,8 @@ def parse_body(raw: str, content_type: str | None) -> Any:
 def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
     """An aiohttp application serving Slack's events and interactivity on `path`, plus `GET /healthz`.
 
-    Unlike `AsyncApp.web_app()`, a malformed body (not a JSON object / form payload, or of a structure Bolt
+    A body over `MAX_BODY_BYTES` is refused with 413 before it is read or verified. Unlike `AsyncApp.web_app()`,
+    a malformed body (not a JSON object / form payload, or of a structure Bolt
     cannot parse; see `bot.slack.shape`) is refused with 400 instead of failing with 500. Signatures and
     timestamps are checked by Bolt (401 when wrong or over five minutes old).
     """
@@ -69,6 +70,9 @@ def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
                 logger.info("refused a malformed request: %s", problem)
                 return _invalid_body()
             bolt_request = AsyncBoltRequest(body=raw, query=request.query_string, headers=dict(request.headers))
+        except web.HTTPRequestEntityTooLarge:
+            logger.info("refused a body over %d bytes (%s announced)", MAX_BODY_BYTES, request.content_length)
+            return web.json_response({"error": "body_too_large"}, status=413)
         except Exception as exc:  # Bolt's parsing fails in many ways on malformed payloads
             logger.info("refused a malformed request: %s: %s", type(exc).__name__, str(exc)[:200])
             return _invalid_body()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from bot.slack import texts
 from storage.repository import Repository
@@ -91,3 +94,21 @@ async def test_app_home_for_agents_and_customers(bot: BotUnderTest, standin: Sla
     customer_texts = [b["text"]["text"] for b in published[CUSTOMER]["blocks"] if b["type"] == "section"]
     assert customer_texts == [texts.HOME_CUSTOMER]
     assert "Questions" not in str(published[CUSTOMER]["blocks"])
+
+
+async def test_oversized_and_forged_bodies_are_refused_and_never_logged(
+    bot: BotUnderTest, standin: SlackStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    card, email = "4111 1111 1111 1111", "jo.doe@example.com"
+    huge = payloads.event_callback(payloads.message("x" * (5 * 1024 * 1024)))
+    too_big = await bot.send(huge)  # validly signed, but Slack never sends that much
+    pii = payloads.event_callback(payloads.message(f"my card {card}, mail {email} " * 2000))
+    forged = await bot.send(pii, secret="not-the-secret")
+    assert (too_big.status, forged.status) == (413, 401)
+    await quiesce()
+    assert standin.calls_to("chat.postMessage") == []
+    lines = [record.getMessage() for record in caplog.records]
+    assert max(len(line) for line in lines) < 4096
+    assert not any(card in line or email in line for line in lines)
+    assert any("refused a request with an invalid signature" in line for line in lines)
