@@ -178,6 +178,22 @@ class Settings(BaseSettings):
                 f"{', '.join(missing)} not set (SLACK_MODE={self.slack_mode}): put it in .env or the "
                 "environment; see .env.example and the README's 'Connect to Slack' section."
             )
+        for name, prefix, what in _TOKEN_KINDS:
+            value = needed.get(name)
+            if value is not None and not value.get_secret_value().startswith(prefix):
+                raise ConfigError(f"{name} is not {what} ({prefix}…): {_TOKEN_HINTS[name]} (docs/slack-setup.md)")
+
+
+_TOKEN_KINDS = (
+    ("SLACK_BOT_TOKEN", "xoxb-", "a bot token"),
+    ("SLACK_APP_TOKEN", "xapp-", "an app-level token"),
+)
+_TOKEN_HINTS = {
+    "SLACK_BOT_TOKEN": "copy the Bot User OAuth Token from the app's OAuth & Permissions page (an xapp- token "
+    "goes in SLACK_APP_TOKEN)",
+    "SLACK_APP_TOKEN": "generate an app-level token with the connections:write scope under Basic Information (an "
+    "xoxb- token goes in SLACK_BOT_TOKEN)",
+}
 
 
 def load_settings(**overrides: object) -> Settings:

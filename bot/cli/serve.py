@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=current.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
         from bot.runtime import build_engine
-        from bot.slack.server import SlackAuthError, serve_until_signalled
+        from bot.slack.server import StartError, serve_until_signalled
         from storage.repository import Repository
 
         repo = Repository(current.db_url, mask_pii=current.pii_masking)
@@ -81,5 +81,5 @@ def register(app: typer.Typer) -> None:
                     on_stop=close,
                 )
             )
-        except SlackAuthError as exc:
+        except StartError as exc:
             raise ConfigError(str(exc)) from None

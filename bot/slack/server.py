@@ -102,7 +102,13 @@ async def serve_http(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): another process holds the port, or the "
+                "address is not this machine's; free it or choose another with HTTP_PORT / --port (HTTP_HOST / --host)"
+            ) from None
         bound = runner.addresses[0][1] if runner.addresses else port
         logger.info("serving Slack HTTP events on http://%s:%s%s", host, bound, path)
         if on_ready is not None:
@@ -204,7 +210,11 @@ async def drain(app: AsyncApp, timeout_s: float = DRAIN_S) -> bool:
     return False
 
 
-class SlackAuthError(Exception):
+class StartError(Exception):
+    """The bot cannot start; the message (one line) says why and what to do."""
+
+
+class SlackAuthError(StartError):
     """Slack refused one of the bot's tokens; the message says which and what to do."""
 
 

@@ -68,6 +68,31 @@ def test_require_slack_names_missing_tokens(monkeypatch: pytest.MonkeyPatch, env
 
 
 @pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        pytest.param(
+            {"SLACK_BOT_TOKEN": "xapp-1", "SLACK_APP_TOKEN": "xapp-2"},
+            "SLACK_BOT_TOKEN is not a bot token",
+            id="app-as-bot",
+        ),
+        pytest.param(
+            BOT_TOKEN | {"SLACK_APP_TOKEN": "xoxb-2"}, "SLACK_APP_TOKEN is not an app-level token", id="bot-as-app"
+        ),
+        pytest.param(
+            {"SLACK_BOT_TOKEN": "xoxp-1", "SLACK_SIGNING_SECRET": "s"} | HTTP, "Bot User OAuth Token", id="user-token"
+        ),
+    ],
+)
+def test_require_slack_refuses_a_token_of_the_wrong_kind(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=problem):
+        load_settings().require_slack()
+
+
+@pytest.mark.parametrize(
     "env",
     [
         pytest.param(BOT_TOKEN | {"SLACK_APP_TOKEN": "xapp-1"}, id="socket"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from bot.options import ServingOptions
 from bot.settings import ConfigError
 from bot.slack import build_app, close_app
-from bot.slack.server import SlackAuthError, serve_until_signalled
+from bot.slack.server import SlackAuthError, StartError, serve_http, serve_until_signalled
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.fakes import FakeEngine
@@ -177,3 +178,16 @@ async def test_sigterm_stops_a_socket_mode_bot_that_cannot_connect(standin: Slac
         serve_until_signalled(_app_for(standin, store), mode="socket", app_token=APP_TOKEN), timeout=10
     )
     assert len(standin.calls_to("apps.connections.open", ok_only=False)) >= 2  # the check, then the SDK's try
+
+
+async def test_a_port_in_use_is_one_clear_error() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = holder.getsockname()[1]
+    app = AsyncApp(token=BOT_TOKEN, signing_secret="s")
+    try:
+        with pytest.raises(StartError, match=rf"cannot listen on 127.0.0.1:{busy} .*HTTP_PORT / --port"):
+            await serve_http(app, host="127.0.0.1", port=busy, stop=asyncio.Event())
+    finally:
+        holder.close()
