@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from bot.retrain import RetrainError, current_knowledge, locked, open_repository
 from bot.settings import Settings
-from bot.versions import derive_version, free_version_name
+from bot.versions import derive_version, free_version_name, rebuild_index
 from retrieval.errors import KnowledgeBaseError
 from storage.errors import StorageError
 from storage.models import ModelVersion
@@ -73,6 +73,32 @@ def reindex(settings: Settings, *, echo: Callable[[str], None] | None = None) ->
             repo.promote(version)
             record = repo.get_model(version)
             assert record is not None
+            return record
+        finally:
+            repo.close()
+
+
+def rebuild(
+    settings: Settings, version: str | None = None, *, echo: Callable[[str], None] | None = None
+) -> ModelVersion:
+    """Rebuild the index of `version` (default production) in place with its own model, from KB_DIR and the agents'
+    answers: the repair for a missing or corrupt index. Holds the lock every build takes.
+
+    Raises:
+        StorageError: No such version, or none in production.
+        RetrainError: The version's model does not load, or indexing fails.
+    """
+    say = echo or log.info
+    with locked(settings, wait=True, echo=say):
+        repo = open_repository(settings)
+        try:
+            record = registered(repo, version)
+            documents = current_knowledge(settings, repo)
+            say(f"rebuilding the index of {record.version} from {len(documents)} documents with its own encoder")
+            try:
+                rebuild_index(located(record, settings.models_dir), documents)
+            except (ModelError, KnowledgeBaseError, OSError) as exc:
+                raise RetrainError(f"cannot rebuild the index of {record.version}: {one_line(exc)}") from exc
             return record
         finally:
             repo.close()

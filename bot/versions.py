@@ -194,6 +194,35 @@ def import_version(models_dir: str | os.PathLike[str], source: str | os.PathLike
     return version, root / version
 
 
+def rebuild_index(version_dir: str | os.PathLike[str], kb_documents: Sequence[Document]) -> KnowledgeIndex:
+    """Index `kb_documents` again with the version's own model and swap the new index in (the repair for a missing
+    or corrupt index). The new index is complete on disk before the old one is moved aside; the manifest's
+    knowledge-base fields are rewritten atomically. A bot already serving this version keeps the index it loaded.
+
+    Raises:
+        ModelError: The directory is not a complete version or its model does not load.
+        KnowledgeBaseError: Indexing fails.
+    """
+    path = Path(version_dir).expanduser()
+    manifest = read_manifest(path)
+    model = IntentModel.load(path / MODEL_DIR, device="cpu")
+    index = _build_index(model, kb_documents)
+    fresh = path / f".{INDEX_DIR}.rebuilt{_STAGING_SUFFIX}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    index.save(fresh)
+    old = path / f".{INDEX_DIR}.old{_STAGING_SUFFIX}"
+    shutil.rmtree(old, ignore_errors=True)
+    if (path / INDEX_DIR).exists():
+        os.replace(path / INDEX_DIR, old)
+    os.replace(fresh, path / INDEX_DIR)
+    shutil.rmtree(old, ignore_errors=True)
+    manifest.update(_kb_summary(kb_documents), index_rebuilt_at=_now())
+    staging = path / f".{MANIFEST_FILE}{_STAGING_SUFFIX}"
+    _write_json(staging, manifest)
+    os.replace(staging, path / MANIFEST_FILE)
+    return index
+
+
 def read_manifest(version_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The version's `manifest.json`; ModelError when the directory is not a complete version."""
     path = Path(version_dir).expanduser()
@@ -349,9 +378,8 @@ _REPAIR = (
 
 def _reindex(path: Path) -> str:
     return (
-        f"if {path.name} is the production version, `supportbot kb ingest` indexes the knowledge base again as a new "
-        "version with its model (or `supportbot model rollback` serves the previous one); otherwise train a new "
-        "version (`supportbot retrain --force`)"
+        f"rebuild its index with `supportbot kb rebuild {path.name}` (the version's own encoder), or roll back "
+        "(`supportbot model rollback`) if it is the production version"
     )
 
 

@@ -53,7 +53,7 @@ def normalise_rows(vectors: np.ndarray, *, dim: int, what: str) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != dim:
         raise KnowledgeBaseError(
             f"{what} has shape {tuple(array.shape)} but this index holds {dim}-dimensional vectors: embed with "
-            "the same encoder that built the index, or rebuild the index with `supportbot kb ingest`"
+            "the same encoder that built the index, or rebuild the index with `supportbot kb rebuild VERSION`"
         )
     if not np.isfinite(array).all():
         raise KnowledgeBaseError(f"{what} contains NaN or infinite values: check the encoder output")

@@ -36,7 +36,7 @@ FORMAT_VERSION = 1
 INDEX_FILE = "index.faiss"
 STORE_FILE = "store.json"
 MANIFEST_FILE = "manifest.json"
-REBUILD_HINT = "index the knowledge base again as a new version with `supportbot kb ingest [--from VERSION]`"
+REBUILD_HINT = "rebuild the version's index with `supportbot kb rebuild VERSION` (its own encoder)"
 LEGACY_POINTER = "CURRENT"
 LEGACY_VERSIONS = "versions"
 

@@ -72,6 +72,21 @@ def register(app: typer.Typer) -> None:
             f"{metrics.get('derived_from')}); running bots switch to it within {current.reload_interval_s:g} s"
         )
 
+    @kb_app.command("rebuild")
+    def rebuild_command(
+        version: Annotated[str | None, typer.Argument(help="The version to repair.", show_default="production")] = None,
+    ) -> None:
+        """Rebuild a version's index in place with its own encoder (from KB_DIR and the agents' answers): the
+        repair for a missing or corrupt index. Running bots load it with the version (restart to reload it now)."""
+        from bot.knowledge import rebuild
+        from bot.retrain import RetrainError
+
+        try:
+            record = rebuild(settings(), version, echo=lambda line: typer.echo(line, err=True))
+        except RetrainError as exc:
+            raise StorageError(str(exc)) from None
+        typer.echo(f"rebuilt the index of {record.version}")
+
     @kb_app.command("search")
     def search(
         query: Annotated[str, typer.Argument(help="The question to look up.")],

@@ -117,3 +117,25 @@ def test_model_import_into_a_fresh_store_then_promote_serves_it(
     assert answer["model_version"] == tiny_version.name and answer["intent"] == "reset_password"
     again = CliRunner().invoke(app, ["model", "import", str(tiny_version)])
     assert isinstance(again.exception, StorageError) and "already in this registry" in str(again.exception)
+
+
+def test_a_corrupt_index_names_its_repair_and_kb_rebuild_fixes_it(newcomer: Path, tiny_version: Path):
+    invoke("model", "import", str(tiny_version))
+    name = tiny_version.name
+    index = newcomer / "data" / "models" / name / "index"
+    (index / "index.faiss").unlink()  # a new file, never written in place: imported files are hard links
+    (index / "index.faiss").write_bytes(b"not a faiss index")
+    broken = CliRunner().invoke(app, ["kb", "search", "refund", "--version", name])
+    assert isinstance(broken.exception, KnowledgeBaseError)
+    assert f"models/{name}/index" in str(broken.exception) and "`supportbot kb rebuild VERSION`" in str(
+        broken.exception
+    )
+    refused = CliRunner().invoke(app, ["model", "promote", name])
+    assert refused.exit_code == 1 and "does not load, not promoted" in refused.output
+
+    output = invoke("kb", "rebuild", name)
+    assert f"rebuilt the index of {name}" in output
+    hits = invoke("kb", "search", "can I get my money back?", "-k", "1", "--version", name)
+    assert "billing/refund-policy.md" in hits
+    assert not any(p.name.endswith(".tmp") for p in index.parent.iterdir())  # no staging left behind
+    invoke("model", "promote", name)  # loads now

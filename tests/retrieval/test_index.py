@@ -102,7 +102,7 @@ def test_a_broken_encoder_fails_the_build(
 
 def test_wrong_dimension_query_is_a_clear_error(docs: list[Document], embedder: HashEmbedder) -> None:
     index = build(docs, embedder)
-    with pytest.raises(KnowledgeBaseError, match=r"shape \(1, 384\).*128-dimensional.*supportbot kb ingest"):
+    with pytest.raises(KnowledgeBaseError, match=r"shape \(1, 384\).*128-dimensional.*supportbot kb rebuild"):
         index.search(np.ones(384, dtype=np.float32))
 
 
@@ -126,7 +126,7 @@ def test_another_encoder_is_refused(docs: list[Document], embedder: HashEmbedder
     other = HashEmbedder(encoder_id="fine-tuned-v2")
     with pytest.raises(KnowledgeBaseError, match="built with encoder 'hash-bow-v1'.*'fine-tuned-v2'"):
         index.search_text("refund", other)
-    with pytest.raises(KnowledgeBaseError, match=r"\(dim 128\) but got 'hash-bow-v1' \(dim 64\).*kb ingest"):
+    with pytest.raises(KnowledgeBaseError, match=r"\(dim 128\) but got 'hash-bow-v1' \(dim 64\).*kb rebuild"):
         index.search_text("refund", HashEmbedder(dim=64))
     with pytest.raises(KnowledgeBaseError, match="k must be at least 1"):
         index.search(embedder.encode(["refund"])[0], k=0)
@@ -217,7 +217,7 @@ def test_an_index_directory_is_written_once(docs: list[Document], embedder: Hash
 
 def test_load_without_an_index_says_how_to_build_one(tmp_path: Path) -> None:
     for missing in (tmp_path / "missing", tmp_path):  # absent, or an empty directory
-        with pytest.raises(KnowledgeBaseError, match="no knowledge-base index in .*supportbot kb ingest"):
+        with pytest.raises(KnowledgeBaseError, match="no knowledge-base index in .*supportbot kb rebuild"):
             KnowledgeIndex.load(missing)
 
 
@@ -289,7 +289,7 @@ def test_indexes_of_the_earlier_generation_layout_still_load(
     query = embedder.encode(["parcel warehouse"])
     assert loaded.search_batch(query, k=4) == index.search_batch(query, k=4)
     (legacy / "CURRENT").write_text("7\n")
-    with pytest.raises(KnowledgeBaseError, match=r"versions/000007 does not exist.*supportbot kb ingest"):
+    with pytest.raises(KnowledgeBaseError, match=r"versions/000007 does not exist.*supportbot kb rebuild"):
         KnowledgeIndex.load(legacy)
 
 
@@ -298,7 +298,7 @@ def test_corrupted_index_file_is_a_clear_error(docs: list[Document], embedder: H
     corrupt(tmp_path / "index" / "index.faiss")
     with pytest.raises(
         KnowledgeBaseError,
-        match=r"index in .*index is unusable: index.faiss does not match its checksum.*supportbot kb ingest",
+        match=r"index in .*index is unusable: index.faiss does not match its checksum.*supportbot kb rebuild",
     ):
         KnowledgeIndex.load(tmp_path / "index")
 
@@ -362,7 +362,7 @@ def test_damaged_indexes_are_refused_with_what_to_do(
         (root / "CURRENT").write_text("garbage")
     with pytest.raises(KnowledgeBaseError, match=match) as info:
         KnowledgeIndex.load(root)
-    assert "supportbot kb ingest" in str(info.value)
+    assert "supportbot kb rebuild" in str(info.value)
 
 
 # --- with the real base encoder -------------------------------------------------------------------------
