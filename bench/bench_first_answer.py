@@ -69,7 +69,7 @@ def _registry(data_dir: Path) -> list[dict[str, Any]]:
                 "status": run.status,
                 "version": run.candidate_version,
                 "candidate_accuracy": (run.metrics.get("candidate") or {}).get("accuracy"),
-                "production_accuracy": ((run.metrics.get("production") or {}) or {}).get("accuracy"),
+                "production_accuracy": (run.metrics.get("production") or {}).get("accuracy"),
                 "timings": run.metrics.get("timings"),
                 "reasons": run.metrics.get("reasons"),
             }

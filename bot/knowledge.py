@@ -7,8 +7,9 @@ promotes it (the classifier is unchanged, so there is nothing to gate); `support
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from bot.retrain import RetrainError, current_knowledge, locked, open_repository
 from bot.settings import Settings
@@ -41,6 +42,17 @@ def registered(repo: Repository, version: str | None) -> ModelVersion:
     return record
 
 
+@contextlib.contextmanager
+def _store(settings: Settings, say: Callable[[str], None]) -> Iterator[Repository]:
+    """The store, opened while holding the lock every build of a version takes."""
+    with locked(settings, wait=True, echo=say):
+        repo = open_repository(settings)
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+
 def reindex(settings: Settings, *, echo: Callable[[str], None] | None = None) -> ModelVersion:
     """Index the knowledge base again as a new production version with the production model.
 
@@ -52,30 +64,26 @@ def reindex(settings: Settings, *, echo: Callable[[str], None] | None = None) ->
         RetrainError: The model cannot be copied or the knowledge base indexed.
     """
     say = echo or log.info
-    with locked(settings, wait=True, echo=say):
-        repo = open_repository(settings)
+    with _store(settings, say) as repo:
+        origin = registered(repo, None)
+        documents = current_knowledge(settings, repo)
+        version = free_version_name(settings.models_dir, lambda name: repo.get_model(name) is not None)
+        say(f"indexing {len(documents)} documents from {settings.kb_path} with the model of {origin.version}")
         try:
-            origin = registered(repo, None)
-            documents = current_knowledge(settings, repo)
-            version = free_version_name(settings.models_dir, lambda name: repo.get_model(name) is not None)
-            say(f"indexing {len(documents)} documents from {settings.kb_path} with the model of {origin.version}")
-            try:
-                path = derive_version(settings.models_dir, version, located(origin, settings.models_dir), documents)
-            except (ModelError, KnowledgeBaseError, OSError) as exc:
-                raise RetrainError(f"cannot index the knowledge base: {one_line(exc)}") from exc
-            metrics = {**(origin.metrics or {}), "derived_from": origin.version, "kb_documents": len(documents)}
-            repo.register_model(
-                version,
-                path=stored_path(path, settings.models_dir),
-                metrics=metrics,
-                dataset_hash=origin.dataset_hash,
-            )
-            repo.promote(version)
-            record = repo.get_model(version)
-            assert record is not None
-            return record
-        finally:
-            repo.close()
+            path = derive_version(settings.models_dir, version, located(origin, settings.models_dir), documents)
+        except (ModelError, KnowledgeBaseError, OSError) as exc:
+            raise RetrainError(f"cannot index the knowledge base: {one_line(exc)}") from exc
+        metrics = {**(origin.metrics or {}), "derived_from": origin.version, "kb_documents": len(documents)}
+        repo.register_model(
+            version,
+            path=stored_path(path, settings.models_dir),
+            metrics=metrics,
+            dataset_hash=origin.dataset_hash,
+        )
+        repo.promote(version)
+        record = repo.get_model(version)
+        assert record is not None
+        return record
 
 
 def rebuild(
@@ -89,16 +97,12 @@ def rebuild(
         RetrainError: The version's model does not load, or indexing fails.
     """
     say = echo or log.info
-    with locked(settings, wait=True, echo=say):
-        repo = open_repository(settings)
+    with _store(settings, say) as repo:
+        record = registered(repo, version)
+        documents = current_knowledge(settings, repo)
+        say(f"rebuilding the index of {record.version} from {len(documents)} documents with its own encoder")
         try:
-            record = registered(repo, version)
-            documents = current_knowledge(settings, repo)
-            say(f"rebuilding the index of {record.version} from {len(documents)} documents with its own encoder")
-            try:
-                rebuild_index(located(record, settings.models_dir), documents)
-            except (ModelError, KnowledgeBaseError, OSError) as exc:
-                raise RetrainError(f"cannot rebuild the index of {record.version}: {one_line(exc)}") from exc
-            return record
-        finally:
-            repo.close()
+            rebuild_index(located(record, settings.models_dir), documents)
+        except (ModelError, KnowledgeBaseError, OSError) as exc:
+            raise RetrainError(f"cannot rebuild the index of {record.version}: {one_line(exc)}") from exc
+        return record

@@ -55,7 +55,7 @@ from training.errors import ModelError
 from training.feedback import FeedbackDataset, TrustPolicy, build_dataset, written_answers
 from training.gate import GatePolicy
 from training.locations import located
-from training.model import IntentModel
+from training.model import verify as verify_model
 from training.pipeline import BuildFn, Pipeline, RetrainResult, one_line
 from training.train import TrainingConfig
 
@@ -119,10 +119,8 @@ def retrain(
     with locked(settings, wait=wait, echo=say):
         repo = open_repository(settings)
         try:
-            job = _Job(settings, repo, trigger=trigger, build=build, progress=progress, echo=say)
-            return job.run(
-                force=force, training=training or {}, only_if_empty=only_if_empty, manual=manual, announce=announce
-            )
+            job = _Job(settings, repo, trigger=trigger, build=build, progress=progress, echo=say, manual=manual)
+            return job.run(force=force, training=training or {}, only_if_empty=only_if_empty, announce=announce)
         finally:
             repo.close()
 
@@ -242,11 +240,13 @@ class _Job:
         build: BuildFn,
         progress: bool,
         echo: Callable[[str], None],
+        manual: Manual | None = None,
     ) -> None:
         self.settings = settings
         self.repo = repo
         self.trigger = trigger
         self.echo = echo
+        self.manual = manual
         threads = settings.torch_threads or None
         self.pipeline = Pipeline(
             repo,
@@ -258,7 +258,9 @@ class _Job:
                 max_intent_drop=settings.retrain_max_intent_drop,
                 min_intent_support=settings.retrain_min_intent_support,
             ),
-            operating=lambda share: settings.decision_policy(oos_share=share),
+            operating=(lambda _: manual.policy)
+            if manual
+            else (lambda share: settings.decision_policy(oos_share=share)),
             progress=progress,
             echo=echo,
         )
@@ -271,9 +273,9 @@ class _Job:
         force: bool,
         training: Mapping[str, Any],
         only_if_empty: bool = False,
-        manual: Manual | None = None,
         announce: str | None = None,
     ) -> RetrainResult:
+        manual = self.manual
         started = time.perf_counter()
         run_id: int | None = None
         version: str | None = None
@@ -299,9 +301,8 @@ class _Job:
             dataset, documents = self._inputs(since, manual)
             config = self._training_config(production, training)
             inputs = self._input_hash(dataset, documents, config)
-            if manual is not None:
-                self.pipeline.operating = lambda _: manual.policy
-            elif not force and production is not None and last is not None and last.metrics.get("input_hash") == inputs:
+            repeated = last is not None and last.metrics.get("input_hash") == inputs
+            if manual is None and not force and production is not None and last is not None and repeated:
                 message = (
                     "nothing to do: no new ratings, corrections, seed or knowledge-base changes since the run of "
                     f"{last.started_at:%Y-%m-%d %H:%M} UTC (production: {production.version}); use --force to retrain"
@@ -378,7 +379,7 @@ class _Job:
         if settings.retrain_warm_start and production is not None:
             model_dir = located(production, settings.models_dir) / MODEL_DIR
             try:
-                IntentModel.load(model_dir, device="cpu")
+                verify_model(model_dir)  # its files, not the model: training loads it once, from init_from
                 init_from = str(model_dir)
             except ModelError as exc:
                 self.echo(

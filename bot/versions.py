@@ -217,9 +217,7 @@ def rebuild_index(version_dir: str | os.PathLike[str], kb_documents: Sequence[Do
     os.replace(fresh, path / INDEX_DIR)
     shutil.rmtree(old, ignore_errors=True)
     manifest.update(_kb_summary(kb_documents), index_rebuilt_at=_now())
-    staging = path / f".{MANIFEST_FILE}{_STAGING_SUFFIX}"
-    _write_json(staging, manifest)
-    os.replace(staging, path / MANIFEST_FILE)
+    _write_json_atomic(path / MANIFEST_FILE, manifest)
     return index
 
 
@@ -402,6 +400,13 @@ def _staged(models_dir: str | os.PathLike[str], version: str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("built model version %s at %s", version, target)
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    """A new file renamed over `path` (never written in place: version files may be hard links)."""
+    staging = path.with_name(f".{path.name}{_STAGING_SUFFIX}")
+    _write_json(staging, data)
+    os.replace(staging, path)
 
 
 def _link_or_copy(source: str, destination: str) -> None:

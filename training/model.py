@@ -294,9 +294,8 @@ class IntentModel(Encoder):
             ModelError: What is wrong, naming the directory, and what to do.
         """
         path = Path(directory).expanduser()
-        manifest = _read_manifest(path)
+        manifest = verify(path)
         labels = manifest["labels"]
-        _verify_files(path, manifest["files"])
         set_threads(threads)
         resolved = resolve_device("cpu" if quantize and device in (None, "auto") else device)
         head = _load_head(path, len(labels))
@@ -351,6 +350,19 @@ def _replace_directory(staging: Path, target: Path) -> None:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def verify(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check a model directory without loading it (its `supportbot.json` and the sha256 of every file it lists);
+    returns the manifest. `IntentModel.load` starts with this.
+
+    Raises:
+        ModelError: What is wrong, naming the directory, and what to do.
+    """
+    path = Path(directory).expanduser()
+    manifest = _read_manifest(path)
+    _verify_files(path, manifest["files"])
+    return manifest
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

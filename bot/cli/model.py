@@ -78,10 +78,9 @@ def _train_candidate(
         )
     except RetrainError as exc:
         raise ModelError(str(exc)) from None
-    assert result.version is not None and result.report_path is not None
+    assert result.version is not None
     typer.echo(result.message)
-    path = result.report_path.parent.parent
-    return IntentModel.load(path / MODEL_DIR, device="cpu")
+    return IntentModel.load(current.models_dir / result.version / MODEL_DIR, device="cpu")
 
 
 def print_report(report: EvalReport, console: Console, decision: dict[str, Any], worst: int = 10) -> None:
