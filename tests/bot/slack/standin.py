@@ -9,7 +9,8 @@ Reusable by tests and benchmarks. Runs in the caller's event loop on an ephemera
     calls = await standin.wait_for_call("chat.postMessage", n=1)
     await standin.close()
 
-Knobs: `fail("chat.postMessage", status=429, retry_after=1, times=1)` (or `times=None` for every call),
+The bot's posts are kept per thread (`posted`) and listed by `conversations.replies` (with their metadata
+when asked for `include_all_metadata`). Knobs: `fail("chat.postMessage", status=429, retry_after=1, times=1)` (or `times=None` for every call),
 `usergroups` / `channel_members` for agent look-ups. Socket Mode: `apps.connections.open` hands out
 `ws://…/link`; `send_envelope()` pushes an envelope and `wait_for_ack()` returns the bot's ack frame.
 """
@@ -69,7 +70,7 @@ class Ack:
 
 
 def _decode_json_fields(params: dict[str, Any]) -> dict[str, Any]:
-    for key in ("blocks", "view", "attachments"):
+    for key in ("blocks", "view", "attachments", "metadata"):
         value = params.get(key)
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
@@ -93,6 +94,7 @@ class SlackStandIn:
 
     def __post_init__(self) -> None:
         self._failures: dict[str, Failure] = {}
+        self.posted: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (channel, thread ts) -> bot messages
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._sockets: list[web.WebSocketResponse] = []
@@ -245,7 +247,16 @@ class SlackStandIn:
             message = {"type": "message", "text": params.get("text"), "user": self.bot_user_id, "ts": ts}
             if params.get("thread_ts"):
                 message["thread_ts"] = params["thread_ts"]
+            if isinstance(params.get("metadata"), dict):
+                message["metadata"] = params["metadata"]
+            thread = (str(params.get("channel")), str(params.get("thread_ts") or ts))
+            self.posted.setdefault(thread, []).append(message)
             return {"ok": True, "channel": params.get("channel"), "ts": ts, "message": message}
+        if method == "conversations.replies":
+            replies = self.posted.get((str(params.get("channel")), str(params.get("ts"))), [])
+            keep = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+            listed = [m if keep else {k: v for k, v in m.items() if k != "metadata"} for m in replies]
+            return {"ok": True, "messages": listed, "has_more": False}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._new_ts()}
         if method == "chat.getPermalink":
