@@ -83,6 +83,8 @@ class ThreadState:
     """An agent has written in the thread: the bot stays quiet there."""
     seen: bool
     """The event is already stored (a retried or doubly delivered event): drop it."""
+    answer: Answer | None = None
+    """When seen: the latest answer recorded for that question (None: none was, e.g. it was only logged)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class ConversationLog(ConversationRows):
 
     # --- one answered question ------------------------------------------------------------------
     def thread_state(self, thread: ThreadRef, *, event_id: str | None = None) -> ThreadState:
-        """The thread's conversation, whether a human is handling it, and whether `event_id` is stored (one read)."""
+        """The thread's conversation, whether a human is handling it, and whether `event_id` is stored with the
+        answer recorded for it (one read)."""
         with self._session() as session:
             conversation = session.exec(thread_query(thread)).first()
             human = conversation is not None and bool(
@@ -128,10 +131,15 @@ class ConversationLog(ConversationRows):
                     )
                 )
             )
-            seen = event_id is not None and bool(
-                session.scalar(sa_select(exists().where(col(Message.event_id) == clean_text(event_id))))
-            )
-        return ThreadState(conversation, human, seen)
+            stored = None
+            if event_id is not None:
+                stored = session.scalar(sa_select(col(Message.id)).where(col(Message.event_id) == clean_text(event_id)))
+            answer = None
+            if stored is not None:
+                answer = session.exec(
+                    sa_select(Answer).where(col(Answer.question_id) == stored).order_by(col(Answer.id).desc())
+                ).scalars().first()
+        return ThreadState(conversation, human, stored is not None, answer)
 
     def record_question_turn(
         self,

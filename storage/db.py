@@ -36,7 +36,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import StaticPool
 
-from storage.errors import StorageError
+from storage.errors import StorageError, StoreUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x5B07_DB  # pg_advisory_xact_lock key held while migrating
@@ -109,7 +109,7 @@ def make_engine(url: str | URL, *, busy_timeout_s: float = 30.0, echo: bool = Fa
         parsed,
         echo=echo,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 10, "application_name": "supportbot"},
+        connect_args={"connect_timeout": 3, "application_name": "supportbot"},
     )
 
 
@@ -175,11 +175,11 @@ def storage_error(exc: SQLAlchemyError, url: str | URL) -> StorageError:
                 "for several busy processes."
             )
         if sqlite:
-            return StorageError(
+            return StoreUnavailable(
                 f"cannot use the SQLite database at {where}: {detail}; check DATABASE_URL / SUPPORTBOT_DATA_DIR "
                 "(the file and its directory must be writable)."
             )
-        return StorageError(
+        return StoreUnavailable(
             f"cannot reach the database at {where}: {detail}; check DATABASE_URL / is PostgreSQL running?"
         )
     if isinstance(exc, IntegrityError):

@@ -7,3 +7,7 @@ class StorageError(Exception):
 
 class DuplicateEventError(StorageError):
     """A message with this Slack event_id is already stored (a retried delivery)."""
+
+
+class StoreUnavailable(StorageError):
+    """The database cannot be reached (down, restarting, or the network is away); retrying later may work."""

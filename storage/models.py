@@ -220,3 +220,23 @@ class TrainingRun(SQLModel, table=True):
     report_path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     started_at: datetime = _time()
     finished_at: datetime | None = _time(index=False, nullable=True)
+
+
+class InboxItem(SQLModel, table=True):
+    """Work accepted from Slack and not yet done (a question to answer, a reaction to record).
+
+    Written before the event is acknowledged, deleted once the work is done; whoever holds the claim
+    (`claimed_by` until `claimed_until`) does it, and an expired claim may be taken by any process.
+    """
+
+    __tablename__ = "inbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=96, unique=True)  # Slack's event_id (or an equivalent unique key)
+    kind: str = Field(max_length=16)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))  # what the person wrote (PII-masked)
+    received_at: datetime = _time()
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = _time(nullable=True)
+    attempts: int = Field(default=0)

@@ -1,7 +1,8 @@
 """The store's API: everything the product logs, read and written through one class.
 
 `Repository` is composed of one part per concern (each in a private module): the conversation log
-(`_conversations`), reports over time windows (`_reports`), the evaluation set / model registry / training
+(`_conversations`), the inbox of work accepted and not yet done (`_inbox`), reports over time windows
+(`_reports`), the evaluation set / model registry / training
 runs (`_registry`) and deletions (`_retention`). Callers only ever use `Repository` and the names below.
 
 Guarantees:
@@ -42,6 +43,7 @@ from storage._conversation_rows import (
     ThreadRef,
 )
 from storage._conversations import AnswerContext, ConversationLog, ThreadState, Turn
+from storage._inbox import Inbox
 from storage._registry import MODEL_STATUSES, Registry
 from storage._reports import RatedAnswer, Reports, Stats
 from storage._retention import Retention
@@ -66,7 +68,7 @@ __all__ = [
 ]
 
 
-class Repository(ConversationLog, Reports, Registry, Retention):
+class Repository(ConversationLog, Inbox, Reports, Registry, Retention):
     """Store of conversations, messages, answers, ratings, hand-offs, model registry and training runs.
 
     Args:

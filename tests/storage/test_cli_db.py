@@ -64,17 +64,17 @@ def _conversations(url: str) -> list[str | None]:
 def test_upgrade_creates_the_default_sqlite_database_then_reports_up_to_date(app: typer.Typer, tmp_path: Path) -> None:
     first = runner.invoke(app, ["db", "upgrade"])
     assert first.exit_code == 0, first.output
-    assert "upgraded from an empty database to revision 0003" in first.output
+    assert "upgraded from an empty database to revision 0004" in first.output
     assert (tmp_path / "data" / "supportbot.db").exists()
     second = runner.invoke(app, ["db", "upgrade"])
-    assert second.exit_code == 0 and "is up to date (revision 0003)" in second.output
+    assert second.exit_code == 0 and "is up to date (revision 0004)" in second.output
 
 
 def test_upgrade_uses_database_url(app: typer.Typer, empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0003" in result.output
+    assert "revision 0004" in result.output
 
 
 def test_purge_asks_first_and_prints_the_counts(app: typer.Typer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ ALL_TABLES = {
     "conversations",
     "messages",
     "answers",
+    "inbox",
     "ratings",
     "handoffs",
     "model_versions",
@@ -44,7 +45,7 @@ def test_upgrade_from_empty_creates_every_table_and_is_idempotent(empty_db_url: 
 
 
 def test_head_is_the_third_revision() -> None:
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
 
 
 def _insert(connection: sa.Connection, table: str, **values: object) -> None:
@@ -76,7 +77,7 @@ def test_upgrade_from_0001_keeps_the_data(empty_db_url: str) -> None:
                 source="button", created_at=when)  # fmt: skip
     engine.dispose()
 
-    assert upgrade(empty_db_url) == ("0001", "0003")
+    assert upgrade(empty_db_url) == ("0001", head_revision())
 
     repo = Repository(empty_db_url)
     try:
@@ -128,7 +129,7 @@ def test_upgrade_from_0002_keeps_the_newest_verdict_of_each_rater(empty_db_url: 
                     helpful=helpful, source=source, created_at=when)  # fmt: skip
     engine.dispose()
 
-    assert upgrade(empty_db_url) == ("0002", "0003")
+    assert upgrade(empty_db_url) == ("0002", head_revision())
     with Repository(empty_db_url) as repo:
         assert sorted((r.id, r.rater_id, r.source, r.helpful) for r in repo.ratings(1)) == [
             (2, "U1", "reaction", True),
