@@ -23,6 +23,8 @@ loop next to a `SlackStandIn`. The pieces:
   5432 is never touched. `PgCluster.unavailable()` says why one cannot be made here.
 * `run_kill_scenario`, `run_db_outage`: the issue's two fault runs end to end, returning a `ScenarioResult`.
 
+`FAULTS_BOT_ROOT=<tree>` runs the bot from another checkout (e.g. a `git worktree` of a commit) by default.
+
 Settings passed to the bot (older code ignores them): `RECOVERY_INTERVAL_S`, `RECOVERY_LEASE_S`,
 `RECOVERY_MAX_AGE_S`, see `RECOVERY_ENV`.
 """
@@ -58,6 +60,7 @@ from tests.bot.slack.fakes import BILLING_ANSWER, CLARIFY_TEXT, HANDOFF_TEXT, IN
 from tests.bot.slack.standin import SlackStandIn, form_body, json_body, signed_headers
 
 ROOT = Path(__file__).resolve().parents[3]
+BOT_ROOT = Path(os.environ.get("FAULTS_BOT_ROOT") or ROOT)  # the tree the bot runs from (default: this one)
 SECRET = "faults-signing-secret"
 BOT_TOKEN = "xoxb-faults-token"
 APP_TOKEN = "xapp-faults-token"
@@ -72,6 +75,7 @@ Kind = Literal["question", "click", "reaction"]
 _LAUNCHER = """
 import os, sys
 import bot.runtime
+print("supportbot from", bot.runtime.__file__, file=sys.stderr, flush=True)
 from bot.cli import main
 from tests.bot.slack.fakes import FakeEngine
 delay = float(os.environ.get("FAKE_ENGINE_DELAY_S", "0"))
@@ -162,7 +166,7 @@ class ServeProcess:
     db_url: str
     data_dir: Path
     log_path: Path
-    bot_root: Path = ROOT
+    bot_root: Path = BOT_ROOT
     delay_s: float = 0.2
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int | None = None
@@ -902,7 +906,7 @@ async def run_kill_scenario(
     rate: float = 20.0,
     delay_s: float = 0.2,
     settle_s: float = 20.0,
-    bot_root: Path = ROOT,
+    bot_root: Path = BOT_ROOT,
     seed: int = 7,
     extra_env: Mapping[str, str] | None = None,
 ) -> ScenarioResult:
@@ -973,7 +977,7 @@ async def run_db_outage(
     mode: Mode = "http",
     delay_s: float = 0.05,
     settle_s: float = 30.0,
-    bot_root: Path = ROOT,
+    bot_root: Path = BOT_ROOT,
     extra_env: Mapping[str, str] | None = None,
 ) -> ScenarioResult:
     """One question every `interval_s`: `before_s` with the database up, `outage_s` with `cluster` stopped,

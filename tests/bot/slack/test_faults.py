@@ -88,7 +88,7 @@ async def test_two_replicas_one_killed_survivor_takes_over(
         kill_at=0.5,
         replicas=2,
         restart=False,
-        **SIZES,
+        **{**SIZES, "delay_s": 0.5},  # each replica takes half the load: slower answers keep work in flight
     )
     assert not result.replicas[0].alive and result.replicas[0].starts == 1  # killed, never restarted
     _assert_kept_every_promise(result)
