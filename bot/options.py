@@ -38,6 +38,10 @@ class ServingOptions:
         agent_user_ids: Users who are always agents.
         support_channel_ids: Channels where every new top-level message is a question.
         max_retries: Retries of a Slack Web API call on 429 (after Retry-After) and on 5xx.
+        spool_path: The local spool (what the database could not take while it was away).
+        recovery_interval_s: How often the inbox is swept for work nobody finished (and the spool flushed).
+        recovery_lease_s: How long a worker's claim on a unit of work holds before another may take it over.
+        recovery_max_age_s: A question recovered later than this gets an apology and a hand-off, not an answer.
     """
 
     intents_path: Path
@@ -57,6 +61,10 @@ class ServingOptions:
     agent_user_ids: tuple[str, ...]
     support_channel_ids: frozenset[str]
     max_retries: int
+    spool_path: Path
+    recovery_interval_s: float
+    recovery_lease_s: float
+    recovery_max_age_s: float
 
     def __post_init__(self) -> None:
         # any iterable of ids may be given (e.g. through `defaults`); stored immutable
@@ -88,6 +96,10 @@ class ServingOptions:
             agent_user_ids=tuple(settings.agent_user_ids),
             support_channel_ids=frozenset(settings.support_channel_ids),
             max_retries=settings.slack_max_retries,
+            spool_path=settings.spool_path,
+            recovery_interval_s=settings.recovery_interval_s,
+            recovery_lease_s=settings.recovery_lease_s,
+            recovery_max_age_s=settings.recovery_max_age_s,
         )
 
     @classmethod

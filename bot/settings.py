@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     agent_usergroup_id: str | None = None
     agent_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     slack_max_retries: int = Field(3, ge=0, le=10)
+    recovery_interval_s: float = Field(15.0, gt=0)
+    recovery_lease_s: float = Field(60.0, gt=0)
+    recovery_max_age_s: float = Field(900.0, gt=0)
 
     # --- Storage -----------------------------------------------------------------------------
     supportbot_data_dir: Path = Path("~/.supportbot")
@@ -137,6 +140,11 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.supportbot_data_dir.expanduser()
+
+    @property
+    def spool_path(self) -> Path:
+        """Where a serving bot keeps what the database could not take while it was away."""
+        return self.data_dir / "spool.sqlite3"
 
     @property
     def db_url(self) -> str:

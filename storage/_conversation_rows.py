@@ -26,7 +26,7 @@ Role = Literal["user", "bot", "agent"]
 RaterRole = Literal["agent", "customer"]
 AnswerSource = Literal["intent", "retrieval", "clarify", "handoff"]
 RatingSource = Literal["button", "reaction", "modal", "cli", "clarify"]
-HandoffReason = Literal["abstained", "customer_request", "engine_error", "not_helpful"]
+HandoffReason = Literal["abstained", "customer_request", "engine_error", "not_helpful", "delayed"]
 ConversationSource = Literal["slack", "cli"]
 
 ROLES: tuple[str, ...] = ("user", "bot", "agent")
@@ -35,7 +35,7 @@ ANSWER_SOURCES: tuple[str, ...] = ("intent", "retrieval", "clarify", "handoff")
 RATING_SOURCES: tuple[str, ...] = ("button", "reaction", "modal", "cli", "clarify")
 """Where a rating comes from: a Slack button, a reaction, the agents' correction modal, the terminal, or a
 customer's pick in a clarifying question. The first, second and fourth hold one verdict per rater (`set_rating`)."""
-HANDOFF_REASONS: tuple[str, ...] = ("abstained", "customer_request", "engine_error", "not_helpful")
+HANDOFF_REASONS: tuple[str, ...] = ("abstained", "customer_request", "engine_error", "not_helpful", "delayed")
 CONVERSATION_SOURCES: tuple[str, ...] = ("slack", "cli")
 CLARIFY_SOURCE = "clarify"
 

@@ -25,7 +25,7 @@ from sqlalchemy import delete, exists, literal_column
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 
 from storage._conversation_rows import (
     ANSWER_SOURCES,
@@ -137,8 +137,8 @@ class ConversationLog(ConversationRows):
             answer = None
             if stored is not None:
                 answer = session.exec(
-                    sa_select(Answer).where(col(Answer.question_id) == stored).order_by(col(Answer.id).desc())
-                ).scalars().first()
+                    select(Answer).where(col(Answer.question_id) == stored).order_by(col(Answer.id).desc())
+                ).first()
         return ThreadState(conversation, human, stored is not None, answer)
 
     def record_question_turn(

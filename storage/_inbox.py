@@ -115,20 +115,20 @@ class Inbox(RepositoryBase):
             .execution_options(synchronize_session=False)
         )
         with self._session() as session:
-            return int(session.execute(statement).rowcount)
+            return int(session.exec(statement).rowcount)
 
-    def postpone(self, item_id: int, *, delay_s: float) -> None:
+    def postpone(self, key: str, *, delay_s: float) -> None:
         """Give an item back, due again in `delay_s` seconds (its work cannot be done yet)."""
         until = self._time(None) + timedelta(seconds=delay_s)
         with self._session() as session:
             session.execute(
-                update(InboxItem).where(col(InboxItem.id) == item_id).values(claimed_by=None, claimed_until=until)
+                update(InboxItem).where(col(InboxItem.key) == key).values(claimed_by=None, claimed_until=until)
             )
 
-    def done(self, item_id: int) -> None:
-        """The item's work is done: delete it."""
+    def done(self, key: str) -> None:
+        """The item's work is done: delete it (nothing happens when there is no such item)."""
         with self._session() as session:
-            session.execute(delete(InboxItem).where(col(InboxItem.id) == item_id))
+            session.execute(delete(InboxItem).where(col(InboxItem.key) == key))
 
     def inbox_size(self) -> int:
         """How many items are waiting or in progress."""

@@ -163,7 +163,7 @@ class Handoff(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = _fk("conversations.id")
     answer_id: int | None = _fk("answers.id", nullable=True, ondelete="SET NULL")
-    reason: str = Field(max_length=32)  # abstained | customer_request | engine_error | not_helpful
+    reason: str = Field(max_length=32)  # abstained | customer_request | engine_error | not_helpful | delayed
     agent_channel_ts: str | None = Field(default=None, max_length=32)
     created_at: datetime = _time()
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import socket
+import uuid
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import typer
 
@@ -27,12 +31,38 @@ class Mode(StrEnum):
     http = "http"
 
 
-def make_app(current: Settings, *, engine: EngineLike, repo: Repository) -> AsyncApp:
+def make_app(current: Settings, *, engine: EngineLike, repo: Repository, worker: str | None = None) -> AsyncApp:
     """The Bolt app configured from the settings (one `ServingOptions` crosses into `bot.slack`)."""
     from bot.options import ServingOptions
     from bot.slack import build_app
 
-    return build_app(engine=engine, repo=repo, options=ServingOptions.from_settings(current))
+    return build_app(engine=engine, repo=repo, options=ServingOptions.from_settings(current), worker=worker)
+
+
+def hold_replica(data_dir: Path) -> tuple[str, IO[str]]:
+    """This replica's name and the lock that makes it the only bot serving from `data_dir`.
+
+    The name (`DATA_DIR/replica-id`, made once) is the bot's name in the inbox's claims: a restarted bot takes
+    up at once what its killed predecessor held. The lock (`DATA_DIR/serve.lock`) is released by the system
+    when the process ends, however it ends.
+
+    Raises:
+        ConfigError: another `supportbot serve` holds the data directory.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / "serve.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise ConfigError(
+            f"another supportbot serve is running with the data directory {data_dir}: stop it, or give each "
+            "replica its own SUPPORTBOT_DATA_DIR (they may share DATABASE_URL)"
+        ) from None
+    id_file = data_dir / "replica-id"
+    if not id_file.exists():
+        id_file.write_text(f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:8]}\n")
+    return id_file.read_text().strip()[:64], lock
 
 
 def register(app: typer.Typer) -> None:
@@ -55,6 +85,7 @@ def register(app: typer.Typer) -> None:
         from bot.slack.server import StartError, serve_until_signalled
         from storage.repository import Repository
 
+        worker, lock = hold_replica(current.data_dir)
         repo = Repository(current.db_url, mask_pii=current.pii_masking)
         try:  # the first run trains and promotes a model when the registry has none
             engine = build_engine(current, repo, echo=lambda line: typer.echo(line, err=True))
@@ -68,12 +99,13 @@ def register(app: typer.Typer) -> None:
             if callable(closer):
                 closer()
             repo.close()
+            lock.close()
 
         typer.echo(f"supportbot serving Slack ({current.slack_mode} mode); Ctrl-C to stop", err=True)
         try:
             asyncio.run(
                 serve_until_signalled(
-                    lambda: make_app(current, engine=engine, repo=repo),
+                    lambda: make_app(current, engine=engine, repo=repo, worker=worker),
                     mode=current.slack_mode,
                     app_token=app_token,
                     host=host or current.http_host,

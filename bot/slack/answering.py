@@ -27,8 +27,9 @@ from bot.decision import answer_or_hand_off
 from bot.slack import blocks, texts
 from bot.slack.deps import Deps
 from bot.slack.events import IncomingMessage
-from bot.slack.slack_io import SlackCallError, permalink, post_message
-from storage.errors import DuplicateEventError
+from bot.slack.intake import Claim, store_mark, turn_body
+from bot.slack.slack_io import SlackCallError, answer_metadata, find_answer, permalink, post_message
+from storage.errors import DuplicateEventError, StorageError, StoreUnavailable
 from storage.models import Answer, Conversation, utcnow
 from storage.repository import HandoffReason, NewAnswer, ThreadRef, ThreadState, Turn
 
@@ -55,28 +56,39 @@ def _record_turn(
     )
 
 
-async def answer_question(deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state: ThreadState) -> None:
+async def answer_question(
+    deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state: ThreadState | None, claim: Claim
+) -> None:
     """Answer `msg` in its thread (or just log it when a human is handling the thread). Retries are dropped.
 
-    `state` is the thread's state read by the router (`Repository.thread_state`).
+    `state` is the thread's state read by the router (`Repository.thread_state`); None when the database is
+    away: the answer is then posted without buttons and the turn kept in the spool (`Intake.spool_turn`).
     """
     if not msg.text:  # e.g. a bare mention, or a file without a caption
         if msg.is_dm or msg.mentions_bot:
             await _hint(deps, client, msg)
         return
-    if msg.is_reply and state.human_handling:  # a person is handling the thread: log only
+    if state is not None and msg.is_reply and state.human_handling:  # a person is handling the thread: log only
         await _log_only(deps, msg)
         return
-    asked_at = utcnow()
+    asked_at = claim.received_at
     text = msg.text[: deps.options.max_question_chars]
     loop = asyncio.get_running_loop()
     answer, handoff = await loop.run_in_executor(
         deps.model_pool, lambda: answer_or_hand_off(deps.engine, text, failure_text=texts.ENGINE_FAILED)
     )
-    try:
-        turn = await asyncio.to_thread(_record_turn, deps, msg, answer, asked_at)
-    except DuplicateEventError:
-        logger.debug("event %s already handled; dropped", msg.event_id)
+    answered_at = utcnow()
+    turn = None
+    if state is not None:
+        try:
+            turn = await asyncio.to_thread(_record_turn, deps, msg, answer, asked_at)
+        except DuplicateEventError:
+            logger.debug("event %s already handled; dropped", msg.event_id)
+            return
+        except StoreUnavailable as exc:
+            deps.intake.health.failed(exc)
+    if turn is None:
+        await _answer_offline(deps, client, msg, claim, answer, handoff, answered_at)
         return
     assert turn.answer_id is not None
     truncated_at = deps.options.max_question_chars if len(msg.text) > len(text) else None
@@ -88,16 +100,155 @@ async def answer_question(deps: Deps, client: AsyncWebClient, msg: IncomingMessa
         answer_id=turn.answer_id,
         answer=answer,
         payload=payload,
+        event_id=msg.event_id,
         handoff=handoff,
         user_id=msg.user_id,
         question=text,
     )
 
 
-async def post_followup(
-    deps: Deps, client: AsyncWebClient, *, conversation: Conversation, question_id: int, answer: EngineAnswer
+async def _answer_offline(
+    deps: Deps,
+    client: AsyncWebClient,
+    msg: IncomingMessage,
+    claim: Claim,
+    answer: EngineAnswer,
+    handoff: HandoffReason | None,
+    answered_at: datetime,
 ) -> None:
-    """Record, post and mark posted a further answer to a stored question (a clarifying question's pick)."""
+    """The database is away: post the answer (no buttons: nothing is stored to point them at), announce a
+    hand-off, and keep the whole turn in the spool until the database is back."""
+    thread = thread_of(msg)
+    conversation = Conversation(team_id=thread.team_id, channel_id=thread.channel_id, thread_ts=thread.thread_ts)
+    ts: str | None = None
+    error = ""
+    try:
+        ts = await post_message(
+            client,
+            channel=msg.channel_id,
+            thread_ts=msg.root_ts,
+            text=blocks.fallback_text(answer.text),
+            blocks=blocks.answer_blocks(None, answer),
+            metadata=answer_metadata(event_id=msg.event_id, answer_id=None),
+        )
+    except SlackCallError as exc:
+        logger.error("answer to %s could not be posted: %s", msg.event_id, exc)
+        error = str(exc)
+    agent_ts = None
+    if handoff is not None:
+        agent_ts = await announce_handoff(
+            deps,
+            client,
+            conversation=conversation,
+            user_id=msg.user_id,
+            question=msg.text,
+            reason=handoff,
+            answer=answer,
+        )
+    turn = turn_body(
+        thread=thread,
+        user_id=msg.user_id,
+        text=msg.text[: deps.options.max_question_chars],
+        slack_ts=msg.ts,
+        event_id=msg.event_id,
+        asked_at=claim.received_at,
+        answer=answer.record_fields(),
+        answered_at=answered_at,
+        posted_ts=ts,
+        error=error,
+        handoff=handoff,
+        agent_channel_ts=agent_ts,
+    )
+    try:
+        await deps.intake.spool_turn(claim, turn)
+    except StorageError as exc:
+        logger.error("answer to %s was posted but could be stored nowhere: %s", msg.event_id, exc)
+
+
+async def settle_answered(deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state: ThreadState) -> None:
+    """A question stored before (a re-delivery, or work taken over after a crash): finish what was left.
+
+    An answer still `pending` was recorded but maybe not posted: when the thread holds its post, only the
+    record is fixed; otherwise it is marked failed and the question answered afresh.
+    """
+    stored = state.answer
+    if stored is None or stored.status != "pending" or state.conversation is None:
+        return  # only logged, or already posted / failed
+    assert stored.id is not None
+    conversation = state.conversation
+    try:
+        ts = await find_answer(
+            client,
+            channel=conversation.channel_id,
+            thread_ts=conversation.thread_ts,
+            event_id=msg.event_id,
+            answer_id=stored.id,
+        )
+    except SlackCallError as exc:
+        raise RuntimeError(f"cannot tell whether answer {stored.id} was posted: {exc}") from exc  # try again later
+    if ts is not None:
+        handoff: HandoffReason | None = "abstained" if stored.source == "handoff" else None
+        await asyncio.to_thread(
+            deps.repo.mark_posted, stored.id, channel_id=conversation.channel_id, slack_ts=ts, handoff=handoff
+        )
+        return
+    await asyncio.to_thread(deps.repo.mark_failed, stored.id, error="interrupted before it was posted")
+    text = msg.text[: deps.options.max_question_chars]
+    loop = asyncio.get_running_loop()
+    answer, _ = await loop.run_in_executor(
+        deps.model_pool, lambda: answer_or_hand_off(deps.engine, text, failure_text=texts.ENGINE_FAILED)
+    )
+    await post_followup(
+        deps, client, conversation=conversation, question_id=stored.question_id, answer=answer, event_id=msg.event_id
+    )
+
+
+async def apologise_late(deps: Deps, client: AsyncWebClient, msg: IncomingMessage, claim: Claim) -> None:
+    """A question recovered too late to answer: say sorry in the thread and hand it to a person."""
+    turn = await asyncio.to_thread(_record_turn, deps, msg, None, claim.received_at)
+    notice_ts: str | None = None
+    try:
+        notice_ts = await post_message(
+            client,
+            channel=msg.channel_id,
+            thread_ts=msg.root_ts,
+            text=texts.LATE_APOLOGY,
+            metadata=answer_metadata(event_id=msg.event_id, answer_id=None),
+        )
+    except SlackCallError as exc:
+        logger.warning("apology not posted in %s: %s", msg.channel_id, exc)
+    await hand_off(
+        deps,
+        client,
+        conversation=turn.conversation,
+        answer_id=None,
+        user_id=msg.user_id,
+        question=msg.text,
+        reason="delayed",
+        notice_ts=notice_ts,
+        notice_text=texts.LATE_APOLOGY,
+    )
+
+
+async def refuse(client: AsyncWebClient, msg: IncomingMessage) -> None:
+    """The question could be stored nowhere: say so in the thread (never silence)."""
+    try:
+        await post_message(client, channel=msg.channel_id, thread_ts=msg.root_ts, text=texts.NOT_TAKEN)
+    except SlackCallError as exc:
+        logger.error("could not tell %s that their question was not taken: %s", msg.user_id, exc)
+
+
+async def post_followup(
+    deps: Deps,
+    client: AsyncWebClient,
+    *,
+    conversation: Conversation,
+    question_id: int,
+    answer: EngineAnswer,
+    event_id: str = "",
+) -> None:
+    """Record, post and mark posted a further answer to a stored question (a clarifying question's pick, or an
+    answer whose first post was interrupted; `event_id` is the question's)."""
     conversation_id = conversation.id
     assert conversation_id is not None
     fields = answer.record_fields()
@@ -106,7 +257,9 @@ async def post_followup(
     )
     assert record.id is not None
     payload = blocks.answer_blocks(record.id, answer)
-    await _post_and_mark(deps, client, conversation=conversation, answer_id=record.id, answer=answer, payload=payload)
+    await _post_and_mark(
+        deps, client, conversation=conversation, answer_id=record.id, answer=answer, payload=payload, event_id=event_id
+    )
 
 
 async def _post_and_mark(
@@ -117,11 +270,15 @@ async def _post_and_mark(
     answer_id: int,
     answer: EngineAnswer,
     payload: list[dict[str, Any]],
+    event_id: str = "",
     handoff: HandoffReason | None = None,
     user_id: str = "",
     question: str = "",
 ) -> None:
-    """Post a recorded answer in its thread, announce a hand-off to the agents, then store all of it at once."""
+    """Post a recorded answer in its thread, announce a hand-off to the agents, then store all of it at once.
+
+    The post carries metadata naming the question and the answer, so a crash before the record is marked is
+    repaired from the thread (`settle_answered`); when the database is away, the mark waits in the spool."""
     ts: str | None = None
     error = ""
     try:
@@ -131,6 +288,7 @@ async def _post_and_mark(
             thread_ts=conversation.thread_ts,
             text=blocks.fallback_text(answer.text),
             blocks=payload,
+            metadata=answer_metadata(event_id=event_id, answer_id=answer_id),
         )
     except SlackCallError as exc:
         logger.error("answer %s could not be posted: %s", answer_id, exc)
@@ -140,17 +298,18 @@ async def _post_and_mark(
         agent_ts = await announce_handoff(
             deps, client, conversation=conversation, user_id=user_id, question=question, reason=handoff, answer=answer
         )
-    if ts is None:
-        await _store_quietly(deps.repo.mark_failed, answer_id, error=error, handoff=handoff, agent_channel_ts=agent_ts)
-    else:
-        await _store_quietly(
-            deps.repo.mark_posted,
-            answer_id,
-            channel_id=conversation.channel_id,
-            slack_ts=ts,
-            handoff=handoff,
-            agent_channel_ts=agent_ts,
-        )
+    mark = {
+        "channel_id": conversation.channel_id,
+        "slack_ts": ts,
+        "error": error,
+        "handoff": handoff,
+        "agent_channel_ts": agent_ts,
+    }
+    try:
+        await asyncio.to_thread(store_mark, deps.repo, {"answer_id": answer_id, **mark})
+    except StoreUnavailable as exc:
+        deps.intake.health.failed(exc)
+        await deps.intake.spool_mark(answer_id, mark)
 
 
 async def store_agent_message(deps: Deps, msg: IncomingMessage, conversation: Conversation) -> None:
@@ -234,9 +393,10 @@ async def hand_off(
     reason: HandoffReason,
     stored: Answer | None = None,
     notice_ts: str | None = None,
+    notice_text: str = texts.HANDOFF_CUSTOMER,
 ) -> None:
-    """Announce the hand-off to the agents, then store it with the bot's notice in the thread (posted as
-    `notice_ts`, if it was)."""
+    """Announce the hand-off to the agents, then store it with the bot's notice in the thread (`notice_text`,
+    posted as `notice_ts`, if it was)."""
     assert conversation.id is not None
     agent_ts = await announce_handoff(
         deps, client, conversation=conversation, user_id=user_id, question=question, reason=reason, stored=stored
@@ -247,7 +407,7 @@ async def hand_off(
         answer_id=answer_id,
         reason=reason,
         agent_channel_ts=agent_ts,
-        notice_text=texts.HANDOFF_CUSTOMER if notice_ts is not None else None,
+        notice_text=notice_text if notice_ts is not None else None,
         notice_ts=notice_ts,
     )
 
@@ -256,5 +416,7 @@ async def _store_quietly(func: Callable[..., object], *args: object, **kwargs: o
     """Run a store write in a thread; a failure is logged (the Slack side already happened)."""
     try:
         await asyncio.to_thread(func, *args, **kwargs)
+    except StoreUnavailable as exc:
+        logger.warning("store write %s lost: %s", getattr(func, "__name__", func), exc)
     except Exception:
         logger.exception("store write %s failed", getattr(func, "__name__", func))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import uuid
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,6 +21,7 @@ from bot.options import ServingOptions
 from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory
 from bot.slack.deps import Deps
 from bot.slack.inflight import TrackedApp
+from bot.slack.intake import Intake
 from bot.slack.listeners import actions, home, messages, other, reactions, views
 from storage.privacy import mask_pii
 from storage.repository import Repository
@@ -95,11 +98,13 @@ def build_app(
     options: ServingOptions,
     agent_cache_ttl_s: float = DEFAULT_TTL_S,
     model_workers: int | None = None,
+    worker: str | None = None,
 ) -> TrackedApp:
     """Build the bot.
 
-    Events are acknowledged at once (`process_before_response=False`); the model and the store run in
-    worker threads afterwards. Every listener run is counted (`app.inflight`, see `bot.slack.inflight`), so
+    Events are acknowledged as soon as their work is stored (`bot.slack.intake`, a middleware run before
+    every listener; `process_before_response=False`); the model and the store run in worker threads
+    afterwards. Every listener run is counted (`app.inflight`, see `bot.slack.inflight`), so
     shutdown waits for the answers in flight. Serve it with `bot.slack.server` (Socket Mode or HTTP). Built
     inside a running event loop, the app's client keeps its connections open: release them with
     `close_app(app)`.
@@ -114,6 +119,8 @@ def build_app(
         model_workers: threads answering with the engine at once, in their own pool so store calls never wait
             behind model work (default: the CPU count, at most 4; measured on 2 busy cores, one worker could
             not keep up with 20 questions/s once other processes took CPU).
+        worker: this bot's name in the inbox's claims, the same across restarts of one replica (`supportbot
+            serve` keeps it in the data directory); default: one made up for this process.
 
     Example:
         >>> app = build_app(engine=engine, repo=repo, options=ServingOptions.from_settings(settings))  # doctest: +SKIP
@@ -132,6 +139,13 @@ def build_app(
         process_before_response=False,
         logger=_bolt_logger(),
     )
+    intake = Intake(
+        repo,
+        spool_path=options.spool_path,
+        worker=worker or f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        lease_s=options.recovery_lease_s,
+        support_channel_ids=options.support_channel_ids,
+    )
     deps = Deps(
         engine=engine,
         repo=repo,
@@ -145,8 +159,10 @@ def build_app(
         model_pool=ThreadPoolExecutor(
             max_workers=model_workers or min(4, os.cpu_count() or 1), thread_name_prefix="supportbot-model"
         ),
+        intake=intake,
     )
     _DEPS[app] = deps
+    app.use(intake.middleware)  # before every listener, so before every acknowledgement
     messages.register(app, deps)
     reactions.register(app, deps)
     home.register(app, deps)
@@ -168,5 +184,12 @@ async def close_app(app: AsyncApp) -> None:
     if session is not None and not session.closed:
         await session.close()
     deps = _DEPS.pop(app, None)
-    if deps is not None and isinstance(deps.model_pool, ThreadPoolExecutor):
-        deps.model_pool.shutdown(wait=False)
+    if deps is not None:
+        deps.intake.close()
+        if isinstance(deps.model_pool, ThreadPoolExecutor):
+            deps.model_pool.shutdown(wait=False)
+
+
+def deps_of(app: AsyncApp) -> Deps | None:
+    """The collaborators `build_app` gave the app's listeners (None for another app)."""
+    return _DEPS.get(app)

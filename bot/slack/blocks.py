@@ -96,11 +96,12 @@ def answer_context(answer: EngineAnswer) -> str:
     return " · ".join(parts)
 
 
-def answer_blocks(answer_id: int, answer: EngineAnswer, *, truncated_at: int | None = None) -> list[Block]:
+def answer_blocks(answer_id: int | None, answer: EngineAnswer, *, truncated_at: int | None = None) -> list[Block]:
     """The bot's reply: answer text, sources, a context line and the rating / hand-off / correction buttons.
 
     Args:
-        answer_id: the stored answer's id, carried in every button's value.
+        answer_id: the stored answer's id, carried in every button's value (None: not stored, the database is
+            away: no buttons; reactions still rate it once the answer reaches the database).
         answer: what the engine decided.
         truncated_at: when the question was cut for the model, the limit (mentioned to the customer).
     """
@@ -117,6 +118,8 @@ def answer_blocks(answer_id: int, answer: EngineAnswer, *, truncated_at: int | N
         context.append(_mrkdwn(texts.TRUNCATED_NOTE.format(limit=truncated_at)))
     blocks = blocks[: MAX_BLOCKS - 2]
     blocks.append({"type": "context", "elements": context})
+    if answer_id is None:
+        return blocks
     value = str(answer_id)
     if answer.source == "clarify":
         buttons = clarify_buttons(answer_id, answer)

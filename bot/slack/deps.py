@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.answer import EngineLike
 from bot.options import ServingOptions
 from bot.slack.agents import AgentDirectory
+from bot.slack.intake import Intake
 from storage.repository import Repository
 
 
@@ -24,6 +25,7 @@ class Deps:
             are questions), `max_question_chars` (longer questions are cut for the model and the store) and
             `out_of_scope_label` (what agents pick when a question is not something the bot should answer).
         model_pool: where the engine runs (`None`: the default thread pool, shared with store calls).
+        intake: accepts work before the ack and keeps what the database cannot take (see `bot.slack.intake`).
     """
 
     engine: EngineLike
@@ -31,3 +33,4 @@ class Deps:
     agents: AgentDirectory
     options: ServingOptions
     model_pool: Executor | None
+    intake: Intake

@@ -21,8 +21,9 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.slack.app import close_app
+from bot.slack.app import close_app, deps_of
 from bot.slack.inflight import in_flight
+from bot.slack.recovery import Recovery
 from bot.slack.shape import shape_problem
 from bot.slack.slack_io import CALL_ERRORS, describe
 
@@ -278,8 +279,13 @@ async def serve_until_signalled(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = make_app()
+    recovery: Recovery | None = None
     try:
         await check_token(app)
+        deps = deps_of(app)
+        if deps is not None:
+            recovery = Recovery(deps, app.client, in_flight(app))
+            recovery.start()
         if mode == "socket":
             if not app_token:
                 raise SlackAuthError("Socket Mode needs the app-level token: set SLACK_APP_TOKEN (xapp-…)")
@@ -288,8 +294,12 @@ async def serve_until_signalled(
         else:
             await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready)
         logger.info("shutting down")
+        if recovery is not None:
+            await recovery.stop()
         await drain(app)
     finally:
+        if recovery is not None:
+            await recovery.stop(timeout_s=0)
         await close_app(app)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

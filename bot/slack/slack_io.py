@@ -39,8 +39,23 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
+ANSWER_EVENT = "supportbot_answer"
+"""The message metadata type on every answer the bot posts: it says which question (and stored answer) it is."""
+
+
+def answer_metadata(*, event_id: str, answer_id: int | None) -> dict[str, Any]:
+    """Metadata naming the question (`event_id`) and stored answer a post carries (found again by `find_answer`)."""
+    return {"event_type": ANSWER_EVENT, "event_payload": {"question": event_id, "answer_id": answer_id or 0}}
+
+
 async def post_message(
-    client: AsyncWebClient, *, channel: str, text: str, thread_ts: str | None = None, blocks: Any = None
+    client: AsyncWebClient,
+    *,
+    channel: str,
+    text: str,
+    thread_ts: str | None = None,
+    blocks: Any = None,
+    metadata: dict[str, Any] | None = None,
 ) -> str:
     """`chat.postMessage`; returns the new message's ts."""
     try:
@@ -49,6 +64,7 @@ async def post_message(
             text=text,
             thread_ts=thread_ts,
             blocks=blocks,
+            metadata=metadata,
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -58,6 +74,32 @@ async def post_message(
     if not isinstance(ts, str) or not ts:
         raise SlackCallError("chat.postMessage returned no ts")
     return ts
+
+
+async def find_answer(
+    client: AsyncWebClient, *, channel: str, thread_ts: str, event_id: str, answer_id: int | None = None
+) -> str | None:
+    """The ts of the bot's answer to question `event_id` in the thread (the stored answer `answer_id`, when
+    given), or None: how a recovered question learns whether it was answered before a crash.
+
+    Raises:
+        SlackCallError: the thread could not be read (the caller must not assume either way).
+    """
+    try:
+        response = await client.conversations_replies(
+            channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
+        )
+    except CALL_ERRORS as exc:
+        raise SlackCallError(describe(exc)) from exc
+    for message in response.get("messages") or []:
+        metadata = message.get("metadata") if isinstance(message, dict) else None
+        if not isinstance(metadata, dict) or metadata.get("event_type") != ANSWER_EVENT:
+            continue
+        payload = metadata.get("event_payload") or {}
+        if payload.get("question") == event_id and (answer_id is None or payload.get("answer_id") == answer_id):
+            ts = message.get("ts")
+            return ts if isinstance(ts, str) else None
+    return None
 
 
 async def post_ephemeral(client: AsyncWebClient, *, channel: str, user: str, text: str, thread_ts: str | None) -> bool:

@@ -6,6 +6,11 @@ from __future__ import annotations
 EMPTY_QUESTION = "Ask me a question in words and I'll do my best to answer it."
 ENGINE_FAILED = "Sorry, I couldn't work out an answer just now. A member of our support team will follow up here."
 HANDOFF_CUSTOMER = "I've passed your question to our support team; a human will follow up in this thread."
+LATE_APOLOGY = (
+    "Sorry for the long wait: I couldn't answer this in time, so I've passed it to our support team; a human will "
+    "follow up in this thread."
+)
+NOT_TAKEN = "Sorry, I couldn't take your question just now. Please try again in a few minutes."
 HANDOFF_ALREADY = "Our support team already has your question; a human will follow up in this thread."
 SOURCES_HEADER = "*Sources*"
 TRUNCATED_NOTE = "(Your message was long, so I only read the first {limit:,} characters.)"

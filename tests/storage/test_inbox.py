@@ -33,10 +33,10 @@ def test_release_postpone_and_done(repo: Repository) -> None:
     assert first is not None and first.id is not None
     assert repo.release("w1") == 1
     [again] = repo.claim_due("w1", lease_s=60)
-    repo.postpone(first.id, delay_s=60)
+    repo.postpone(first.key, delay_s=60)
     assert repo.claim_due("w2", lease_s=60) == []
     assert again.id is not None
-    repo.done(again.id)
+    repo.done(again.key)
     assert repo.inbox_size() == 0
 
 

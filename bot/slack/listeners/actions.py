@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clarify import SOMETHING_ELSE, record_choice
@@ -18,8 +19,9 @@ from bot.slack import blocks, texts
 from bot.slack.answering import hand_off, post_followup
 from bot.slack.deps import Deps
 from bot.slack.events import ButtonPress, parse_button
+from bot.slack.intake import CLAIM, REFUSED, Claim
 from bot.slack.slack_io import CALL_ERRORS, SlackCallError, describe, post_ephemeral, post_message
-from storage.errors import StorageError
+from storage.errors import StorageError, StoreUnavailable
 from storage.repository import AnswerContext, ThreadRef
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,13 @@ def _context(deps: Deps, press: ButtonPress) -> AnswerContext | None:
     return deps.repo.answer_context(press.answer_id, thread)
 
 
+async def rate_click(deps: Deps, client: AsyncWebClient, claim: Claim) -> bool:
+    """Carry out a claimed rating click (always done: a failure is told to the rater)."""
+    press, helpful = claim.work.button()
+    await rate(deps, client, press, helpful=helpful)
+    return True
+
+
 async def rate(deps: Deps, client: AsyncWebClient, press: ButtonPress, *, helpful: bool) -> None:
     """Store a button rating (one verdict per rater), then confirm it to the rater (only once it is stored)."""
     role = await deps.agents.rater_role(client, press.user_id)
@@ -47,6 +56,8 @@ async def rate(deps: Deps, client: AsyncWebClient, press: ButtonPress, *, helpfu
             helpful=helpful,
             source="button",
         )
+    except StoreUnavailable:
+        raise  # kept (inbox or spool) and stored once the database is back
     except StorageError as exc:
         logger.warning("rating of answer %s by %s not stored: %s", press.answer_id, press.user_id, exc)
         await _tell(client, press, texts.RATING_FAILED)
@@ -190,15 +201,21 @@ async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress
 def register(app: AsyncApp, deps: Deps) -> None:
     """Listen to the four answer buttons, and acknowledge any other `block_actions`."""
 
-    async def on_helpful(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        if (press := parse_button(body)) is not None:
-            await rate(deps, client, press, helpful=True)
+    async def on_rating(client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        claim = context.get(CLAIM)
+        if claim is not None:
+            await deps.intake.carry_out(claim, lambda: rate_click(deps, client, claim))
+        elif (refused := context.get(REFUSED)) is not None:
+            press, _ = refused.button()
+            await _tell(client, press, texts.RATING_FAILED)
 
-    async def on_not_helpful(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_helpful(ack: AsyncAck, client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        await ack()  # the intake stored the click before this listener ran
+        await on_rating(client, context)
+
+    async def on_not_helpful(ack: AsyncAck, client: AsyncWebClient, context: AsyncBoltContext) -> None:
         await ack()
-        if (press := parse_button(body)) is not None:
-            await rate(deps, client, press, helpful=False)
+        await on_rating(client, context)
 
     async def on_human(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()

@@ -9,32 +9,69 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.answering import answer_question, store_agent_message, thread_of
+from bot.slack.answering import (
+    answer_question,
+    apologise_late,
+    refuse,
+    settle_answered,
+    store_agent_message,
+    thread_of,
+)
 from bot.slack.deps import Deps
-from bot.slack.events import IncomingMessage, parse_message
+from bot.slack.events import IncomingMessage
+from bot.slack.intake import CLAIM, REFUSED, Claim
+from bot.slack.slack_io import SlackCallError, find_answer
+from storage.errors import StoreUnavailable
+from storage.models import utcnow
+from storage.repository import ThreadState
 
 logger = logging.getLogger(__name__)
 
 
-async def route(deps: Deps, client: AsyncWebClient, msg: IncomingMessage) -> None:
-    """Answer a question, log an agent's reply, or ignore the message.
+async def answer_claim(deps: Deps, client: AsyncWebClient, claim: Claim) -> bool:
+    """Carry out a claimed question: answer it, log an agent's reply, or ignore the message. True when done.
 
     The thread's state is read once (`Repository.thread_state`): its conversation (whose thread a reply is in),
-    whether a human is handling it, and whether this event was already handled (a retry stops here).
+    whether a human is handling it, and whether this event was already stored (a re-delivery, or work taken
+    over after a crash: `settle_answered` finishes it). A question recovered past `recovery_max_age_s` gets an
+    apology and a hand-off. With the database away, a question to the bot is answered from memory; a reply in
+    a thread waits (whose thread it is cannot be known).
     """
-    addressed = msg.is_dm or msg.mentions_bot
-    if not msg.is_reply and not (addressed or msg.channel_id in deps.options.support_channel_ids):
-        return
-    state = await asyncio.to_thread(deps.repo.thread_state, thread_of(msg), event_id=msg.event_id)
+    msg = claim.work.message()
+    try:
+        state = await asyncio.to_thread(deps.repo.thread_state, thread_of(msg), event_id=msg.event_id)
+    except StoreUnavailable as exc:
+        deps.intake.health.failed(exc)
+        if msg.is_reply and not (msg.is_dm or msg.mentions_bot):
+            return False
+        await answer_question(deps, client, msg, None, claim)
+        return True
     if state.seen:
-        logger.debug("event %s already handled; dropped", msg.event_id)
-        return
+        await settle_answered(deps, client, msg, state)
+        return True
+    if claim.recovered:
+        age = (utcnow() - claim.received_at).total_seconds()
+        if age > deps.options.recovery_max_age_s:
+            await apologise_late(deps, client, msg, claim)
+            return True
+        try:
+            posted = await find_answer(client, channel=msg.channel_id, thread_ts=msg.root_ts, event_id=msg.event_id)
+        except SlackCallError as exc:
+            raise RuntimeError(f"cannot tell whether {msg.event_id} was answered: {exc}") from exc
+        if posted is not None:  # answered while the database was away; that worker's spool brings the turn
+            return True
+    await route(deps, client, msg, state, claim)
+    return True
+
+
+async def route(deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state: ThreadState, claim: Claim) -> None:
+    """Answer a question, log an agent's reply, or ignore the message (`state`: the thread's, read once)."""
+    addressed = msg.is_dm or msg.mentions_bot
     conversation = state.conversation
     if msg.is_reply and conversation is None and not addressed:
         return
@@ -42,27 +79,29 @@ async def route(deps: Deps, client: AsyncWebClient, msg: IncomingMessage) -> Non
         if await deps.agents.is_agent(client, msg.user_id):  # only then ask Slack who wrote it
             await store_agent_message(deps, msg, conversation)
             return
-    await answer_question(deps, client, msg, state)
+    await answer_question(deps, client, msg, state, claim)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Listen to `message` (all subtypes, so each is acknowledged) and `app_mention`."""
+    """Listen to `message` (all subtypes, so each is acknowledged) and `app_mention`.
 
-    async def on_message(
-        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        msg = parse_message(body, event, bot_user_id=context.bot_user_id)
-        if msg is None or (msg.mentions_bot and not msg.is_dm):
-            return
-        await route(deps, client, msg)
+    Which of them are questions was decided before the ack (`bot.slack.work.work_of`, run by the intake
+    middleware): the listener carries out the claim it left in the context, or tells the person their question
+    could not be taken.
+    """
 
-    async def on_mention(
-        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        msg = parse_message(body, event, bot_user_id=context.bot_user_id)
-        if msg is None or msg.is_dm:
-            return
-        await route(deps, client, msg)
+    async def on_question(client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        claim = context.get(CLAIM)
+        if claim is not None:
+            await deps.intake.carry_out(claim, lambda: answer_claim(deps, client, claim))
+        elif (refused := context.get(REFUSED)) is not None:
+            await refuse(client, refused.message())
+
+    async def on_message(client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        await on_question(client, context)
+
+    async def on_mention(client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        await on_question(client, context)
 
     app.event("message")(on_message)
     app.event("app_mention")(on_mention)

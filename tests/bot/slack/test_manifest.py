@@ -49,6 +49,8 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "views_publish": frozenset(),
     "usergroups_users_list": frozenset({"usergroups:read"}),
     "conversations_members": frozenset({"channels:read", "groups:read"}),  # public or private agents' channel
+    # a recovered question's thread: was it answered before the crash? (DMs, public and private channels)
+    "conversations_replies": frozenset({"im:history", "channels:history", "groups:history"}),
     "auth_test": frozenset(),
     "apps_connections_open": frozenset(),  # the app-level token's connections:write
 }
