@@ -16,7 +16,8 @@ directory, a free port; the shared server is never touched), against the local S
 Ledger columns: events sent, acknowledged (HTTP 200 within 3 s, at any delivery), questions stored (a `messages`
 row with the event_id), answered (the question's thread has a bot post), duplicates (threads with more than one),
 ratings acknowledged / stored, pending-but-posted (answer rows not marked posted with a slack_ts although their
-reply is in Slack), lost (acknowledged questions not stored or not answered, plus acknowledged ratings not stored).
+reply is in Slack), lost (acknowledged questions not stored or not answered, plus acknowledged ratings not stored),
+refused (the thread holds only a reply that is no answer: the bot said it could not take the question).
 Ack p50 / p99 over every acknowledged delivery, and p99 / max while the database was down (target < 3 s).
 Goal: 0 lost, 0 duplicates, 0 pending-but-posted on every row.
 
@@ -42,6 +43,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -75,6 +77,7 @@ COLUMNS = (
     "ratings stored",
     "pending-but-posted",
     "lost",
+    "refused",
 )
 
 
@@ -286,6 +289,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def cancellable(work: Any) -> Any:
+    """Run `work`, cancelled by SIGTERM or SIGINT (even when started in the background, where SIGINT is ignored),
+    so the replicas are stopped and the PostgreSQL server removed on the way out."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        raise SystemExit("interrupted") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-rev", default=DEFAULT_BASELINE, help="baseline commit (default %(default)s)")
@@ -307,7 +323,7 @@ def main() -> None:
     parser.add_argument("--skip-outage", action="store_true")
     parser.add_argument("--out", default="faults", help="results name under bench/results/")
     args = parser.parse_args()
-    result = asyncio.run(main_async(args))
+    result = asyncio.run(cancellable(main_async(args)))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
     report = markdown(result)

@@ -375,7 +375,7 @@ class Deliverer:
                 retry_attempt=delivery.attempt or None,
                 accepts_response_payload=sent.kind == "click",
             )
-        except (AssertionError, ConnectionError, RuntimeError) as exc:  # no connection / a closing one
+        except Exception as exc:  # noqa: BLE001 - no connection, a closing one: not delivered
             delivery.error = type(exc).__name__
             return
         try:
@@ -416,13 +416,26 @@ class Posted:
     channel: str
     thread_ts: str
     ts: str
-    text: str
+    text: str  # the fallback text and every block's text
     answer_id: int | None  # from its buttons' value or its metadata
 
     @property
     def is_answer(self) -> bool:
-        """The engine's answer (not a refusal, an apology or a hint)."""
-        return any(self.text.startswith(t[:60]) for t in ENGINE_TEXTS)
+        """The engine's answer (not a refusal, an apology or a hint): it carries one of the FakeEngine's texts."""
+        return any(t[:60] in self.text for t in ENGINE_TEXTS)
+
+
+def _texts(value: Any) -> Iterable[str]:
+    """Every `text` string in a block tree."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "text" and isinstance(item, str):
+                yield item
+            else:
+                yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
 
 
 def answer_id_in(params: Mapping[str, Any]) -> int | None:
@@ -447,9 +460,8 @@ def bot_posts(standin: SlackStandIn) -> dict[tuple[str, str], list[Posted]]:
         ts = str(call.response.get("ts"))
         channel = str(call.params.get("channel"))
         thread = str(call.params.get("thread_ts") or ts)
-        posts[(channel, thread)].append(
-            Posted(channel, thread, ts, str(call.params.get("text") or ""), answer_id_in(call.params))
-        )
+        words = "\n".join([str(call.params.get("text") or ""), *_texts(call.params.get("blocks") or [])])
+        posts[(channel, thread)].append(Posted(channel, thread, ts, words, answer_id_in(call.params)))
     return posts
 
 
@@ -581,7 +593,7 @@ class Ledger:
     ratings_acked: int
     ratings_stored: int
     pending_but_posted: int  # answer rows not marked posted (with the post's ts) although the reply is in Slack
-    refused: int  # questions whose thread holds a bot post that is not an engine answer (refusal, apology)
+    refused: int  # questions whose thread holds only bot posts that are no engine answer (refusal, apology)
     ack_p50_ms: float | None
     ack_p99_ms: float | None
     ack_p99_db_down_ms: float | None
@@ -612,6 +624,7 @@ class Ledger:
             "ratings stored": self.ratings_stored,
             "pending-but-posted": self.pending_but_posted,
             "lost": self.lost,
+            "refused": self.refused,
         }
 
     def problems(self, *, answered_turns_recorded: bool = False) -> list[str]:
@@ -674,14 +687,15 @@ def read_ledger(db_url: str, standin: SlackStandIn, sent: Sequence[Sent]) -> Led
         replies = thread_posts[s.key]
         stored = s.key in user_messages
         if len(replies) > 1:
-            duplicate_threads.append(f"{s.key} ({s.channel}: {len(replies)} posts)")
-        if replies and not any(p.is_answer for p in replies):
-            refused += 1
-        if s.acked and not stored:
+            said = " | ".join(p.text.split("\n")[0][:50] for p in replies)
+            duplicate_threads.append(f"{s.key} ({s.channel}: {len(replies)} posts: {said})")
+        was_refused = bool(replies) and not any(p.is_answer for p in replies)  # told to try again: not silent
+        refused += was_refused
+        if s.acked and not stored and not was_refused:
             unstored.append(s.key)
         if s.acked and not replies:
             unanswered.append(s.key)
-        if s.acked and not (stored and replies):
+        if s.acked and not (stored and replies) and not was_refused:
             lost_q.append(s.key)
         answered = [p for p in replies if p.is_answer]
         if answered:
