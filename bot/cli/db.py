@@ -1,4 +1,4 @@
-"""`supportbot db`: migrate the database, purge old conversations, forget a user."""
+"""`supportbot db`: migrate the database, copy it into another one, purge old conversations, forget a user."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 
 from bot.cli.common import settings
 from storage import db
+from storage.copy import copy_store
 from storage.models import utcnow
 from storage.repository import Repository
 
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
     """Add the `db` command group to the main app."""
     db_app = typer.Typer(
         name="db",
-        help="The database: create or migrate it, purge old conversations, forget a user.",
+        help="The database: create or migrate it, copy it into another one, purge old conversations, forget a user.",
         no_args_is_help=True,
     )
     app.add_typer(db_app, name="db")
@@ -64,6 +65,33 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{db.safe_url(url)} is up to date (revision {after}).")
         else:
             typer.echo(f"{db.safe_url(url)} upgraded from {before or 'an empty database'} to revision {after}.")
+
+    @db_app.command("copy")
+    def copy(
+        to: Annotated[
+            str,
+            typer.Option(
+                "--to",
+                metavar="URL",
+                help="The database to copy into, new or empty, e.g. postgresql+psycopg://user:password@host/supportbot.",
+            ),
+        ],
+    ) -> None:
+        """Copy the whole store (conversations, registry, inbox) from DATABASE_URL into the empty database URL.
+
+        Stop the bot and the nightly job first. One transaction: on an error the target stays empty.
+        """
+        current = settings()
+        source = current.db_url
+        typer.echo(f"copying {db.safe_url(source)} to {db.safe_url(to)}:")
+        counts = copy_store(
+            source, to, echo=lambda table, rows: typer.echo(f"  {table}: {rows} row{'' if rows == 1 else 's'}")
+        )
+        typer.echo(
+            f"copied {sum(counts.values())} rows. Now set DATABASE_URL={db.safe_url(to)} for the bot and the nightly "
+            f"job and keep SUPPORTBOT_DATA_DIR={current.data_dir} where it is: the registry's models stay in "
+            f"{current.models_dir}."
+        )
 
     @db_app.command("purge")
     def purge(

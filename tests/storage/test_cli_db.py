@@ -147,3 +147,48 @@ def test_main_prints_one_line_and_exits_1(monkeypatch: pytest.MonkeyPatch, capsy
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach the database at postgresql+psycopg://bot:***@127.0.0.1:1/supportbot")
     assert err.count("\n") == 1 and "s3cret" not in err and "Traceback" not in err
+
+
+def test_copy_copies_the_store_and_says_what_to_set(
+    app: typer.Typer, sqlite_url: str, empty_db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    _seed(sqlite_url)
+    with Repository(sqlite_url) as repo:
+        repo.register_model("v1", path="v1", metrics={"accuracy": 0.9}, dataset_hash="a" * 64, status="production")
+
+    result = runner.invoke(app, ["db", "copy", "--to", empty_db_url])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"copying {sqlite_url} to {empty_db_url}:"
+    assert "  conversations: 2 rows" in lines and "  model_versions: 1 row" in lines and "  inbox: 0 rows" in lines
+    assert lines[-1] == (
+        f"copied 8 rows. Now set DATABASE_URL={empty_db_url} for the bot and the nightly job and keep "
+        f"SUPPORTBOT_DATA_DIR={tmp_path / 'data'} where it is: the registry's models stay in "
+        f"{tmp_path / 'data' / 'models'}."
+    )
+    assert _conversations(empty_db_url) == ["U1", "U2"]
+    with Repository(empty_db_url) as repo:
+        production = repo.production_model()
+        assert production is not None and (production.version, production.path) == ("v1", "v1")
+
+    again = runner.invoke(app, ["db", "copy", "--to", empty_db_url])
+    assert isinstance(again.exception, StorageError) and "is not empty" in str(again.exception)
+
+
+def test_copy_errors_are_one_line_without_the_password(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    target = "postgresql+psycopg://bot:s3cret@127.0.0.1:1/supportbot"
+    monkeypatch.setattr("sys.argv", ["supportbot", "db", "copy", "--to", target])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot reach the database at postgresql+psycopg://bot:***@127.0.0.1:1/")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert "s3cret" not in captured.err + captured.out
