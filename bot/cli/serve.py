@@ -80,6 +80,10 @@ def register(app: typer.Typer) -> None:
             current = current.model_copy(update={"slack_mode": mode.value})
         current.require_slack()
         logging.basicConfig(level=current.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from bot.slack.logs import protect
+
+        for handler in logging.getLogger().handlers:  # DEBUG envelopes of slack_sdk too, masked and cut
+            protect(handler)
 
         from bot.runtime import build_engine
         from bot.slack.server import StartError, serve_until_signalled

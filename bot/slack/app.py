@@ -23,7 +23,7 @@ from bot.slack.deps import Deps
 from bot.slack.inflight import TrackedApp
 from bot.slack.intake import Intake
 from bot.slack.listeners import actions, home, messages, other, reactions, views
-from storage.privacy import mask_pii
+from bot.slack.logs import SafeRecords
 from storage.repository import Repository
 
 logger = logging.getLogger(__name__)
@@ -61,31 +61,10 @@ class _NoTokenWarning(logging.Filter):
         return not str(record.msg).startswith("As you gave `client` as well")
 
 
-LOG_LINE_CHARS = 2000
-"""Longest line Bolt may write to our logs (Bolt puts request bodies into some of its messages)."""
-
-
-class _SafeRecords(logging.Filter):
-    """Bolt logs request bodies: a forged request's whole body at INFO, unhandled ones at WARNING, envelopes at
-    DEBUG. None of it reaches the log as sent: the forged one becomes one short line, every other message is cut
-    to `LOG_LINE_CHARS` and PII-masked (anyone who reaches the port could otherwise fill the disk or the log with
-    card numbers)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith("Invalid request signature detected"):
-            record.msg = f"refused a request with an invalid signature ({len(message)} characters logged by Bolt)"
-        else:
-            cut = f" … ({len(message)} characters)" if len(message) > LOG_LINE_CHARS else ""
-            record.msg = mask_pii(message[:LOG_LINE_CHARS]) + cut
-        record.args = None
-        return True
-
-
 def _bolt_logger() -> logging.Logger:
     """The logger Bolt and every logger it derives from it use (Bolt copies its filters onto them)."""
     bolt_logger = logging.getLogger("bot.slack.bolt")
-    for kind in (_NoTokenWarning, _SafeRecords):
+    for kind in (_NoTokenWarning, SafeRecords):
         if not any(isinstance(f, kind) for f in bolt_logger.filters):
             bolt_logger.addFilter(kind())
     return bolt_logger
@@ -145,6 +124,7 @@ def build_app(
         worker=worker or f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
         lease_s=options.recovery_lease_s,
         support_channel_ids=options.support_channel_ids,
+        mask=options.mask_pii,
     )
     deps = Deps(
         engine=engine,

@@ -33,6 +33,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.slack.work import Work, work_of
 from storage.errors import DuplicateEventError, StorageError, StoreUnavailable
 from storage.models import utcnow
+from storage.privacy import mask_pii
 from storage.repository import NewAnswer, Repository, ThreadRef
 from storage.spool import Spool, SpoolItem
 
@@ -110,16 +111,25 @@ class Intake:
         worker: this process's name in claims (stable across restarts of the same replica).
         lease_s: how long a claim holds before another worker may take the work over.
         support_channel_ids: channels whose top-level messages are questions.
+        mask: mask PII in what the spool keeps of what people wrote, as the database does (PII_MASKING).
     """
 
     def __init__(
-        self, repo: Repository, *, spool_path: Path, worker: str, lease_s: float, support_channel_ids: frozenset[str]
+        self,
+        repo: Repository,
+        *,
+        spool_path: Path,
+        worker: str,
+        lease_s: float,
+        support_channel_ids: frozenset[str],
+        mask: bool = True,
     ) -> None:
         self.repo = repo
         self.spool_path = spool_path
         self.worker = worker
         self.lease_s = lease_s
         self.support_channel_ids = support_channel_ids
+        self.mask = mask
         self.health = StoreHealth(str(spool_path))
         self._spool: Spool | None = None
         self._flushing = asyncio.Lock()
@@ -187,7 +197,8 @@ class Intake:
                     logger.debug("%s %s is already held; dropped", work.kind, work.key)
                     return None
                 return Claim(work, item.received_at, item.attempts)
-        spool_id = await asyncio.to_thread(self.spool.put, "event", work.key, _event_body(work, now))
+        kept = Work(work.key, work.kind, work.payload, self._masked(work.text))
+        spool_id = await asyncio.to_thread(self.spool.put, "event", work.key, _event_body(kept, now))
         return Claim(work, now, 0, spooled=spool_id)
 
     # --- carrying work out --------------------------------------------------------------------
@@ -219,7 +230,11 @@ class Intake:
     async def spool_turn(self, claim: Claim, turn: dict[str, Any]) -> None:
         """Keep an answered question (see `store_turn` for the fields) until the database is back (the flush
         also removes the inbox's item for it)."""
+        turn = {**turn, "text": self._masked(turn["text"])}
         await asyncio.to_thread(self.spool.put, "turn", claim.work.key, turn)
+
+    def _masked(self, text: str) -> str:
+        return mask_pii(text) if self.mask else text
 
     async def spool_mark(self, answer_id: int, mark: dict[str, Any]) -> None:
         """Keep the outcome of posting a stored answer (`mark_posted` / `mark_failed` arguments) for later."""

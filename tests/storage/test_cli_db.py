@@ -1,4 +1,4 @@
-"""`supportbot db upgrade | purge | forget-user` through the Typer app, with settings from the environment."""
+"""`supportbot db upgrade | copy | purge | forget-user` through the Typer app, with settings from the environment."""
 
 from __future__ import annotations
 

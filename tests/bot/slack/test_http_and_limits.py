@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.slack import texts
+from bot.slack.logs import protect
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.conftest import MakeBot
@@ -112,3 +113,18 @@ async def test_oversized_and_forged_bodies_are_refused_and_never_logged(
     assert max(len(line) for line in lines) < 4096
     assert not any(card in line or email in line for line in lines)
     assert any("refused a request with an invalid signature" in line for line in lines)
+
+
+async def test_debug_logs_of_the_slack_libraries_hold_no_unmasked_pii(
+    bot: BotUnderTest, standin: SlackStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    protect(caplog.handler)  # as `supportbot serve` protects its handlers
+    card, email = "4111 1111 1111 1111", "jo.doe@example.com"
+    await bot.event(payloads.message(f"my parrot ate card {card}, write to {email}"))  # handed off: announced
+    await standin.wait_for_call("chat.postMessage", n=2)
+    await quiesce()
+    slack = [r for r in caplog.records if r.name.startswith(("slack_sdk", "slack_bolt", "bot.slack.bolt"))]
+    assert slack, "the Slack libraries logged nothing at DEBUG"
+    lines = [caplog.handler.format(record) for record in slack]
+    assert not any(card in line or email in line for line in lines)

@@ -191,3 +191,37 @@ async def test_a_port_in_use_is_one_clear_error() -> None:
             await serve_http(app, host="127.0.0.1", port=busy, stop=asyncio.Event())
     finally:
         holder.close()
+
+
+@pytest.mark.slow
+async def test_slack_unreachable_is_one_line_per_retry_without_tracebacks(tmp_path: Path) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    nobody = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_API_BASE_URL=f"http://127.0.0.1:{nobody}/api/",
+    )
+    env["LOG_LEVEL"] = "INFO"
+    process = await _run(["serve"], env, tmp_path)
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not any("Retrying" in line for line in lines):
+                line = (await process.stderr.readline()).decode()
+                assert line, f"serve exited: {''.join(lines)[-2000:]}"
+                lines.append(line)
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), timeout=20)
+        lines += rest.decode().splitlines()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0
+    assert not any("Traceback" in line for line in lines), "".join(lines)
+    assert any("cannot reach Slack to check the bot token" in line for line in lines)
