@@ -5,8 +5,8 @@ Bolt and slack_sdk log raw envelopes and Web API requests, which hold what custo
 rewrites those records: a forged request becomes one short line, every other message is cut to
 `LOG_LINE_CHARS` and PII-masked (anyone who reaches the port could otherwise fill the disk, or the log with
 card numbers), and below DEBUG their tracebacks are dropped (a Slack that cannot be reached is one line per
-retry, which already names the error). `build_app` puts it on Bolt's logger; `protect` puts it on a handler, so that it covers every
-logger of the Slack libraries (slack_sdk's Socket Mode and Web API clients log under their own names).
+retry, which already names the error). `build_app` puts it on Bolt's logger; `protect` puts it on a handler,
+so that it covers every logger of the Slack libraries (slack_sdk's clients log under their own names).
 """
 
 from __future__ import annotations
