@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     agent_usergroup_id: str | None = None
     agent_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     slack_max_retries: int = Field(3, ge=0, le=10)
-    recovery_interval_s: float = Field(15.0, gt=0)
-    recovery_lease_s: float = Field(60.0, gt=0)
+    recovery_interval_s: float = Field(10.0, gt=0)
+    recovery_lease_s: float = Field(30.0, gt=0)
     recovery_max_age_s: float = Field(900.0, gt=0)
 
     # --- Storage -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 A front end writes an item before it acknowledges the event (`accept`), does the work, and deletes the item
 (`done`). Every item is claimed by one worker at a time for a lease: the worker that accepted it, or, once the
 lease has run out (the worker died, or gave the item back with `postpone`), whichever worker takes it with
-`claim_due`. PostgreSQL hands out due items with `FOR UPDATE SKIP LOCKED`, so processes sharing the database
+`claim_due`. A live worker renews its claims (`renew`), so only a dead one's lapse. PostgreSQL hands out due items with `FOR UPDATE SKIP LOCKED`, so processes sharing the database
 never claim the same item; SQLite serialises writers, which gives the same guarantee on one machine.
 """
 
@@ -105,6 +105,17 @@ class Inbox(RepositoryBase):
         with self._session() as session:
             rows = session.execute(statement).all()
         return sorted((InboxItem(**row._mapping) for row in rows), key=lambda item: item.id or 0)
+
+    def renew(self, worker: str, *, lease_s: float) -> int:
+        """Extend every claim `worker` holds by `lease_s` from now (a live worker keeps its work); how many."""
+        statement = (
+            update(InboxItem)
+            .where(col(InboxItem.claimed_by) == worker)
+            .values(claimed_until=self._time(None) + timedelta(seconds=lease_s))
+            .execution_options(synchronize_session=False)
+        )
+        with self._session() as session:
+            return int(session.exec(statement).rowcount)
 
     def release(self, worker: str) -> int:
         """Give back every claim `worker` holds (a restarted worker's earlier self is gone); how many."""

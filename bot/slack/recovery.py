@@ -2,10 +2,11 @@
 
 A serving bot runs one `Recovery` beside its listeners. On start it gives back the claims its previous run
 held (the same replica, restarted: that run is dead), then every `recovery_interval_s` (every second while
-the spool holds something) it:
+the spool holds something; at least three times per lease) it:
 
-1. flushes the local spool into the database, oldest first (`Intake.flush`); and, once the spool is empty,
-2. claims the inbox's due work (never started, or whose worker's lease ran out) and carries it out with the
+1. renews the claims it holds, so that work in progress stays its own however long it takes;
+2. flushes the local spool into the database, oldest first (`Intake.flush`); and, once the spool is empty,
+3. claims the inbox's due work (never started, or whose worker's lease ran out) and carries it out with the
    same handlers the listeners use, so a question accepted by a bot that was killed is answered once, by
    whichever replica claims it first.
 
@@ -75,13 +76,18 @@ class Recovery:
                 logger.warning("%d unit(s) of work left by this bot's previous run: taking them up again", given_back)
         except StoreUnavailable as exc:
             intake.health.failed(exc)
+        options = self.deps.options
         while not self._stop.is_set():
             try:
+                await asyncio.to_thread(self.deps.repo.renew, intake.worker, lease_s=options.recovery_lease_s)
                 await self.sweep()
+            except StoreUnavailable as exc:
+                intake.health.failed(exc)
             except Exception:
-                logger.exception("recovery sweep failed; trying again in %.0f s", self.deps.options.recovery_interval_s)
+                logger.exception("recovery sweep failed; trying again in %.0f s", options.recovery_interval_s)
             busy = intake.health.down or intake.spooled() > 0
-            pause = 1.0 if busy else self.deps.options.recovery_interval_s
+            # claims are renewed well before they lapse, however the two settings are chosen
+            pause = 1.0 if busy else min(options.recovery_interval_s, options.recovery_lease_s / 3)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), pause)
 

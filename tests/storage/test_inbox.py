@@ -40,6 +40,14 @@ def test_release_postpone_and_done(repo: Repository) -> None:
     assert repo.inbox_size() == 0
 
 
+def test_a_live_worker_renews_its_claims_and_a_dead_one_lapses(repo: Repository) -> None:
+    repo.accept("EvLive", "question", {}, worker="live", lease_s=0.05)
+    repo.accept("EvDead", "question", {}, worker="dead", lease_s=0.05)
+    assert repo.renew("live", lease_s=60) == 1
+    time.sleep(0.1)
+    assert [item.key for item in repo.claim_due("other", lease_s=60)] == ["EvDead"]
+
+
 def test_workers_claiming_at_once_never_share_an_item(repo: Repository) -> None:
     for n in range(40):
         repo.accept(f"Ev{n}", "question", {}, worker="dead", lease_s=0)
