@@ -3,8 +3,9 @@
 A front end writes an item before it acknowledges the event (`accept`), does the work, and deletes the item
 (`done`). Every item is claimed by one worker at a time for a lease: the worker that accepted it, or, once the
 lease has run out (the worker died, or gave the item back with `postpone`), whichever worker takes it with
-`claim_due`. A live worker renews its claims (`renew`), so only a dead one's lapse. PostgreSQL hands out due items with `FOR UPDATE SKIP LOCKED`, so processes sharing the database
-never claim the same item; SQLite serialises writers, which gives the same guarantee on one machine.
+`claim_due`. A live worker renews its claims (`renew`), so only a dead one's lapse. PostgreSQL hands out
+due items with `FOR UPDATE SKIP LOCKED`, so processes sharing the database never claim the same item; SQLite
+serialises writers, which gives the same guarantee on one machine.
 """
 
 from __future__ import annotations
