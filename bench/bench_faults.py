@@ -242,9 +242,11 @@ def markdown(result: dict[str, Any]) -> str:
                     f"{row['answered not recorded']}"
                 )
             else:
+                at_kill = notes.get("at_kill") or {}
                 extra.append(
                     f"killed after {notes.get('killed_after_events')} events, "
-                    f"{notes.get('acked_before_redelivery')} acked before re-delivery, "
+                    f"{notes.get('acked_before_redelivery')} acked before re-delivery "
+                    f"({at_kill.get('acked_unanswered')} of them questions not answered yet), "
                     f"{notes.get('redelivered')} re-delivered"
                 )
             extra.append(f"never acked {row['never acked']}")

@@ -964,6 +964,13 @@ async def run_kill_scenario(
             timings["burst_s"] = round(time.monotonic() - burst_started, 2)
             notes["killed_after_events"] = kill_index
             notes["acked_before_redelivery"] = sum(1 for s in deliverer.sent if s.acked)
+            snapshot = await asyncio.to_thread(read_ledger, db_url, standin, deliverer.sent)
+            notes["at_kill"] = {  # what the kill left to recover (read once the burst was sent)
+                "acked": snapshot.events_acked,
+                "stored": snapshot.questions_stored,
+                "answered": snapshot.questions_answered,
+                "acked_unanswered": len(snapshot.unanswered_acked),
+            }
             if restart:
                 timings["restart_s"] = round(await victim.start(), 2)
             notes["redelivered"] = await deliverer.redeliver()
