@@ -10,7 +10,8 @@ Reusable by tests and benchmarks. Runs in the caller's event loop on an ephemera
     await standin.close()
 
 The bot's posts are kept per thread (`posted`) and listed by `conversations.replies` (with their metadata
-when asked for `include_all_metadata`). Knobs: `fail("chat.postMessage", status=429, retry_after=1, times=1)` (or `times=None` for every call),
+when asked for `include_all_metadata`). Knobs: `fail("chat.postMessage", status=429, retry_after=1, times=1)`
+(or `times=None` for every call),
 `usergroups` / `channel_members` for agent look-ups. Socket Mode: `apps.connections.open` hands out
 `ws://…/link`; `send_envelope()` pushes an envelope and `wait_for_ack()` returns the bot's ack frame.
 """
