@@ -25,7 +25,7 @@ from sqlalchemy import delete, exists, literal_column
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from storage._conversation_rows import (
     ANSWER_SOURCES,
@@ -48,7 +48,16 @@ from storage._conversation_rows import (
     thread_filter,
     thread_query,
 )
-from storage.models import VERDICT_SOURCES, VERDICT_SOURCES_SQL, Answer, Conversation, Handoff, Message, Rating
+from storage.models import (
+    VERDICT_SOURCES,
+    VERDICT_SOURCES_SQL,
+    Answer,
+    Conversation,
+    Handoff,
+    InboxItem,
+    Message,
+    Rating,
+)
 from storage.text import clean_text
 
 __all__ = [
@@ -108,6 +117,12 @@ class AnswerContext:
     """The conversation was already handed to a person."""
     picked: bool
     """A customer already answered this clarifying question."""
+
+
+def _finish(session: Session, key: str | None) -> None:
+    """Remove the inbox item `key` (its work is done) in the caller's transaction."""
+    if key:
+        session.execute(delete(InboxItem).where(col(InboxItem.key) == clean_text(key)))
 
 
 _RATING_COLUMNS = ("answer_id", "rater_id", "rater_role", "helpful", "corrected_intent", "corrected_answer", "source",
@@ -208,9 +223,11 @@ class ConversationLog(ConversationRows):
         slack_ts: str,
         handoff: HandoffReason | None = None,
         agent_channel_ts: str | None = None,
+        finish: str | None = None,
     ) -> None:
         """Record that the answer was posted as message `slack_ts`: status `posted`, the bot's message in the
-        thread and, when the bot handed off (`handoff` is the reason), the hand-off.
+        thread and, when the bot handed off (`handoff` is the reason), the hand-off; with `finish`, the inbox
+        item of that key is removed in the same transaction (the work is done).
 
         Raises:
             StorageError: no such answer, or an invalid reason.
@@ -231,6 +248,7 @@ class ConversationLog(ConversationRows):
             self._insert_message(session, message)
             if handoff is not None:
                 self._add_handoff(session, conversation_id, answer_id, handoff, agent_channel_ts)
+            _finish(session, finish)
 
     def mark_failed(
         self,
@@ -239,8 +257,10 @@ class ConversationLog(ConversationRows):
         error: str,
         handoff: HandoffReason | None = None,
         agent_channel_ts: str | None = None,
+        finish: str | None = None,
     ) -> None:
-        """Record that posting the answer failed (status `failed`) and why, and the hand-off if there was one.
+        """Record that posting the answer failed (status `failed`) and why, and the hand-off if there was one
+        (`finish`: as for `mark_posted`).
 
         Raises:
             StorageError: no such answer, or an invalid reason.
@@ -250,6 +270,7 @@ class ConversationLog(ConversationRows):
             conversation_id, _ = self._set_answer(session, answer_id, {"status": "failed", "error": clean_text(error)})
             if handoff is not None:
                 self._add_handoff(session, conversation_id, answer_id, handoff, agent_channel_ts)
+            _finish(session, finish)
 
     def record_handoff(
         self,

@@ -101,6 +101,7 @@ async def answer_question(
         answer=answer,
         payload=payload,
         event_id=msg.event_id,
+        claim=claim,
         handoff=handoff,
         user_id=msg.user_id,
         question=text,
@@ -165,7 +166,9 @@ async def _answer_offline(
         logger.error("answer to %s was posted but could be stored nowhere: %s", msg.event_id, exc)
 
 
-async def settle_answered(deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state: ThreadState) -> None:
+async def settle_answered(
+    deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state: ThreadState, claim: Claim
+) -> None:
     """A question stored before (a re-delivery, or work taken over after a crash): finish what was left.
 
     An answer still `pending` was recorded but maybe not posted: when the thread holds its post, only the
@@ -199,7 +202,13 @@ async def settle_answered(deps: Deps, client: AsyncWebClient, msg: IncomingMessa
         deps.model_pool, lambda: answer_or_hand_off(deps.engine, text, failure_text=texts.ENGINE_FAILED)
     )
     await post_followup(
-        deps, client, conversation=conversation, question_id=stored.question_id, answer=answer, event_id=msg.event_id
+        deps,
+        client,
+        conversation=conversation,
+        question_id=stored.question_id,
+        answer=answer,
+        event_id=msg.event_id,
+        claim=claim,
     )
 
 
@@ -246,9 +255,10 @@ async def post_followup(
     question_id: int,
     answer: EngineAnswer,
     event_id: str = "",
+    claim: Claim | None = None,
 ) -> None:
     """Record, post and mark posted a further answer to a stored question (a clarifying question's pick, or an
-    answer whose first post was interrupted; `event_id` is the question's)."""
+    answer whose first post was interrupted: `event_id` is the question's, `claim` the work)."""
     conversation_id = conversation.id
     assert conversation_id is not None
     fields = answer.record_fields()
@@ -258,7 +268,14 @@ async def post_followup(
     assert record.id is not None
     payload = blocks.answer_blocks(record.id, answer)
     await _post_and_mark(
-        deps, client, conversation=conversation, answer_id=record.id, answer=answer, payload=payload, event_id=event_id
+        deps,
+        client,
+        conversation=conversation,
+        answer_id=record.id,
+        answer=answer,
+        payload=payload,
+        event_id=event_id,
+        claim=claim,
     )
 
 
@@ -271,11 +288,13 @@ async def _post_and_mark(
     answer: EngineAnswer,
     payload: list[dict[str, Any]],
     event_id: str = "",
+    claim: Claim | None = None,
     handoff: HandoffReason | None = None,
     user_id: str = "",
     question: str = "",
 ) -> None:
-    """Post a recorded answer in its thread, announce a hand-off to the agents, then store all of it at once.
+    """Post a recorded answer in its thread, announce a hand-off to the agents, then store all of it at once
+    (with the `claim`'s inbox item removed in the same transaction: the work is done).
 
     The post carries metadata naming the question and the answer, so a crash before the record is marked is
     repaired from the thread (`settle_answered`); when the database is away, the mark waits in the spool."""
@@ -304,9 +323,12 @@ async def _post_and_mark(
         "error": error,
         "handoff": handoff,
         "agent_channel_ts": agent_ts,
+        "finish": claim.finish_key() if claim is not None else None,
     }
     try:
         await asyncio.to_thread(store_mark, deps.repo, {"answer_id": answer_id, **mark})
+        if claim is not None:
+            claim.finished = mark["finish"] is not None
     except StoreUnavailable as exc:
         deps.intake.health.failed(exc)
         await deps.intake.spool_mark(answer_id, mark)

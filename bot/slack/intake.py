@@ -47,7 +47,7 @@ PROBE_EVERY_S = 2.0
 """While the database is down, how often a request may try it again (the others go straight to the spool)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Claim:
     """Work this worker holds: stored in the inbox (`spooled` None) or in the local spool (its item id)."""
 
@@ -56,6 +56,12 @@ class Claim:
     attempts: int = 0
     """How many times it was claimed before (0: the first delivery, handled live)."""
     spooled: int | None = None
+    finished: bool = False
+    """Its inbox item was already removed, with the work's last write (`finish_key`)."""
+
+    def finish_key(self) -> str | None:
+        """The inbox key a last write may remove in its own transaction (None for work in the spool)."""
+        return self.work.key if self.spooled is None else None
 
     @property
     def recovered(self) -> bool:
@@ -219,10 +225,10 @@ class Intake:
             if claim.spooled is not None:
                 if done:
                     await asyncio.to_thread(self.spool.remove, claim.spooled)
-            elif done:
-                await asyncio.to_thread(self.repo.done, claim.work.key)
-            else:
+            elif not done:
                 await asyncio.to_thread(self.repo.postpone, claim.work.key, delay_s=self.lease_s / 2)
+            elif not claim.finished:
+                await asyncio.to_thread(self.repo.done, claim.work.key)
         except StoreUnavailable as exc:
             self.health.failed(exc)  # the lease runs out; the next sweep finds the work done and removes it
 
@@ -363,6 +369,7 @@ def store_mark(repo: Repository, mark: dict[str, Any]) -> None:
             slack_ts=mark["slack_ts"],
             handoff=mark.get("handoff"),
             agent_channel_ts=mark.get("agent_channel_ts"),
+            finish=mark.get("finish"),
         )
     else:
         repo.mark_failed(
@@ -370,4 +377,5 @@ def store_mark(repo: Repository, mark: dict[str, Any]) -> None:
             error=mark.get("error") or "not posted",
             handoff=mark.get("handoff"),
             agent_channel_ts=mark.get("agent_channel_ts"),
+            finish=mark.get("finish"),
         )

@@ -52,7 +52,7 @@ async def answer_claim(deps: Deps, client: AsyncWebClient, claim: Claim) -> bool
         await answer_question(deps, client, msg, None, claim)
         return True
     if state.seen:
-        await settle_answered(deps, client, msg, state)
+        await settle_answered(deps, client, msg, state, claim)
         return True
     if claim.recovered:
         age = (utcnow() - claim.received_at).total_seconds()
