@@ -27,8 +27,9 @@ from bot.decision import answer_or_hand_off
 from bot.slack import blocks, texts
 from bot.slack.deps import Deps
 from bot.slack.events import IncomingMessage
-from bot.slack.intake import Claim, store_mark, turn_body
-from bot.slack.slack_io import SlackCallError, answer_metadata, find_answer, permalink, post_message
+from bot.slack.intake import Claim
+from bot.slack.slack_io import SlackCallError, answer_metadata, permalink, post_message
+from bot.slack.turns import store_mark, turn_body
 from storage.errors import DuplicateEventError, StorageError, StoreUnavailable
 from storage.models import Answer, Conversation, utcnow
 from storage.repository import HandoffReason, NewAnswer, ThreadRef, ThreadState, Turn
@@ -41,7 +42,7 @@ def thread_of(msg: IncomingMessage) -> ThreadRef:
     return ThreadRef(team_id=msg.team_id, channel_id=msg.channel_id, thread_ts=msg.root_ts)
 
 
-def _record_turn(
+def record_turn(
     deps: Deps, msg: IncomingMessage, answer: EngineAnswer | None, asked_at: datetime | None = None
 ) -> Turn:
     """Store the question (cut to the limit) and, when there is one, the engine's decision (status pending)."""
@@ -81,7 +82,7 @@ async def answer_question(
     turn = None
     if state is not None:
         try:
-            turn = await asyncio.to_thread(_record_turn, deps, msg, answer, asked_at)
+            turn = await asyncio.to_thread(record_turn, deps, msg, answer, asked_at)
         except DuplicateEventError:
             logger.debug("event %s already handled; dropped", msg.event_id)
             return
@@ -164,79 +165,6 @@ async def _answer_offline(
         await deps.intake.spool_turn(claim, turn)
     except StorageError as exc:
         logger.error("answer to %s was posted but could be stored nowhere: %s", msg.event_id, exc)
-
-
-async def settle_answered(
-    deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state: ThreadState, claim: Claim
-) -> None:
-    """A question stored before (a re-delivery, or work taken over after a crash): finish what was left.
-
-    An answer still `pending` was recorded but maybe not posted: when the thread holds its post, only the
-    record is fixed; otherwise it is marked failed and the question answered afresh.
-    """
-    stored = state.answer
-    if stored is None or stored.status != "pending" or state.conversation is None:
-        return  # only logged, or already posted / failed
-    assert stored.id is not None
-    conversation = state.conversation
-    try:
-        ts = await find_answer(
-            client,
-            channel=conversation.channel_id,
-            thread_ts=conversation.thread_ts,
-            event_id=msg.event_id,
-            answer_id=stored.id,
-        )
-    except SlackCallError as exc:
-        raise RuntimeError(f"cannot tell whether answer {stored.id} was posted: {exc}") from exc  # try again later
-    if ts is not None:
-        handoff: HandoffReason | None = "abstained" if stored.source == "handoff" else None
-        await asyncio.to_thread(
-            deps.repo.mark_posted, stored.id, channel_id=conversation.channel_id, slack_ts=ts, handoff=handoff
-        )
-        return
-    await asyncio.to_thread(deps.repo.mark_failed, stored.id, error="interrupted before it was posted")
-    text = msg.text[: deps.options.max_question_chars]
-    loop = asyncio.get_running_loop()
-    answer, _ = await loop.run_in_executor(
-        deps.model_pool, lambda: answer_or_hand_off(deps.engine, text, failure_text=texts.ENGINE_FAILED)
-    )
-    await post_followup(
-        deps,
-        client,
-        conversation=conversation,
-        question_id=stored.question_id,
-        answer=answer,
-        event_id=msg.event_id,
-        claim=claim,
-    )
-
-
-async def apologise_late(deps: Deps, client: AsyncWebClient, msg: IncomingMessage, claim: Claim) -> None:
-    """A question recovered too late to answer: say sorry in the thread and hand it to a person."""
-    turn = await asyncio.to_thread(_record_turn, deps, msg, None, claim.received_at)
-    notice_ts: str | None = None
-    try:
-        notice_ts = await post_message(
-            client,
-            channel=msg.channel_id,
-            thread_ts=msg.root_ts,
-            text=texts.LATE_APOLOGY,
-            metadata=answer_metadata(event_id=msg.event_id, answer_id=None),
-        )
-    except SlackCallError as exc:
-        logger.warning("apology not posted in %s: %s", msg.channel_id, exc)
-    await hand_off(
-        deps,
-        client,
-        conversation=turn.conversation,
-        answer_id=None,
-        user_id=msg.user_id,
-        question=msg.text,
-        reason="delayed",
-        notice_ts=notice_ts,
-        notice_text=texts.LATE_APOLOGY,
-    )
 
 
 async def refuse(client: AsyncWebClient, msg: IncomingMessage) -> None:
@@ -354,7 +282,7 @@ async def store_agent_message(deps: Deps, msg: IncomingMessage, conversation: Co
 async def _log_only(deps: Deps, msg: IncomingMessage) -> bool:
     """Store the question without answering it; False when the event was already stored."""
     try:
-        await asyncio.to_thread(_record_turn, deps, msg, None)
+        await asyncio.to_thread(record_turn, deps, msg, None)
     except DuplicateEventError:
         logger.debug("event %s already handled; dropped", msg.event_id)
         return False

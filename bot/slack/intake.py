@@ -13,8 +13,8 @@ the inbox's key). The listener (or, after a crash, `bot.slack.recovery`) carries
 `carry_out`, which removes it once done, or leaves it for a later sweep.
 
 While the database is away every store write that fails is kept in the spool too (`spool_turn`,
-`spool_mark`); `flush` replays the spool in order once it is back. Outages are logged once when they start
-and once when they end (`StoreHealth`), never as a traceback per event.
+`spool_mark`, in the form of `bot.slack.turns`); `flush` replays the spool in order once it is back. Outages
+are logged once when they start and once when they end (`StoreHealth`), never as a traceback per event.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.slack.turns import store_mark, store_turn
 from bot.slack.work import Work, work_of
-from storage.errors import DuplicateEventError, StorageError, StoreUnavailable
+from storage.errors import StorageError, StoreUnavailable
 from storage.models import utcnow
 from storage.privacy import mask_pii
-from storage.repository import NewAnswer, Repository, ThreadRef
+from storage.repository import Repository
 from storage.spool import Spool, SpoolItem
 
 logger = logging.getLogger(__name__)
@@ -102,10 +103,6 @@ class StoreHealth:
                 spooled,
             )
             self.down_since = None
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat()
 
 
 class Intake:
@@ -290,92 +287,4 @@ class Intake:
 
 
 def _event_body(work: Work, received_at: datetime) -> dict[str, Any]:
-    return {"kind": work.kind, "payload": work.payload, "text": work.text, "received_at": _iso(received_at)}
-
-
-def turn_body(
-    *,
-    thread: ThreadRef,
-    user_id: str,
-    text: str,
-    slack_ts: str,
-    event_id: str,
-    asked_at: datetime,
-    answer: dict[str, Any],
-    answered_at: datetime,
-    posted_ts: str | None,
-    error: str = "",
-    handoff: str | None = None,
-    agent_channel_ts: str | None = None,
-) -> dict[str, Any]:
-    """An answered question as the spool keeps it (plain JSON)."""
-    return {
-        "thread": {"team_id": thread.team_id, "channel_id": thread.channel_id, "thread_ts": thread.thread_ts},
-        "user_id": user_id,
-        "text": text,
-        "slack_ts": slack_ts,
-        "event_id": event_id,
-        "asked_at": _iso(asked_at),
-        "answered_at": _iso(answered_at),
-        "answer": answer,
-        "posted_ts": posted_ts,
-        "error": error,
-        "handoff": handoff,
-        "agent_channel_ts": agent_channel_ts,
-    }
-
-
-def store_turn(repo: Repository, turn: dict[str, Any]) -> None:
-    """Store a spooled turn: the question with its answer, then where it was posted (idempotent: a turn that is
-    already stored is only marked)."""
-    thread = ThreadRef(**turn["thread"])
-    try:
-        stored = repo.record_question_turn(
-            thread,
-            user_id=turn["user_id"],
-            text=turn["text"],
-            answer=NewAnswer(**turn["answer"]),
-            slack_ts=turn["slack_ts"],
-            event_id=turn["event_id"],
-            asked_at=datetime.fromisoformat(turn["asked_at"]),
-            answered_at=datetime.fromisoformat(turn["answered_at"]),
-        )
-        answer_id = stored.answer_id
-    except DuplicateEventError:
-        state = repo.thread_state(thread, event_id=turn["event_id"])
-        if state.answer is None or state.answer.status != "pending":
-            return
-        answer_id = state.answer.id
-    assert answer_id is not None
-    store_mark(
-        repo,
-        {
-            "answer_id": answer_id,
-            "channel_id": thread.channel_id,
-            "slack_ts": turn["posted_ts"],
-            "error": turn["error"],
-            "handoff": turn["handoff"],
-            "agent_channel_ts": turn["agent_channel_ts"],
-        },
-    )
-
-
-def store_mark(repo: Repository, mark: dict[str, Any]) -> None:
-    """Record where a stored answer was posted (`slack_ts`), or why it was not (`error`)."""
-    if mark.get("slack_ts"):
-        repo.mark_posted(
-            mark["answer_id"],
-            channel_id=mark["channel_id"],
-            slack_ts=mark["slack_ts"],
-            handoff=mark.get("handoff"),
-            agent_channel_ts=mark.get("agent_channel_ts"),
-            finish=mark.get("finish"),
-        )
-    else:
-        repo.mark_failed(
-            mark["answer_id"],
-            error=mark.get("error") or "not posted",
-            handoff=mark.get("handoff"),
-            agent_channel_ts=mark.get("agent_channel_ts"),
-            finish=mark.get("finish"),
-        )
+    return {"kind": work.kind, "payload": work.payload, "text": work.text, "received_at": received_at.isoformat()}

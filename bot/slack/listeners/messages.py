@@ -14,17 +14,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.answering import (
-    answer_question,
-    apologise_late,
-    refuse,
-    settle_answered,
-    store_agent_message,
-    thread_of,
-)
+from bot.slack.answering import answer_question, refuse, store_agent_message, thread_of
 from bot.slack.deps import Deps
 from bot.slack.events import IncomingMessage
 from bot.slack.intake import CLAIM, REFUSED, Claim
+from bot.slack.repair import apologise_late, settle_answered
 from bot.slack.slack_io import SlackCallError, find_answer
 from storage.errors import StoreUnavailable
 from storage.models import utcnow
