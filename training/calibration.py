@@ -31,6 +31,17 @@ Action = Literal["answer", "clarify", "handoff"]
 ANSWER, CLARIFY, HANDOFF = 0, 1, 2
 ACTIONS: tuple[Action, ...] = ("answer", "clarify", "handoff")
 
+RIGHT_ANSWER, RIGHT_HANDOFF, NEEDLESS_HANDOFF, WRONG_ANSWER = (
+    "right_answer",
+    "right_handoff",
+    "needless_handoff",
+    "wrong_answer",
+)
+QUESTION_OUTCOMES = (RIGHT_ANSWER, RIGHT_HANDOFF, NEEDLESS_HANDOFF, WRONG_ANSWER)
+"""What one customer got (`question_outcomes`), in the order the report lists them."""
+GOOD_OUTCOMES = frozenset({RIGHT_ANSWER, RIGHT_HANDOFF})
+"""The outcomes that cost nothing but (for a clarifying question) a click: what the gate counts as good."""
+
 DEFAULT_THRESHOLD = 0.5
 """The `msp` threshold of a model with nothing to calibrate on (or of a model saved before calibration)."""
 THRESHOLD_CANDIDATES = 400
@@ -239,6 +250,37 @@ def _costs(
     handoff_cost = inside.astype(float)
     clarify_cost = policy.clarify_cost + np.where(top_two | ~inside, 0.0, 1.0)
     return np.where(actions == ANSWER, answer_cost, np.where(actions == CLARIFY, clarify_cost, handoff_cost))
+
+
+def question_outcomes(
+    actions: np.ndarray, scores: QuestionScores, truth: np.ndarray, in_scope: np.ndarray
+) -> np.ndarray:
+    """What each customer got from `actions`: one of `QUESTION_OUTCOMES` per row (the words of `_costs`).
+
+    - `right_answer`: answered from the right intent, or asked a clarifying question whose two offered
+      intents include the right one (one click, then the right answer);
+    - `right_handoff`: an out-of-scope question handed off, or asked a clarifying question (the customer
+      picks *Something else* and is handed off);
+    - `needless_handoff`: an in-scope question handed off, or asked a clarifying question without the right
+      intent among the options;
+    - `wrong_answer`: answered from the wrong intent, and any answer to an out-of-scope question.
+
+    Args:
+        actions: `ANSWER` / `CLARIFY` / `HANDOFF` per row (`OperatingPoint.actions`).
+        scores: the rows' scores (top and second intent).
+        truth: the true class index, -1 for out of scope or a label the model does not know.
+        in_scope: the question is in scope for the product: its label is not the out-of-scope label (a label
+            the model does not know, a new intent, is in scope: the model can only get it wrong).
+    """
+    known = truth >= 0
+    correct = (scores.top == truth) & known
+    top_two = (correct | (scores.second == truth)) & known
+    answer, clarify = actions == ANSWER, actions == CLARIFY
+    return np.select(
+        [~in_scope & answer, ~in_scope, answer & correct, answer, clarify & top_two],
+        [WRONG_ANSWER, RIGHT_HANDOFF, RIGHT_ANSWER, WRONG_ANSWER, RIGHT_ANSWER],
+        default=NEEDLESS_HANDOFF,
+    )
 
 
 def _candidates(values: np.ndarray) -> np.ndarray:

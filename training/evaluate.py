@@ -22,6 +22,7 @@ from training.calibration import (
     json_safe,
     ood_auroc,
     outcome,
+    question_outcomes,
     truth_indices,
 )
 from training.calibration import curve as outcome_curve
@@ -81,6 +82,15 @@ class EvalReport:
             configured; `own_direct` without), and at the best threshold in hindsight (`hindsight`), in the
             model's policy's units (cost per question, decision accuracy, rates).
         policy_curve: Open set: the outcome at thresholds spread over the score's range.
+        outcomes_by_question: What each customer got at the model's own operating point, one of
+            `training.calibration.QUESTION_OUTCOMES` per evaluated row, in the rows' order: `right_answer`
+            (answered right, or a clarifying question whose two offered intents include the right one),
+            `right_handoff` (an out-of-scope question handed off or clarified), `needless_handoff` (an in-scope
+            question handed off, or clarified without the right intent among the options), `wrong_answer`
+            (answered wrongly, any answer to an out-of-scope question included). On the frozen evaluation set
+            row i is the same question for every model: the gate pairs them (`training.gate`).
+        truth: The true label of each row, in the same order.
+        out_of_scope_label: The model's out-of-scope label (rows with it are out of scope).
         unknown_labels: Labels in the data that the model does not know (always wrong).
         confusion_labels: Row/column order of `confusion`.
         confusion: Confusion matrix (rows = truth, columns = decision).
@@ -107,6 +117,9 @@ class EvalReport:
     auroc_by_score: dict[str, float | None] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     policy_curve: list[Outcome] = field(default_factory=list)
+    outcomes_by_question: list[str] = field(default_factory=list)
+    truth: list[str] = field(default_factory=list)
+    out_of_scope_label: str = "out_of_scope"
     unknown_labels: list[str] = field(default_factory=list)
     confusion_labels: list[str] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)
@@ -166,9 +179,10 @@ def evaluate(
     }
     correct_answer = (top_label == truth) & ~is_oos
     in_scope = ~is_oos
+    truth_index = truth_indices(list(truth), labels, oos)
     data = CalibrationSet(
         scores,
-        truth_indices(list(truth), labels, oos),
+        truth_index,
         np.ones(len(examples)),
         np.where(in_scope, "in_scope", "eval_oos").astype(object),
     )
@@ -188,6 +202,9 @@ def evaluate(
         score=point.score,
         clarified=float((actions == CLARIFY).mean()),
         resolved=own.in_scope_resolved,
+        outcomes_by_question=[str(o) for o in question_outcomes(actions, scores, truth_index, in_scope)],
+        truth=[str(label) for label in truth],
+        out_of_scope_label=oos,
         unknown_labels=sorted(set(truth) - set(labels) - {oos}),
         confusion_labels=present,
         confusion=confusion_matrix(truth, decision, labels=present).tolist(),

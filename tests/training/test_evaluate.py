@@ -93,6 +93,29 @@ def test_open_set_metrics_by_hand() -> None:
     assert report.policy_curve and report.clarified == 0.0
 
 
+def test_what_each_customer_got_is_kept_per_question() -> None:
+    model = FixedModel(TABLE, threshold=0.7)
+    rows = [Example(t, t[0] if t[0] != "o" else "out_of_scope") for t in TABLE] + [Example("a1", "new_intent")]
+    report = evaluate(model, rows)  # type: ignore[arg-type]
+    assert report.truth == [row.label for row in rows]
+    assert report.outcomes_by_question == [
+        "right_answer",  # a1 answered a
+        "needless_handoff",  # a2 below the threshold
+        "wrong_answer",  # a3 answered b
+        "right_answer",  # b1
+        "right_handoff",  # o1 out of scope, handed off
+        "wrong_answer",  # o2 out of scope, answered
+        "wrong_answer",  # a label the model does not know, answered
+    ]
+    assert report.out_of_scope_label == "out_of_scope"
+    assert json.loads(report.to_json())["outcomes_by_question"] == report.outcomes_by_question
+
+    model.point = OperatingPoint("msp", 0.7, clarify_threshold=0.5)  # a2 (0.6) and o1 (0.55) get a question
+    report = evaluate(model, rows)  # type: ignore[arg-type]
+    assert report.outcomes_by_question[1] == "right_answer"  # a is one of the two offered intents
+    assert report.outcomes_by_question[4] == "right_handoff"  # "Something else", then a hand-off
+
+
 def test_no_examples() -> None:
     with pytest.raises(DataError, match="no examples"):
         evaluate(FixedModel(TABLE, 0.5), [])  # type: ignore[arg-type]
