@@ -1,34 +1,74 @@
 """The promotion gate: may a freshly trained candidate replace the production model?
 
-Both models are evaluated on the same frozen evaluation set; the gate compares the two results and returns a
-`Decision` with one human-readable reason per check. The rules:
+Both models are evaluated on the same frozen evaluation set, each at its own operating point; the gate compares
+the two results and returns a `Decision` with one human-readable reason per failed check (or one saying why it
+passes). Two rules (`GatePolicy.rule`, setting `RETRAIN_GATE`):
+
+**`paired`** (the default) decides on what customers get, question by question. Each evaluation question is a
+right answer, a right hand-off, a needless hand-off or a wrong answer (`training.calibration.question_outcomes`);
+a right answer or a right hand-off is *good*. The frozen set is the same list of questions for both models, so
+question i of one is question i of the other, and the test is paired:
+
+1. Overall: b = questions only the candidate gets good, c = questions only production gets good. Under "the
+   candidate is no worse" a discordant question is as likely to fall either way, so the exact one-sided
+   McNemar test gives p = P(X >= c), X ~ Binomial(b + c, 1/2) (`scipy.stats.binomtest`). p < `alpha`
+   (default 0.05) is a **regression**. The difference in good-outcome share is reported with Newcombe's
+   square-and-add 95% interval for paired proportions (Wilson intervals of both shares, combined with their
+   correlation; Newcombe 1998, method 10). The candidate must also be better or equal, b >= c; b < c without
+   significance is "not better (within noise), kept production", never a regression.
+2. Per intent: the same exact one-sided test on each intent's questions, for every intent production knows,
+   and on the out-of-scope questions (a candidate whose abstention broke answers them: caught here). The
+   p-values are corrected for testing many intents with Holm-Bonferroni (family-wise error at `alpha`,
+   valid whatever the dependence between intents). Only intents where at least one question changed enter
+   the family: an intent where both models got exactly the same questions good has p = 1 whatever happens,
+   can never be significant, and would only dilute the others. An intent is **significantly worse** when its
+   Holm-adjusted p < `alpha`. With a dozen questions per intent one or two flipped questions never are (p >=
+   0.25 before any correction); an intent broken on purpose is. Intents production does not know (new intents
+   introduced by agents) are skipped: production gets none of their questions right, so they can only add to
+   b overall.
+
+Promote when every check passes. An evaluation without per-question outcomes (for example scores from a report
+written before they were kept) falls back to `margins`, and the reasons say so.
+
+**`margins`** (today's fixed margins, kept as an option):
 
 1. Overall: the candidate's accuracy and macro-F1 may each be at most `tolerance` below production's
-   (default 0.005, half a point: on a few hundred evaluation questions that is about one question, so
-   evaluation noise does not block an equivalent model, while a real regression does).
+   (default 0.005, half a point).
 2. Per intent: every intent that production knows and that has at least `min_intent_support` evaluation
    examples may lose at most `max_intent_drop` F1, or one evaluation example's worth (1 / support) when that
-   is larger: with a handful of examples per intent, one flipped question moves F1 by more than any useful
-   margin, and a gate that blocks on that blocks every clearly better model (seen in bench_retrain: 77 intents
-   with ~5 examples each, a candidate +11 points overall rejected for one question). Intents production does
-   not know (new intents introduced by agents) never count against the candidate; intents with too little
+   is larger. Intents production does not know never count against the candidate; intents with too little
    support are reported, not checked.
-3. Without a production model the candidate is promoted (there is nothing to compare with).
+
+Without a production model the candidate is promoted (there is nothing to compare with), under either rule.
 
 Everything here is plain data, no model: `training.pipeline` turns evaluation reports into `Scores`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import dataclasses
+import math
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from scipy.stats import binomtest, norm
+
+from training.calibration import GOOD_OUTCOMES
 
 if TYPE_CHECKING:
     from training.evaluate import EvalReport
 
+Rule = Literal["paired", "margins"]
+RULES: tuple[Rule, ...] = ("paired", "margins")
+DEFAULT_ALPHA = 0.05
+"""Significance level of the paired rule's tests (overall, and per intent after the Holm correction)."""
 DEFAULT_TOLERANCE = 0.005
-"""How far overall accuracy / macro-F1 may fall below production's and still count as "not worse"."""
+"""Margins rule: how far overall accuracy / macro-F1 may fall below production's and still count as "not worse"."""
+CONFIDENCE = 0.95
+"""Confidence level of the reported interval of the difference in good-outcome share."""
+OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True)
@@ -41,6 +81,10 @@ class Scores:
         per_intent_f1: F1 of each label present in the evaluation set.
         support: number of evaluation examples of each label.
         labels: the labels the model can predict (its label set); decides which intents are "new".
+        outcomes: what each evaluation question got at the model's operating point (`EvalReport.outcomes_by_question`);
+            empty when unknown (the paired rule then falls back to the margins).
+        truth: the true label of each evaluation question, in the same order.
+        out_of_scope_label: the label of out-of-scope questions.
     """
 
     accuracy: float
@@ -48,6 +92,14 @@ class Scores:
     per_intent_f1: Mapping[str, float]
     support: Mapping[str, int]
     labels: Collection[str] = ()
+    outcomes: Sequence[str] = ()
+    truth: Sequence[str] = ()
+    out_of_scope_label: str = OUT_OF_SCOPE
+
+    @property
+    def good(self) -> np.ndarray:
+        """Per question: the outcome is a right answer or a right hand-off."""
+        return np.isin(np.asarray(self.outcomes, dtype=object), list(GOOD_OUTCOMES))
 
     @classmethod
     def from_eval(cls, report: EvalReport, labels: Collection[str]) -> Scores:
@@ -58,24 +110,35 @@ class Scores:
             per_intent_f1={name: metrics.f1 for name, metrics in report.per_intent.items()},
             support={name: metrics.support for name, metrics in report.per_intent.items() if metrics.support > 0},
             labels=tuple(labels),
+            outcomes=tuple(report.outcomes_by_question),
+            truth=tuple(report.truth),
+            out_of_scope_label=report.out_of_scope_label,
         )
 
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """The thresholds of the gate (see the module docstring).
+    """Which rule decides, and its thresholds (see the module docstring).
 
     Args:
-        tolerance: largest allowed drop of overall accuracy and of macro-F1.
-        max_intent_drop: largest allowed F1 drop of one sufficiently supported intent.
-        min_intent_support: evaluation examples an intent needs before its F1 drop is checked.
+        rule: `paired` (per-question outcomes, exact tests; the default) or `margins` (fixed F1/accuracy margins).
+        alpha: significance level of the paired rule (overall test, and per intent after the Holm correction).
+        tolerance: margins rule: largest allowed drop of overall accuracy and of macro-F1.
+        max_intent_drop: margins rule: largest allowed F1 drop of one sufficiently supported intent.
+        min_intent_support: margins rule: evaluation examples an intent needs before its F1 drop is checked.
     """
 
+    rule: Rule = "paired"
+    alpha: float = DEFAULT_ALPHA
     tolerance: float = DEFAULT_TOLERANCE
     max_intent_drop: float = 0.05
     min_intent_support: int = 5
 
     def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown gate rule {self.rule!r}; use one of {', '.join(RULES)}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         if not 0.0 <= self.tolerance <= 1.0:
             raise ValueError(f"tolerance must be in [0, 1], got {self.tolerance}")
         if not 0.0 <= self.max_intent_drop <= 1.0:
@@ -86,13 +149,35 @@ class GatePolicy:
 
 @dataclass(frozen=True)
 class Check:
-    """One rule of the gate applied to one quantity."""
+    """One rule of the gate applied to one quantity.
+
+    Attributes:
+        name: `overall` or `intent:<label>` (paired rule); `accuracy`, `macro-F1` or `f1:<label>` (margins).
+        passed: the check lets the candidate through.
+        candidate: the candidate's figure (paired: share of good outcomes; margins: accuracy or F1).
+        production: production's figure.
+        detail: the numbers and the verdict in words.
+        p_value: paired rule: the test's p-value (per intent: Holm-adjusted).
+        raw_p_value: paired rule, per intent: the p-value before the Holm correction.
+        interval: paired rule, overall: the 95% interval of the difference in good-outcome share.
+        better: paired rule: questions only the candidate gets good (b).
+        worse: paired rule: questions only production gets good (c).
+        questions: paired rule: questions compared.
+        verdict: the verdict in a few words (the report's column); `detail` says it in a sentence.
+    """
 
     name: str
     passed: bool
     candidate: float | None
     production: float | None
     detail: str
+    p_value: float | None = None
+    raw_p_value: float | None = None
+    interval: tuple[float, float] | None = None
+    better: int | None = None
+    worse: int | None = None
+    questions: int | None = None
+    verdict: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,12 +189,16 @@ class Decision:
         reasons: one line per failed check (or one line saying why it passes), for logs, reports and Slack.
         checks: every check made, passed or not.
         skipped: intents not checked, with why (new intent, too little support).
+        rule: the rule that decided (`paired` or `margins`; empty without production).
+        alpha: the paired rule's significance level.
     """
 
     promote: bool
     reasons: list[str]
     checks: list[Check] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    rule: str = ""
+    alpha: float = DEFAULT_ALPHA
 
     @property
     def failed(self) -> list[Check]:
@@ -123,21 +212,228 @@ def decide(candidate: Scores, production: Scores | None, policy: GatePolicy | No
     Args:
         candidate: the candidate's scores on the frozen evaluation set.
         production: production's scores on the same set, or None when there is no production model yet.
-        policy: thresholds; the defaults when None.
+        policy: the rule and its thresholds; the defaults (paired rule) when None.
 
     Returns:
         The decision with its reasons.
 
     Example:
-        >>> old = Scores(0.90, 0.88, {"a": 0.9, "b": 0.86}, {"a": 10, "b": 10}, labels=("a", "b"))
-        >>> new = Scores(0.92, 0.91, {"a": 0.95, "b": 0.80}, {"a": 10, "b": 10}, labels=("a", "b"))
-        >>> decide(new, old).promote
-        False
+        >>> truth = ("a",) * 10 + ("b",) * 10
+        >>> old = Scores(0.9, 0.9, {}, {"a": 10, "b": 10}, ("a", "b"), ("right_answer",) * 20, truth)
+        >>> one_worse = ("wrong_answer",) + ("right_answer",) * 19
+        >>> decide(dataclasses.replace(old, outcomes=one_worse), old).reasons[0][:42]
+        'not better (within noise), kept production'
     """
     policy = policy or GatePolicy()
     if production is None:
         return Decision(promote=True, reasons=["no production model yet: the first trained model is promoted"])
+    if policy.rule == "margins":
+        return _margins(candidate, production, policy)
+    unpaired = _unpaired(candidate, production)
+    if unpaired:
+        decision = _margins(candidate, production, policy)
+        note = f"{unpaired}: the fixed margins decided instead of the paired test"
+        return dataclasses.replace(decision, reasons=[note, *decision.reasons])
+    return _paired(candidate, production, policy)
 
+
+def _unpaired(candidate: Scores, production: Scores) -> str | None:
+    """Why the two evaluations cannot be compared question by question (None when they can)."""
+    for name, scores in (("production", production), ("the candidate", candidate)):
+        if not scores.outcomes or len(scores.outcomes) != len(scores.truth):
+            return f"{name}'s evaluation has no per-question outcomes"
+    if tuple(candidate.truth) != tuple(production.truth):
+        return "the two evaluations are not on the same questions"
+    return None
+
+
+# --- the paired rule ---------------------------------------------------------------------------------------
+
+
+def _paired(candidate: Scores, production: Scores, policy: GatePolicy) -> Decision:
+    alpha = policy.alpha
+    new, old = candidate.good, production.good
+    truth = np.asarray(candidate.truth, dtype=object)
+    overall = _overall_paired(new, old, alpha)
+
+    oos = candidate.out_of_scope_label
+    known = set(production.labels) or set(production.per_intent_f1)
+    skipped: dict[str, str] = {}
+    groups: list[tuple[str, int, int, int, int, int]] = []  # intent, questions, good before/after, b, c
+    for intent in sorted(set(truth)):
+        if intent != oos and intent not in known:
+            skipped[intent] = "new intent (production does not know it)"
+            continue
+        rows = truth == intent
+        b, c = int((new[rows] & ~old[rows]).sum()), int((~new[rows] & old[rows]).sum())
+        groups.append((intent, int(rows.sum()), int(old[rows].sum()), int(new[rows].sum()), b, c))
+
+    raw = {intent: one_sided_p(c, b + c) for intent, _, _, _, b, c in groups}
+    adjusted = holm({intent: raw[intent] for intent, _, _, _, b, c in groups if b + c})
+    family = len(adjusted)
+    checks = [overall]
+    for intent, questions, before, after, b, c in groups:
+        p, adj = raw[intent], adjusted.get(intent, 1.0)
+        what = f"out-of-scope questions ({intent!r})" if intent == oos else f"intent {intent!r}"
+        detail = f"{what}: good outcomes {before}/{questions} -> {after}/{questions}"
+        if b + c == 0:
+            verdict = "no question changed"
+        else:
+            detail += (
+                f" ({b} better, {c} worse; one-sided exact McNemar p = {_p(p)}, Holm-adjusted over {family} "
+                f"intents p = {_p(adj)})"
+            )
+            if adj < alpha:
+                verdict = f"significantly worse (adjusted p < {alpha:g})"
+            elif c > b:
+                verdict = "worse within noise, not significant"
+            else:
+                verdict = "better" if b > c else "even"
+        detail += f": {verdict}"
+        checks.append(
+            Check(
+                f"intent:{intent}",
+                adj >= alpha,
+                after / questions,
+                before / questions,
+                detail,
+                p_value=adj,
+                raw_p_value=p,
+                better=b,
+                worse=c,
+                questions=questions,
+                verdict=verdict,
+            )
+        )
+
+    failed = [check for check in checks if not check.passed]
+    if failed:
+        reasons = [check.detail for check in failed]
+    else:
+        reasons = [
+            f"{overall.detail}; no intent significantly worse (Holm-adjusted p >= {alpha:g} on every one of the "
+            f"{family} intents where a question changed)"
+        ]
+    return Decision(promote=not failed, reasons=reasons, checks=checks, skipped=skipped, rule="paired", alpha=alpha)
+
+
+def _overall_paired(new: np.ndarray, old: np.ndarray, alpha: float) -> Check:
+    n = len(new)
+    both, b, c = int((new & old).sum()), int((new & ~old).sum()), int((~new & old).sum())
+    neither = n - both - b - c
+    p = one_sided_p(c, b + c)
+    low, high = paired_difference_interval(both, b, c, neither)
+    before, after = both + c, both + b
+    numbers = (
+        f"good outcomes {before / n:.3f} -> {after / n:.3f} ({before}/{n} -> {after}/{n} questions; {b} better, "
+        f"{c} worse), difference {(b - c) / n:+.3f} (95% CI {low:+.3f} to {high:+.3f}), one-sided exact McNemar "
+        f"p = {_p(p)}"
+    )
+    if b >= c:
+        verdict, detail = "better or equal", f"better or equal overall: {numbers}"
+    elif p < alpha:
+        verdict, detail = "regression", f"regression overall: {numbers} < {alpha:g}"
+    else:
+        verdict = "not better (within noise), kept production"
+        detail = f"{verdict}: {numbers} >= {alpha:g}, not a regression"
+    return Check(
+        "overall",
+        b >= c,
+        after / n,
+        before / n,
+        detail,
+        p_value=p,
+        interval=(low, high),
+        better=b,
+        worse=c,
+        questions=n,
+        verdict=verdict,
+    )
+
+
+def one_sided_p(worse: int, discordant: int) -> float:
+    """Exact one-sided McNemar p-value: P(X >= worse) for X ~ Binomial(discordant, 1/2); 1.0 with no discordant
+    pair (nothing changed, no evidence either way).
+
+    Example:
+        >>> round(one_sided_p(12, 12), 6)  # every one of 12 changed questions went against the candidate
+        0.000244
+    """
+    if discordant == 0:
+        return 1.0
+    return float(binomtest(worse, discordant, 0.5, alternative="greater").pvalue)
+
+
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm-Bonferroni adjusted p-values: the k-th smallest of m is multiplied by (m - k + 1), made monotone
+    and capped at 1; reject where the adjusted value is below the level (family-wise error at that level).
+
+    Example:
+        >>> holm({"a": 0.01, "b": 0.04, "c": 0.03})
+        {'a': 0.03, 'c': 0.06, 'b': 0.06}
+    """
+    ordered = sorted(p_values.items(), key=lambda item: (item[1], item[0]))
+    m, running, out = len(ordered), 0.0, {}
+    for rank, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[name] = running
+    return out
+
+
+def paired_difference_interval(
+    both: int, only_first: int, only_second: int, neither: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """Newcombe's square-and-add interval (1998, method 10) for the difference of two paired proportions,
+    first minus second: the Wilson intervals of both proportions combined with their estimated correlation.
+    Unlike the Wald interval it stays inside [-1, 1] and does not collapse to a point when nothing changed.
+
+    Args:
+        both: pairs where both are a success; only_first, only_second: the discordant pairs; neither: the rest.
+        confidence: the interval's level.
+
+    Example:
+        >>> low, high = paired_difference_interval(59, 6, 16, 80)
+        >>> round(low, 4), round(high, 4)
+        (-0.1186, -0.0046)
+    """
+    n = both + only_first + only_second + neither
+    if n == 0:
+        return -1.0, 1.0
+    z = float(norm.ppf(0.5 + confidence / 2))
+    first, second = both + only_first, both + only_second
+    p1, p2 = first / n, second / n
+    l1, u1 = _wilson(first, n, z)
+    l2, u2 = _wilson(second, n, z)
+    margins = float(first) * (n - first) * second * (n - second)
+    phi = 0.0
+    if margins > 0:
+        association = float(both) * neither - float(only_first) * only_second
+        if association > n / 2:
+            phi = (association - n / 2) / math.sqrt(margins)
+        elif association < 0:
+            phi = association / math.sqrt(margins)
+    delta = p1 - p2
+    low = delta - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)))
+    high = delta + math.sqrt(max(0.0, (p2 - l2) ** 2 + (u1 - p1) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1)))
+    return max(-1.0, low), min(1.0, high)
+
+
+def _wilson(successes: int, n: int, z: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _p(value: float) -> str:
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+# --- the margins rule --------------------------------------------------------------------------------------
+
+
+def _margins(candidate: Scores, production: Scores, policy: GatePolicy) -> Decision:
     checks = [
         _overall("accuracy", candidate.accuracy, production.accuracy, policy.tolerance),
         _overall("macro-F1", candidate.macro_f1, production.macro_f1, policy.tolerance),
@@ -158,9 +454,10 @@ def decide(candidate: Scores, production: Scores | None, policy: GatePolicy | No
         allowed = max(policy.max_intent_drop, 1.0 / support)
         passed = drop <= allowed + 1e-12
         detail = f"intent {intent!r} F1 {old:.3f} -> {new:.3f} (support {support})"
+        verdict = "within the margin" if passed else f"drops by {drop:.3f} > {allowed:.3f}"
         if not passed:
-            detail += f": drops by {drop:.3f} > {allowed:.3f}"
-        checks.append(Check(f"f1:{intent}", passed, new, old, detail))
+            detail += f": {verdict}"
+        checks.append(Check(f"f1:{intent}", passed, new, old, detail, verdict=verdict))
 
     failed = [check for check in checks if not check.passed]
     if failed:
@@ -171,13 +468,14 @@ def decide(candidate: Scores, production: Scores | None, policy: GatePolicy | No
             f"{production.macro_f1:.3f} -> {candidate.macro_f1:.3f}; no supported intent dropped by more than "
             f"{policy.max_intent_drop:.3f} F1"
         ]
-    return Decision(promote=not failed, reasons=reasons, checks=checks, skipped=skipped)
+    return Decision(promote=not failed, reasons=reasons, checks=checks, skipped=skipped, rule="margins")
 
 
 def _overall(name: str, new: float, old: float, tolerance: float) -> Check:
     drop = old - new
     passed = drop <= tolerance + 1e-12
     detail = f"{name} {old:.3f} -> {new:.3f}"
+    verdict = "within the tolerance" if passed else f"drops by {drop:.3f} > tolerance {tolerance:.3f}"
     if not passed:
-        detail += f": drops by {drop:.3f} > tolerance {tolerance:.3f}"
-    return Check(name, passed, new, old, detail)
+        detail += f": {verdict}"
+    return Check(name, passed, new, old, detail, verdict=verdict)

@@ -1,8 +1,10 @@
 """The nightly run's report: a Markdown page with PNG plots, written into the candidate's version directory.
 
-Contents: the gate's decision and reasons, overall metrics of production and candidate on the frozen
-evaluation set, where the training data came from, per-intent F1 old vs new (table + plot), the confusion cells
-that changed most (table + plot) and accuracy across the versions in the registry (plot).
+Contents: the gate's decision and reasons, each of the gate's checks with its numbers, p-value or interval and
+verdict in words (with the paired rule: what customers got from each model, question by question), overall
+metrics of production and candidate on the frozen evaluation set, where the training data came from,
+per-intent F1 old vs new (table + plot), the confusion cells that changed most (table + plot) and accuracy
+across the versions in the registry (plot).
 
 Plain values in, files out: `training.pipeline` gathers the numbers.
 """
@@ -19,8 +21,8 @@ from typing import TYPE_CHECKING
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from training.calibration import describe
-from training.gate import Decision, Scores
+from training.calibration import QUESTION_OUTCOMES, describe
+from training.gate import Check, Decision, Scores
 
 if TYPE_CHECKING:
     from training.evaluate import EvalReport
@@ -140,6 +142,7 @@ def write_report(
     verdict = "PROMOTED" if decision.promote else "REJECTED"
     lines = [f"# Retraining report: {candidate_version}", "", f"**Decision: {verdict}**", ""]
     lines += [f"- {reason}" for reason in decision.reasons]
+    lines += _gate_section(decision, candidate, production)
     lines += ["", "## Overall (frozen evaluation set)", ""]
     lines += ["| | production | candidate |", "|---|---|---|"]
     lines.append(f"| version | {production_version or '(none)'} | {candidate_version} |")
@@ -159,7 +162,9 @@ def write_report(
         lines += ["", "New intents introduced by agents: " + ", ".join(f"`{name}`" for name in new_intents)]
     lines += ["", "## Per-intent F1", "", f"![per-intent F1]({F1_PLOT})", ""]
     lines += ["| intent | support | production | candidate | change | gate |", "|---|---|---|---|---|---|"]
-    results = {check.name.removeprefix("f1:"): check for check in decision.checks if check.name.startswith("f1:")}
+    results = {
+        check.name.split(":", 1)[1]: check for check in decision.checks if check.name.startswith(("f1:", "intent:"))
+    }
     for intent in _intents(candidate, production):
         new_f1 = candidate.per_intent_f1.get(intent)
         old_f1 = production.per_intent_f1.get(intent) if production else None
@@ -183,6 +188,74 @@ def write_report(
     path = out / REPORT_FILE
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+OUTCOME_NAMES = {
+    "right_answer": "right answers",
+    "right_handoff": "right hand-offs",
+    "needless_handoff": "needless hand-offs",
+    "wrong_answer": "wrong answers",
+}
+
+
+def _gate_section(decision: Decision, candidate: Scores, production: Scores | None) -> list[str]:
+    """The gate's rule and every check it made: numbers, p-value or interval, verdict in words."""
+    if not decision.checks:
+        return []
+    lines = ["", "## The gate", ""]
+    if decision.rule == "paired":
+        lines.append(
+            "Rule: paired, on what each customer got from each model on the same questions. Overall: exact "
+            "one-sided McNemar test on the questions only one model gets good (a right answer or a right "
+            f"hand-off), regression when p < {decision.alpha:g}; the difference in good-outcome share with "
+            "Newcombe's 95% interval for paired proportions. Per intent: the same test on its questions, "
+            "Holm-Bonferroni corrected across the intents where a question changed."
+        )
+        lines += ["", "| outcome | production | candidate |", "|---|---|---|"]
+        for name in QUESTION_OUTCOMES:
+            old = production.outcomes.count(name) if production else 0
+            lines.append(f"| {OUTCOME_NAMES[name]} | {old} | {candidate.outcomes.count(name)} |")
+        lines += [
+            "",
+            "| check | production | candidate | better / worse | p-value | 95% interval | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        changed = [c for c in decision.checks if c.name == "overall" or c.better or c.worse]
+        unchanged = len(decision.checks) - len(changed)
+        intents = sorted(changed[1:], key=lambda c: (c.p_value if c.p_value is not None else 1.0, c.name))
+        lines += [_paired_row(check) for check in changed[:1] + intents]
+        if unchanged:
+            lines += [
+                "",
+                f"{unchanged} more {'intent' if unchanged == 1 else 'intents'} (out-of-scope questions included) "
+                "where no question changed: p = 1, not in the Holm family.",
+            ]
+    else:
+        lines.append(
+            "Rule: fixed margins (accuracy and macro-F1 within the tolerance, per-intent F1 within the margin; "
+            "per-intent results in the F1 table below)."
+        )
+        lines += ["", "| check | production | candidate | verdict |", "|---|---|---|---|"]
+        for check in decision.checks:
+            if not check.name.startswith("f1:"):
+                lines.append(
+                    f"| {check.name} | {_fmt(check.production)} | {_fmt(check.candidate)} | "
+                    f"{'ok' if check.passed else '**FAIL**'}: {check.verdict} |"
+                )
+    return lines
+
+
+def _paired_row(check: Check) -> str:
+    name = "overall" if check.name == "overall" else f"`{check.name.removeprefix('intent:')}`"
+    p = "-" if check.p_value is None else f"{check.p_value:.3g}"
+    if check.raw_p_value is not None and check.name != "overall":
+        p += f" (raw {check.raw_p_value:.3g})"
+    interval = "" if check.interval is None else f"{check.interval[0]:+.3f} to {check.interval[1]:+.3f}"
+    verdict = ("ok" if check.passed else "**FAIL**") + f": {check.verdict}"
+    return (
+        f"| {name} | {_fmt(check.production)} | {_fmt(check.candidate)} | {check.better} / {check.worse} | {p} | "
+        f"{interval} | {verdict} |"
+    )
 
 
 def _fmt(value: float | None) -> str:

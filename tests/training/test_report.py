@@ -79,3 +79,35 @@ def test_first_report_without_production(tmp_path: Path) -> None:
     assert "| version | (none) | v1 |" in text
     assert "| accuracy | - | 0.850 |" in text
     assert (tmp_path / HISTORY_PLOT).stat().st_size > 1000
+
+
+def test_report_states_each_paired_check_with_its_numbers_p_value_interval_and_verdict(tmp_path: Path) -> None:
+    truth = ("billing",) * 20 + ("login",) * 6 + ("out_of_scope",) * 4
+    old = ("wrong_answer",) * 2 + ("right_answer",) * 24 + ("right_handoff",) * 4
+    new = ("right_answer",) * 20 + ("needless_handoff",) * 6 + ("right_handoff",) * 4  # login broken
+    labels = ("billing", "login")
+    production = Scores(0.93, 0.9, {"billing": 0.95, "login": 1.0}, {"billing": 20, "login": 6}, labels, old, truth)
+    candidate = Scores(0.8, 0.6, {"billing": 1.0, "login": 0.0}, {"billing": 20, "login": 6}, labels, new, truth)
+    decision = decide(candidate, production)
+    assert not decision.promote and [c.name for c in decision.failed] == ["overall", "intent:login"]
+    path = write_report(
+        tmp_path,
+        candidate_version="v2",
+        candidate=candidate,
+        candidate_confusion=NEW_CONFUSION,
+        decision=decision,
+        production_version="v1",
+        production=production,
+        production_confusion=OLD_CONFUSION,
+    )
+    text = path.read_text()
+    assert "**Decision: REJECTED**" in text
+    assert "- not better (within noise), kept production: good outcomes 0.933 -> 0.800" in text
+    assert "- intent 'login': good outcomes 6/6 -> 0/6 (0 better, 6 worse" in text
+    assert "## The gate" in text and "Holm-Bonferroni" in text
+    assert "| right answers | 24 | 20 |" in text and "| needless hand-offs | 0 | 6 |" in text
+    assert "| overall | 0.933 | 0.800 | 2 / 6 | 0.145 | -0.319 to +0.058 | **FAIL**: not better (within noise)" in text
+    assert "| `login` | 1.000 | 0.000 | 0 / 6 | 0.0312 (raw 0.0156) |  | **FAIL**: significantly worse" in text
+    assert "| `billing` | 0.900 | 1.000 | 2 / 0 | 1 (raw 1) |  | ok: better |" in text
+    assert "1 more intent (out-of-scope questions included) where no question changed" in text  # both hand off
+    assert "| `login` | 6 | 1.000 | 0.000 | -1.000 | **FAIL** |" in text  # the per-intent F1 table's gate column
