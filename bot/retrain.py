@@ -254,6 +254,8 @@ class _Job:
             build=build,
             load=lambda path: load_version(path, device=None, threads=threads).model,
             gate=GatePolicy(
+                rule=settings.retrain_gate,
+                alpha=settings.retrain_gate_alpha,
                 tolerance=settings.retrain_tolerance,
                 max_intent_drop=settings.retrain_max_intent_drop,
                 min_intent_support=settings.retrain_min_intent_support,

@@ -443,7 +443,9 @@ def test_a_sabotaged_candidate_is_rejected_and_old_versions_are_pruned(after_nig
     assert result.status == "rejected", result.message
     assert result.production == after_night.v2
     assert result.decision is not None and not result.decision.promote
-    assert any("drops by" in reason for reason in result.decision.reasons)
+    assert any(
+        reason.startswith("regression overall") or "significantly worse" in reason for reason in result.decision.reasons
+    ), result.decision.reasons
     with Repository(settings.db_url) as repo:
         production = repo.production_model()
         candidate = repo.get_model(result.version or "")
