@@ -39,6 +39,7 @@ def train(
     policy: DecisionPolicy | None = None,
     log_out_of_scope: Sequence[str] = (),
     progress: bool = True,
+    memo: dict[str, np.ndarray] | None = None,
 ) -> IntentModel:
     """Fine-tune an intent model, fit its out-of-scope scorer, choose its operating point, and save it.
 
@@ -57,6 +58,8 @@ def train(
         policy: How the operating point is chosen (`training.calibration.DecisionPolicy`; defaults when None).
         log_out_of_scope: Questions agents labelled out of scope (calibration only, never trained on).
         progress: Show tqdm progress bars.
+        memo: With `config.freeze_encoder`, embeddings already computed by the same base encoder, filled in as
+            texts are embedded (benchmarks training many heads on one data set embed each text once).
 
     Returns:
         The trained model (saved to `out_dir` when given).
@@ -67,7 +70,7 @@ def train(
     """
     started = time.perf_counter()
     train_rows, val_rows, carved = _prepare_examples(config, train_examples, val_examples)
-    memo: dict[str, np.ndarray] | None = {} if config.freeze_encoder else None  # one embedding per text
+    memo = ({} if memo is None else memo) if config.freeze_encoder else None  # one embedding per text
     model = fine_tune(config, train_rows, val_rows, progress=progress, memo=memo)
     model.info["validation_carved_from_train"] = carved
     held_out = (

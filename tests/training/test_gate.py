@@ -262,6 +262,16 @@ def test_a_real_overall_regression_is_called_one() -> None:
     assert decision.reasons[0].startswith("regression overall:")
 
 
+def test_a_significant_drop_within_the_regression_margin_is_not_better_not_a_regression() -> None:
+    old = np.ones(len(TRUTH), bool)
+    new = old.copy()
+    new[np.arange(0, 360, 12) + 1] = False  # significant (p < 1e-8) but -0.07, inside a 0.10 margin
+    decision = decide(paired(new), paired(old), GatePolicy(regression_margin=0.10))
+    assert not decision.promote
+    assert decision.reasons[0].startswith("not better (worse by less than the regression margin), kept production")
+    assert "not a regression" in decision.reasons[0] and "regression overall" not in decision.reasons[0]
+
+
 def test_new_intents_never_count_against_the_candidate_in_the_paired_rule() -> None:
     truth = (*TRUTH, *("new_intent",) * 8)
     old = np.r_[np.ones(len(TRUTH), bool), np.zeros(8, bool)]  # production cannot know them
