@@ -136,7 +136,7 @@ def halved(rows: list[Example], rng: random.Random) -> list[Example]:
 
 def never_hands_off(model: IntentModel) -> IntentModel:
     broken = copy.copy(model)
-    broken.point = dataclasses.replace(model.point, threshold=float("-inf"), clarify_threshold=float("-inf"))
+    broken.point = dataclasses.replace(model.point, threshold=float("-inf"), clarify_margin=float("-inf"))
     broken.info = {**model.info, "decision": OperatingPoint.to_dict(broken.point)}
     return broken
 

@@ -257,6 +257,7 @@ class _Job:
                 rule=settings.retrain_gate,
                 alpha=settings.retrain_gate_alpha,
                 regression_margin=settings.retrain_gate_margin,
+                intent_margin=settings.retrain_gate_intent_margin,
                 tolerance=settings.retrain_tolerance,
                 max_intent_drop=settings.retrain_max_intent_drop,
                 min_intent_support=settings.retrain_min_intent_support,

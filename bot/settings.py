@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     retrain_eval_share: float = Field(0.2, ge=0.0, lt=1.0)
     retrain_gate: Literal["paired", "margins"] = "paired"
     retrain_gate_alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    retrain_gate_margin: float = Field(0.01, ge=0.0, lt=1.0)
+    retrain_gate_margin: float = Field(0.02, ge=0.0, lt=1.0)
+    retrain_gate_intent_margin: float = Field(0.10, ge=0.0, lt=1.0)
     retrain_max_intent_drop: float = Field(0.05, ge=0.0, le=1.0)
     retrain_min_intent_support: int = Field(5, ge=1)
     retrain_epochs: int = Field(4, ge=1)

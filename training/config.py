@@ -44,6 +44,10 @@ class TrainingConfig:
         calibration_twin: Also train a twin without a quarter of the intents, whose questions then calibrate
             the operating point as faithful unknowns (about 75% more training time); False hides intents from
             the model itself instead (cheaper, optimistic: more out-of-scope questions get answered).
+        rare_label_examples: A label with fewer examples than this (a new intent from a few agent corrections)
+            keeps all of them for training (none carved off for validation) and has them repeated up to this
+            many per epoch, so a handful of corrections is learnt rather than drowned by the other labels'
+            hundreds (0: off, every label split and weighted by its count).
         out_of_scope_label: Label of questions the bot must not answer.
         device: "auto" (CUDA with bf16 autocast when available, else CPU), "cpu" or "cuda".
         num_threads: torch CPU threads; None keeps torch's default.
@@ -72,6 +76,7 @@ class TrainingConfig:
     select_by: str = "loss"
     freeze_encoder: bool = False
     calibration_twin: bool = True
+    rare_label_examples: int = 8
     out_of_scope_label: str = OUT_OF_SCOPE
     device: str = "auto"
     num_threads: int | None = None

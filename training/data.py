@@ -175,16 +175,19 @@ def _check_conflicts(file: Path, rows: Sequence[_Row]) -> None:
             )
 
 
-def split(examples: Sequence[Example], val_ratio: float, seed: int = 0) -> tuple[list[Example], list[Example]]:
+def split(
+    examples: Sequence[Example], val_ratio: float, seed: int = 0, *, keep_below: int = 2
+) -> tuple[list[Example], list[Example]]:
     """Stratified train/validation split.
 
     Each label sends about `val_ratio` of its examples (at least one) to validation, but always keeps at least
-    one in train; labels with a single example stay entirely in train.
+    one in train; labels with fewer than `keep_below` examples (by default: a single one) stay entirely in train.
 
     Args:
         examples: All examples.
         val_ratio: Share for validation, strictly between 0 and 1.
         seed: Shuffling seed (same seed, same split).
+        keep_below: Labels with fewer examples than this are not split.
 
     Returns:
         (train, validation), each in the original order.
@@ -201,13 +204,27 @@ def split(examples: Sequence[Example], val_ratio: float, seed: int = 0) -> tuple
     held_out: set[int] = set()
     for label in sorted(by_label):
         indices = by_label[label]
-        if len(indices) < 2:
+        if len(indices) < max(2, keep_below):
             continue
         count = min(max(1, round(len(indices) * val_ratio)), len(indices) - 1)
         held_out.update(rng.sample(indices, count))
     train = [ex for i, ex in enumerate(examples) if i not in held_out]
     val = [ex for i, ex in enumerate(examples) if i in held_out]
     return train, val
+
+
+def repeat_rare(examples: Sequence[Example], at_least: int) -> list[Example]:
+    """`examples` with each label that has fewer than `at_least` of them repeated (in turn) up to `at_least`."""
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_label[example.label].append(example)
+    extra = [
+        group[i % len(group)]
+        for group in by_label.values()
+        if len(group) < at_least
+        for i in range(at_least - len(group))
+    ]
+    return [*examples, *extra]
 
 
 def dataset_hash(examples: Iterable[Example]) -> str:

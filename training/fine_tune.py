@@ -27,7 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from training.batching import bucketed_batches, pad_batch, sorted_batches, tokenize
 from training.config import TrainingConfig
-from training.data import Example, dataset_hash, label_counts
+from training.data import Example, dataset_hash, label_counts, repeat_rare
 from training.encoder import Encoder, resolve_device, set_threads
 from training.model import IntentModel, new_version
 from training.network import CosineHead, IntentNetwork
@@ -61,6 +61,8 @@ def fine_tune(
     base_encoder, base_info = _load_start(config, device)
     tokenizer = base_encoder.tokenizer
     pad_id = base_encoder.pad_id
+    given = train_rows  # what the model is said to be trained on (counts, hash): the repeats are weighting
+    train_rows = repeat_rare(train_rows, config.rare_label_examples)
     train_data = _encode_rows(tokenizer, train_rows, labels, config)
     val_data = _encode_rows(tokenizer, val_rows, labels, config)
 
@@ -99,10 +101,10 @@ def fine_tune(
         "training": asdict(config),
         "history": history,
         "best_epoch": best_epoch,
-        "train_examples": len(train_rows),
+        "train_examples": len(given),
         "validation_examples": len(val_rows),
-        "label_counts": label_counts(train_rows),
-        "dataset_hash": dataset_hash(train_rows),
+        "label_counts": label_counts(given),
+        "dataset_hash": dataset_hash(given),
         "validation_hash": dataset_hash(val_rows),
         "device": str(device),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

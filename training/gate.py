@@ -14,19 +14,25 @@ question i of one is question i of the other, and the test is paired:
    McNemar test gives p = P(X >= c), X ~ Binomial(b + c, 1/2) (`scipy.stats.binomtest`). p < `alpha`
    (default 0.05) and a drop that is material, i.e. Newcombe's square-and-add 95% interval of the difference in
    good-outcome share (Wilson intervals of both shares, combined with their correlation; Newcombe 1998, method
-   10) lying wholly below -`regression_margin` (default 0.01, one point), is a **regression**. The margin is
+   10) lying wholly below -`regression_margin` (default 0.02, two points), is a **regression**. The margin is
    there because the questions are not the only noise: the same data trained again with another seed gives
-   another validation split and operating point, and on ~1,000 questions such a twin measured 1.5 points worse
-   with p = 0.03 (bench_gate, HWU64); it is not better, so it is not promoted, but it is no regression. The
-   candidate must also be better or equal, b >= c; b < c otherwise is "not better, kept production".
+   another validation split and operating point, and such a twin measured 1.5 points worse with p = 0.03 on
+   HWU64's 1,076 frozen questions and 1.9 points (interval -2.7 to -1.0) on BANKING77's 3,080 (bench_gate); it
+   is not better, so it is not promoted, but it is no regression. The candidate must also be better or equal,
+   b >= c; b < c otherwise is "not better, kept production".
 2. Per intent: the same exact one-sided test on each intent's questions, for every intent production knows,
    and on the out-of-scope questions (a candidate whose abstention broke answers them: caught here). The
    p-values are corrected for testing many intents with Holm-Bonferroni (family-wise error at `alpha`,
    valid whatever the dependence between intents). Only intents where at least one question changed enter
    the family: an intent where both models got exactly the same questions good has p = 1 whatever happens,
-   can never be significant, and would only dilute the others. An intent is **significantly worse** when its
-   Holm-adjusted p < `alpha`. With a dozen questions per intent one or two flipped questions never are (p >=
-   0.25 before any correction); an intent broken on purpose is. Intents production does not know (new intents
+   can never be significant, and would only dilute the others. An intent is **significantly worse** (and blocks)
+   when its Holm-adjusted p < `alpha` and its drop is material: the 95% interval of its paired difference lies
+   wholly below -`intent_margin` (default 0.10). A significant drop inside the margin is reported, not blocking:
+   a candidate that learns five new intents answers a few more out-of-scope questions (on BANKING77 the
+   out-of-scope questions' right hand-offs went 239 -> 209 of 320, p = 0.0004 after Holm, while 5 points more
+   customers overall got a good outcome); a candidate whose abstention broke turns them all into wrong answers.
+   With a dozen questions per intent one or two flipped questions are never significant (p >= 0.25 before any
+   correction); an intent broken on purpose is. Intents production does not know (new intents
    introduced by agents) are skipped: production gets none of their questions right, so they can only add to
    b overall.
 
@@ -67,8 +73,10 @@ Rule = Literal["paired", "margins"]
 RULES: tuple[Rule, ...] = ("paired", "margins")
 DEFAULT_ALPHA = 0.05
 """Significance level of the paired rule's tests (overall, and per intent after the Holm correction)."""
-DEFAULT_REGRESSION_MARGIN = 0.01
+DEFAULT_REGRESSION_MARGIN = 0.02
 """How far below production's good-outcome share the whole 95% interval must lie for a drop to be a regression."""
+DEFAULT_INTENT_MARGIN = 0.10
+"""The same for one intent (or the out-of-scope questions): how far below its share a significant drop must lie."""
 DEFAULT_TOLERANCE = 0.005
 """Margins rule: how far overall accuracy / macro-F1 may fall below production's and still count as "not worse"."""
 CONFIDENCE = 0.95
@@ -130,6 +138,8 @@ class GatePolicy:
         alpha: significance level of the paired rule (overall test, and per intent after the Holm correction).
         regression_margin: paired rule: a significant overall drop is a regression only when its 95% interval
             lies wholly below minus this share (a smaller one is "not better").
+        intent_margin: paired rule: the same for one intent's (or the out-of-scope) questions: a significant
+            drop blocks only when its interval lies wholly below minus this share.
         tolerance: margins rule: largest allowed drop of overall accuracy and of macro-F1.
         max_intent_drop: margins rule: largest allowed F1 drop of one sufficiently supported intent.
         min_intent_support: margins rule: evaluation examples an intent needs before its F1 drop is checked.
@@ -138,6 +148,7 @@ class GatePolicy:
     rule: Rule = "paired"
     alpha: float = DEFAULT_ALPHA
     regression_margin: float = DEFAULT_REGRESSION_MARGIN
+    intent_margin: float = DEFAULT_INTENT_MARGIN
     tolerance: float = DEFAULT_TOLERANCE
     max_intent_drop: float = 0.05
     min_intent_support: int = 5
@@ -149,6 +160,8 @@ class GatePolicy:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
         if not 0.0 <= self.regression_margin < 1.0:
             raise ValueError(f"regression_margin must be in [0, 1), got {self.regression_margin}")
+        if not 0.0 <= self.intent_margin < 1.0:
+            raise ValueError(f"intent_margin must be in [0, 1), got {self.intent_margin}")
         if not 0.0 <= self.tolerance <= 1.0:
             raise ValueError(f"tolerance must be in [0, 1], got {self.tolerance}")
         if not 0.0 <= self.max_intent_drop <= 1.0:
@@ -282,19 +295,24 @@ def _paired(candidate: Scores, production: Scores, policy: GatePolicy) -> Decisi
     adjusted = holm({intent: raw[intent] for intent, _, _, _, b, c in groups if b + c})
     family = len(adjusted)
     checks = [overall]
+    margin = policy.intent_margin
     for intent, questions, before, after, b, c in groups:
         p, adj = raw[intent], adjusted.get(intent, 1.0)
         what = f"out-of-scope questions ({intent!r})" if intent == oos else f"intent {intent!r}"
         detail = f"{what}: good outcomes {before}/{questions} -> {after}/{questions}"
+        low, high = paired_difference_interval(before - c, b, c, questions - before - b)
+        blocks = adj < alpha and high < -margin
         if b + c == 0:
             verdict = "no question changed"
         else:
             detail += (
-                f" ({b} better, {c} worse; one-sided exact McNemar p = {_p(p)}, Holm-adjusted over {family} "
-                f"intents p = {_p(adj)})"
+                f" ({b} better, {c} worse; difference {(b - c) / questions:+.3f}, 95% CI {low:+.3f} to {high:+.3f}; "
+                f"one-sided exact McNemar p = {_p(p)}, Holm-adjusted over {family} intents p = {_p(adj)})"
             )
-            if adj < alpha:
-                verdict = f"significantly worse (adjusted p < {alpha:g})"
+            if blocks:
+                verdict = f"significantly worse (adjusted p < {alpha:g}, the whole interval below -{margin:g})"
+            elif adj < alpha:
+                verdict = f"worse, significant but by less than the {margin:g} margin (not blocking)"
             elif c > b:
                 verdict = "worse within noise, not significant"
             else:
@@ -303,12 +321,13 @@ def _paired(candidate: Scores, production: Scores, policy: GatePolicy) -> Decisi
         checks.append(
             Check(
                 f"intent:{intent}",
-                adj >= alpha,
+                not blocks,
                 after / questions,
                 before / questions,
                 detail,
                 p_value=adj,
                 raw_p_value=p,
+                interval=(low, high),
                 better=b,
                 worse=c,
                 questions=questions,
@@ -321,8 +340,8 @@ def _paired(candidate: Scores, production: Scores, policy: GatePolicy) -> Decisi
         reasons = [check.detail for check in failed]
     else:
         reasons = [
-            f"{overall.detail}; no intent significantly worse (Holm-adjusted p >= {alpha:g} on every one of the "
-            f"{family} intents where a question changed)"
+            f"{overall.detail}; no intent significantly worse (Holm-adjusted p >= {alpha:g}, or a drop within "
+            f"the {policy.intent_margin:g} margin, on every one of the {family} intents where a question changed)"
         ]
     return Decision(promote=not failed, reasons=reasons, checks=checks, skipped=skipped, rule="paired", alpha=alpha)
 

@@ -3,6 +3,7 @@ operating point (`calibrate`), save."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 
 from training.calibration import Calibration, DecisionPolicy, OperatingPoint, choose, json_safe, truth_indices
 from training.config import TrainingConfig
-from training.data import Example, split
+from training.data import Example, label_counts, split
 from training.errors import DataError, ModelError
 from training.fine_tune import fine_tune
 from training.model import IntentModel
@@ -69,6 +70,7 @@ def train(
         ModelError: The base model or `init_from` cannot be loaded.
     """
     started = time.perf_counter()
+    config = dataclasses.replace(config, rare_label_examples=rare_below(config, train_examples))  # as applied
     train_rows, val_rows, carved = _prepare_examples(config, train_examples, val_examples)
     memo = ({} if memo is None else memo) if config.freeze_encoder else None  # one embedding per text
     model = fine_tune(config, train_rows, val_rows, progress=progress, memo=memo)
@@ -144,6 +146,15 @@ def fitted_scorer(model: IntentModel, train_rows: Sequence[Example], batch_size:
     )
 
 
+def rare_below(config: TrainingConfig, rows: Sequence[Example]) -> int:
+    """Labels with fewer examples than this are rare (kept whole for training, repeated): `rare_label_examples`
+    when the typical label has at least twice that many, else 0 (a small data set has no rare labels to boost)."""
+    counts = sorted(label_counts(rows).values())
+    if not counts or config.rare_label_examples <= 0 or counts[len(counts) // 2] < 2 * config.rare_label_examples:
+        return 0
+    return config.rare_label_examples
+
+
 def _prepare_examples(
     config: TrainingConfig, train_examples: Sequence[Example], val_examples: Sequence[Example] | None
 ) -> tuple[list[Example], list[Example], bool]:
@@ -152,7 +163,7 @@ def _prepare_examples(
         raise DataError("training needs examples of at least 2 different labels; add intents to the data")
     carved = val_examples is None
     if val_examples is None:
-        train_rows, val_rows = split(rows, config.val_ratio, config.seed)
+        train_rows, val_rows = split(rows, config.val_ratio, config.seed, keep_below=config.rare_label_examples)
     else:
         train_rows, val_rows = rows, list(val_examples)
     known = {ex.label for ex in train_rows}

@@ -107,7 +107,10 @@ def test_report_states_each_paired_check_with_its_numbers_p_value_interval_and_v
     assert "## The gate" in text and "Holm-Bonferroni" in text
     assert "| right answers | 24 | 20 |" in text and "| needless hand-offs | 0 | 6 |" in text
     assert "| overall | 0.933 | 0.800 | 2 / 6 | 0.145 | -0.319 to +0.058 | **FAIL**: not better (within noise)" in text
-    assert "| `login` | 1.000 | 0.000 | 0 / 6 | 0.0312 (raw 0.0156) |  | **FAIL**: significantly worse" in text
-    assert "| `billing` | 0.900 | 1.000 | 2 / 0 | 1 (raw 1) |  | ok: better |" in text
+    assert (
+        "| `login` | 1.000 | 0.000 | 0 / 6 | 0.0312 (raw 0.0156) | -1.000 to -0.448 | **FAIL**: significantly worse"
+        in text
+    )
+    assert "| `billing` | 0.900 | 1.000 | 2 / 0 | 1 (raw 1) | -0.077 to +0.301 | ok: better |" in text
     assert "1 more intent (out-of-scope questions included) where no question changed" in text  # both hand off
     assert "| `login` | 6 | 1.000 | 0.000 | -1.000 | **FAIL** |" in text  # the per-intent F1 table's gate column
