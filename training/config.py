@@ -103,6 +103,8 @@ class TrainingConfig:
                 problems.append(f"{name} must be in [0, 1) (got {getattr(self, name)})")
         if self.weight_decay < 0:
             problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if self.rare_label_examples < 0:
+            problems.append(f"rare_label_examples must be >= 0 (got {self.rare_label_examples})")
         if not 0.0 < self.val_ratio < 1.0:
             problems.append(f"val_ratio must be between 0 and 1 (got {self.val_ratio})")
         if self.select_by not in ("loss", "accuracy"):

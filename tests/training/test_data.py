@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import labelled_examples
-from training.data import Example, dataset_hash, label_counts, load_examples, normalise_text, split
+from training.data import Example, dataset_hash, label_counts, load_examples, normalise_text, repeat_rare, split
 from training.errors import DataError
 
 
@@ -204,6 +204,17 @@ def test_split_is_stratified_and_keeps_singletons_in_train() -> None:
     val_counts = Counter(ex.label for ex in val)
     assert val_counts == {"big": 10, "small": 1, "two": 1}
     assert {ex.label for ex in train} == {"big", "small", "two", "single"}
+
+
+def test_rare_labels_stay_whole_in_train_and_are_repeated_up_to_the_floor() -> None:
+    examples = labelled_examples({"big": 50, "new": 3})
+    train, val = split(examples, 0.2, seed=1, keep_below=8)
+    assert Counter(ex.label for ex in val) == {"big": 10}  # the three corrections are all trained on
+    boosted = repeat_rare(train, 8)
+    assert Counter(ex.label for ex in boosted) == {"big": 40, "new": 8}
+    news = [ex for ex in boosted if ex.label == "new"]
+    assert Counter(ex.text for ex in news).most_common()[-1][1] == 2  # repeated in turn, each 2-3 times
+    assert repeat_rare(train, 0) == train
 
 
 def test_split_is_deterministic_per_seed() -> None:

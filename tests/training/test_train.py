@@ -11,7 +11,7 @@ from training.calibration import DecisionPolicy
 from training.data import Example
 from training.errors import DataError
 from training.model import IntentModel
-from training.train import TrainingConfig, calibrate, train
+from training.train import TrainingConfig, calibrate, rare_below, train
 
 from .conftest import INTENTS, THREADS, tiny_config, tiny_examples
 
@@ -107,3 +107,30 @@ def test_validation_without_in_scope_rows_keeps_the_default_point(trained_dir: P
     calibrate(model, tiny_examples(), [Example("what's the weather", "out_of_scope")], DecisionPolicy())
     assert model.point == before and "no in-scope validation rows" in model.info["decision"]["note"]
     assert model.info["validation"] == {"examples": 1}
+
+
+def test_rare_labels_are_boosted_only_when_others_are_plentiful(base_model: str) -> None:
+    config = tiny_config(base_model)  # rare_label_examples 8 by default
+    plenty = [Example(f"q{n} {label}", label) for label in ("a", "b", "c") for n in range(20)]
+    assert rare_below(config, [*plenty, Example("new one", "new")]) == 8
+    assert rare_below(config, tiny_examples()) == 0  # 6 per label: nothing is rare, the data set is small
+    assert rare_below(tiny_config(base_model, rare_label_examples=0), plenty) == 0
+
+
+@pytest.mark.slow
+def test_three_corrections_of_a_new_intent_are_answered_after_one_night(base_model: str) -> None:
+    """Corrected today, right tomorrow: three agent corrections to a brand-new intent, next to plentiful seed
+    intents, are all predicted right (head on the frozen encoder, the first-run recipe: seconds)."""
+    seed = [Example(f"{text} {suffix}", label) for label, texts in INTENTS.items() for text in texts
+            for suffix in ("", "please", "thanks")]  # fmt: skip
+    corrections = [
+        Example("my parcel was left with the neighbour", "parcel_neighbour"),
+        Example("the courier gave my package to next door", "parcel_neighbour"),
+        Example("delivered to my neighbour instead of me", "parcel_neighbour"),
+    ]
+    config = tiny_config(base_model, freeze_encoder=True, epochs=60, head_lr=1e-2, patience=5, calibration_twin=False)
+    model = train(config, seed + corrections, progress=False)
+    assert model.info["training"]["rare_label_examples"] == 8  # applied: the seed has 18 per intent
+    assert model.info["label_counts"]["parcel_neighbour"] == 3  # repeats are weighting, not data
+    probs, _ = model.probabilities([ex.text for ex in corrections], 8)
+    assert [model.labels[i] for i in probs.argmax(axis=1)] == ["parcel_neighbour"] * 3
