@@ -56,15 +56,15 @@ Everything here is plain data, no model: `training.pipeline` turns evaluation re
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from scipy.stats import binomtest, norm
 
 from training.calibration import GOOD_OUTCOMES
+from training.intents import OUT_OF_SCOPE
+from training.stats import holm, one_sided_p, paired_difference_interval
 
 if TYPE_CHECKING:
     from training.evaluate import EvalReport
@@ -79,9 +79,6 @@ DEFAULT_INTENT_MARGIN = 0.10
 """The same for one intent (or the out-of-scope questions): how far below its share a significant drop must lie."""
 DEFAULT_TOLERANCE = 0.005
 """Margins rule: how far overall accuracy / macro-F1 may fall below production's and still count as "not worse"."""
-CONFIDENCE = 0.95
-"""Confidence level of the reported interval of the difference in good-outcome share."""
-OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True)
@@ -382,81 +379,6 @@ def _overall_paired(new: np.ndarray, old: np.ndarray, alpha: float, margin: floa
         questions=n,
         verdict=verdict,
     )
-
-
-def one_sided_p(worse: int, discordant: int) -> float:
-    """Exact one-sided McNemar p-value: P(X >= worse) for X ~ Binomial(discordant, 1/2); 1.0 with no discordant
-    pair (nothing changed, no evidence either way).
-
-    Example:
-        >>> round(one_sided_p(12, 12), 6)  # every one of 12 changed questions went against the candidate
-        0.000244
-    """
-    if discordant == 0:
-        return 1.0
-    return float(binomtest(worse, discordant, 0.5, alternative="greater").pvalue)
-
-
-def holm(p_values: Mapping[str, float]) -> dict[str, float]:
-    """Holm-Bonferroni adjusted p-values: the k-th smallest of m is multiplied by (m - k + 1), made monotone
-    and capped at 1; reject where the adjusted value is below the level (family-wise error at that level).
-
-    Example:
-        >>> holm({"a": 0.01, "b": 0.04, "c": 0.03})
-        {'a': 0.03, 'c': 0.06, 'b': 0.06}
-    """
-    ordered = sorted(p_values.items(), key=lambda item: (item[1], item[0]))
-    m, running, out = len(ordered), 0.0, {}
-    for rank, (name, p) in enumerate(ordered):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[name] = running
-    return out
-
-
-def paired_difference_interval(
-    both: int, only_first: int, only_second: int, neither: int, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """Newcombe's square-and-add interval (1998, method 10) for the difference of two paired proportions,
-    first minus second: the Wilson intervals of both proportions combined with their estimated correlation.
-    Unlike the Wald interval it stays inside [-1, 1] and does not collapse to a point when nothing changed.
-
-    Args:
-        both: pairs where both are a success; only_first, only_second: the discordant pairs; neither: the rest.
-        confidence: the interval's level.
-
-    Example:
-        >>> low, high = paired_difference_interval(59, 6, 16, 80)
-        >>> round(low, 4), round(high, 4)
-        (-0.1186, -0.0046)
-    """
-    n = both + only_first + only_second + neither
-    if n == 0:
-        return -1.0, 1.0
-    z = float(norm.ppf(0.5 + confidence / 2))
-    first, second = both + only_first, both + only_second
-    p1, p2 = first / n, second / n
-    l1, u1 = _wilson(first, n, z)
-    l2, u2 = _wilson(second, n, z)
-    margins = float(first) * (n - first) * second * (n - second)
-    phi = 0.0
-    if margins > 0:
-        association = float(both) * neither - float(only_first) * only_second
-        if association > n / 2:
-            phi = (association - n / 2) / math.sqrt(margins)
-        elif association < 0:
-            phi = association / math.sqrt(margins)
-    delta = p1 - p2
-    low = delta - math.sqrt(max(0.0, (p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)))
-    high = delta + math.sqrt(max(0.0, (p2 - l2) ** 2 + (u1 - p1) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1)))
-    return max(-1.0, low), min(1.0, high)
-
-
-def _wilson(successes: int, n: int, z: float) -> tuple[float, float]:
-    """The Wilson score interval of a proportion."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _p(value: float) -> str:

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pytest
 
-from training.gate import Decision, GatePolicy, Scores, decide, holm, one_sided_p, paired_difference_interval
+from training.gate import Decision, GatePolicy, Scores, decide
+from training.stats import holm, one_sided_p, paired_difference_interval
 
 SUPPORT = {"billing": 40, "login": 40, "rare": 2}
 LABELS = ("billing", "login", "rare")
