@@ -47,7 +47,8 @@ class TrainingConfig:
         rare_label_examples: A label with fewer examples than this (a new intent from a few agent corrections)
             keeps all of them for training (none carved off for validation) and has them repeated up to this
             many per epoch, so a handful of corrections is learnt rather than drowned by the other labels'
-            hundreds (0: off, every label split and weighted by its count).
+            hundreds (0: off, every label split and weighted by its count). Applied when the median label has at
+            least this many examples.
         out_of_scope_label: Label of questions the bot must not answer.
         device: "auto" (CUDA with bf16 autocast when available, else CPU), "cpu" or "cuda".
         num_threads: torch CPU threads; None keeps torch's default.

@@ -148,9 +148,9 @@ def fitted_scorer(model: IntentModel, train_rows: Sequence[Example], batch_size:
 
 def rare_below(config: TrainingConfig, rows: Sequence[Example]) -> int:
     """Labels with fewer examples than this are rare (kept whole for training, repeated): `rare_label_examples`
-    when the typical label has at least twice that many, else 0 (a small data set has no rare labels to boost)."""
+    when the typical (median) label has at least that many, else 0 (in a data set that small no label is rare)."""
     counts = sorted(label_counts(rows).values())
-    if not counts or config.rare_label_examples <= 0 or counts[len(counts) // 2] < 2 * config.rare_label_examples:
+    if not counts or config.rare_label_examples <= 0 or counts[len(counts) // 2] < config.rare_label_examples:
         return 0
     return config.rare_label_examples
 

@@ -4,7 +4,7 @@ One module-scoped scenario trains the real (tiny) models once and records what h
 
 * day 0: the first `retrain` (no production yet) trains and promotes v1, which serves day 1's conversations
   (logged through the Repository on SQLite); agents correct answers: a brand-new intent with an agent-written
-  answer, questions relabelled out of scope, and deliberately conflicting labels (the latest decision must win);
+  answer, a second one from only three corrections (known after one night), questions relabelled out of scope, and deliberately conflicting labels (the latest decision must win);
   customers rate some answers;
 * night 1: the trainer raises, the disk fills up (ENOSPC while writing), the candidate directory is corrupt:
   each run fails cleanly, production stays v1; then the job runs normally and promotes v2;
@@ -153,6 +153,12 @@ STUDENT_QUESTIONS = [
     "do students get a reduced price",
     "how much is it for students",
     "any education discount for students",
+]
+GIFT_ANSWER = "Gift cards are sold under Billing > Gift cards; they never expire."
+GIFT_QUESTIONS = [  # a second brand-new intent, from only three corrections
+    "can I buy a gift card?",
+    "do you sell gift vouchers",
+    "I want to give a gift card to a friend",
 ]
 DAY1_QUESTIONS = {  # question -> what the agents say it is
     "my order never came": "shipping_status",
@@ -303,6 +309,9 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             logged = converse(repo, engine, question)
             agent_verdict(repo, logged, "student_discount", STUDENT_ANSWER if number % 3 == 0 else None)
             corrected[question] = "student_discount"
+        for number, question in enumerate(GIFT_QUESTIONS):
+            agent_verdict(repo, converse(repo, engine, question), "gift_card", GIFT_ANSWER if number == 0 else None)
+            corrected[question] = "gift_card"
         for question, truth in DAY1_QUESTIONS.items():
             agent_verdict(repo, converse(repo, engine, question), truth)
             corrected[question] = truth
@@ -377,7 +386,7 @@ def test_failed_runs_leave_production_untouched_and_the_next_run_succeeds(scenar
 def test_the_week_of_corrections_is_learnt(after_night: Scenario) -> None:
     settings = after_night.settings
     provenance = after_night.night.metrics["provenance"]
-    assert after_night.night.metrics["new_intents"] == ["student_discount"]
+    assert sorted(after_night.night.metrics["new_intents"]) == ["gift_card", "student_discount"]
     assert provenance["conflicts"] >= len(CONFLICTS)
     assert provenance["train_agent_correction"] + provenance["train_agent_confirmation"] > 10
 
@@ -404,6 +413,10 @@ def test_the_week_of_corrections_is_learnt(after_night: Scenario) -> None:
     answer = engine.answer("are there discounts for students?")
     assert answer.intent == "student_discount"
     assert answer.source == "intent" and answer.text == STUDENT_ANSWER
+    # three corrections are enough: after one night (candidate promoted) the new intent is known and answered
+    assert "gift_card" in engine.intents
+    trained_gift = [q for q in GIFT_QUESTIONS if q.casefold() not in eval_texts]
+    assert trained_gift and all(p.label == "gift_card" for p in engine.model.predict(trained_gift))
 
     report = after_night.night.report_path
     assert report is not None and report.is_file()

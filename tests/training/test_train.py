@@ -111,7 +111,7 @@ def test_validation_without_in_scope_rows_keeps_the_default_point(trained_dir: P
 
 def test_rare_labels_are_boosted_only_when_others_are_plentiful(base_model: str) -> None:
     config = tiny_config(base_model)  # rare_label_examples 8 by default
-    plenty = [Example(f"q{n} {label}", label) for label in ("a", "b", "c") for n in range(20)]
+    plenty = [Example(f"q{n} {label}", label) for label in ("a", "b", "c") for n in range(8)]
     assert rare_below(config, [*plenty, Example("new one", "new")]) == 8
     assert rare_below(config, tiny_examples()) == 0  # 6 per label: nothing is rare, the data set is small
     assert rare_below(tiny_config(base_model, rare_label_examples=0), plenty) == 0
