@@ -4,7 +4,8 @@ One module-scoped scenario trains the real (tiny) models once and records what h
 
 * day 0: the first `retrain` (no production yet) trains and promotes v1, which serves day 1's conversations
   (logged through the Repository on SQLite); agents correct answers: a brand-new intent with an agent-written
-  answer, a second one from only three corrections (known after one night), questions relabelled out of scope, and deliberately conflicting labels (the latest decision must win);
+  answer, a second one from only three corrections (known after one night), questions relabelled out of scope,
+  and deliberately conflicting labels (the latest decision must win);
   customers rate some answers;
 * night 1: the trainer raises, the disk fills up (ENOSPC while writing), the candidate directory is corrupt:
   each run fails cleanly, production stays v1; then the job runs normally and promotes v2;
