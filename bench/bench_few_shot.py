@@ -11,9 +11,10 @@ each new intent (the agents' corrections), and measured on:
 * **seed test**: accuracy on the seed intents' test questions, with the gate's verdict against production
   (trained on the seed alone) on the whole frozen set.
 
-Each k is trained twice in the same run: `before` (`rare_label_examples=0`: a rare label is split like any other
-and weighted by its count, the behaviour before this change) and `after` (the default: rare labels keep every
-example for training and are repeated up to `rare_label_examples` per epoch). Models are the first-run recipe
+Each k is trained three times in the same run: `none` (`rare_label_examples=0`: a rare label is split like any other
+and weighted by its count, the first behaviour), `repeat` (rare labels keep every example for training and are
+repeated up to 8 per epoch, no logit adjustment: the previous default) and `now` (the defaults: rare below 16,
+logit adjustment `rare_logit_adjustment=1`, see `training.fine_tune.rare_adjustment`). Models are the first-run recipe
 (a head on the frozen encoder, `training.config.FIRST_MODEL`) sharing one embedding pass, so the whole curve
 costs minutes; the nightly fine-tune uses the same two rules.
 
@@ -50,17 +51,33 @@ from training.data import Example
 from training.evaluate import evaluate
 from training.gate import GatePolicy, Scores, decide
 from training.model import IntentModel
+from training.stats import one_sided_p
 from training.train import train
 
-VARIANTS = {"before": 0, "after": None}  # rare_label_examples (None: the default)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "none": {"rare_label_examples": 0, "rare_logit_adjustment": 0.0},
+    "repeat": {"rare_label_examples": 8, "rare_logit_adjustment": 0.0},
+    "now": {},  # the defaults
+}
 
 
-def _top(model: IntentModel, rows: list[Example], memo: dict[str, Any]) -> float:
+def _right(model: IntentModel, rows: list[Example], memo: dict[str, Any]) -> np.ndarray:
+    """Whether the top label of each row is its label."""
     model.memo = memo
     probs, _ = model.probabilities([ex.text for ex in rows], 128)
     model.memo = None
     labels = model.labels
-    return float(np.mean([labels[i] == ex.label for i, ex in zip(probs.argmax(axis=1), rows, strict=True)]))
+    return np.array([labels[i] == ex.label for i, ex in zip(probs.argmax(axis=1), rows, strict=True)])
+
+
+def _top(model: IntentModel, rows: list[Example], memo: dict[str, Any]) -> float:
+    return float(np.mean(_right(model, rows, memo)))
+
+
+def _worse_p(candidate: np.ndarray, production: np.ndarray) -> float:
+    """Exact one-sided McNemar p-value that the candidate is worse than production on the same questions."""
+    worse, better = int((production & ~candidate).sum()), int((candidate & ~production).sum())
+    return one_sided_p(worse, worse + better)
 
 
 def run(folder: Path, seed: int, ks: list[int], base_model: str) -> dict[str, Any]:
@@ -80,15 +97,14 @@ def run(folder: Path, seed: int, ks: list[int], base_model: str) -> dict[str, An
     prod_report = evaluate(production, sets.frozen)
     production.memo = None
     prod_scores = Scores.from_eval(prod_report, production.labels)
-    prod_seed = _top(production, seed_test, memo)
+    prod_seed_right = _right(production, seed_test, memo)
+    prod_seed = float(np.mean(prod_seed_right))
     rows_out = []
     for k in ks:
         corrected = [ex for rows in by_intent.values() for ex in rows[:k]]
-        for variant, rare in VARIANTS.items():
+        for variant, overrides in VARIANTS.items():
             started = time.perf_counter()
-            config = recipe(base_model, 0)
-            if rare is not None:
-                config = dataclasses.replace(config, rare_label_examples=rare)
+            config = dataclasses.replace(recipe(base_model, 0), **overrides)
             model = train(config, sets.seed_rows + corrected, progress=False, memo=memo)
             model.memo = memo
             report = evaluate(model, sets.frozen)
@@ -103,7 +119,8 @@ def run(folder: Path, seed: int, ks: list[int], base_model: str) -> dict[str, An
                 "new_unseen_top": new_top,
                 "new_unseen_right_answer": float(np.mean([o == "right_answer" for o in new_outcomes])),
                 "corrected_top": _top(model, corrected, memo),
-                "seed_test_top": _top(model, seed_test, memo),
+                "seed_test_top": float(np.mean(seed_right := _right(model, seed_test, memo))),
+                "seed_test_worse_p": _worse_p(seed_right, prod_seed_right),
                 "verdict": "promote" if decision.promote else "reject",
                 "deciding": decision.failed[0].detail if decision.failed else decision.reasons[0],
                 "seconds": round(time.perf_counter() - started, 1),
@@ -112,7 +129,7 @@ def run(folder: Path, seed: int, ks: list[int], base_model: str) -> dict[str, An
             print(
                 f"[{folder.name}] k={k} {variant}: new {row['new_unseen_top']:.3f} "
                 f"(right answer {row['new_unseen_right_answer']:.3f}), corrected {row['corrected_top']:.3f}, "
-                f"seed {row['seed_test_top']:.3f}, {row['verdict']}"
+                f"seed {row['seed_test_top']:.3f} (worse p {row['seed_test_worse_p']:.2g}), {row['verdict']}"
             )
     return {
         "data": folder.name,
@@ -132,13 +149,15 @@ def to_markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
         f"new intents {', '.join(result['new_intents'])} ({result['new_test_questions']} unseen test questions); "
         f"production's seed-test accuracy {result['production_seed_test_top']:.3f}",
         "",
-        "| k | variant | new intents, unseen (top label) | right answer | corrected questions | seed test | gate |",
+        "| k | variant | new intents, unseen (top label) | right answer | corrected questions | seed test "
+        "(p worse than production) | gate |",
         "|---:|---|---:|---:|---:|---:|---|",
     ]
     for row in result["rows"]:
         lines.append(
             f"| {row['k']} | {row['variant']} | {row['new_unseen_top']:.3f} | {row['new_unseen_right_answer']:.3f} | "
-            f"{row['corrected_top']:.3f} | {row['seed_test_top']:.3f} | {row['verdict']} |"
+            f"{row['corrected_top']:.3f} | {row['seed_test_top']:.3f} ({row['seed_test_worse_p']:.2g}) | "
+            f"{row['verdict']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -47,8 +47,11 @@ class TrainingConfig:
         rare_label_examples: A label with fewer examples than this (a new intent from a few agent corrections)
             keeps all of them for training (none carved off for validation) and has them repeated up to this
             many per epoch, so a handful of corrections is learnt rather than drowned by the other labels'
-            hundreds (0: off, every label split and weighted by its count). Applied when the median label has at
-            least this many examples.
+            hundreds (0: off, every label split and weighted by its count). At most half the median label's count
+            (`training.train.rare_below`).
+        rare_logit_adjustment: How much a rare label's logit is lowered during training, times the log of its
+            share over the median label's (logit adjustment, `training.fine_tune.rare_adjustment`), so that the
+            served model does not lose a new intent's questions to the labels with hundreds of examples (0: off).
         out_of_scope_label: Label of questions the bot must not answer.
         device: "auto" (CUDA with bf16 autocast when available, else CPU), "cpu" or "cuda".
         num_threads: torch CPU threads; None keeps torch's default.
@@ -77,7 +80,8 @@ class TrainingConfig:
     select_by: str = "loss"
     freeze_encoder: bool = False
     calibration_twin: bool = True
-    rare_label_examples: int = 8
+    rare_label_examples: int = 16
+    rare_logit_adjustment: float = 1.0
     out_of_scope_label: str = OUT_OF_SCOPE
     device: str = "auto"
     num_threads: int | None = None
@@ -104,6 +108,8 @@ class TrainingConfig:
                 problems.append(f"{name} must be in [0, 1) (got {getattr(self, name)})")
         if self.weight_decay < 0:
             problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
+        if not 0.0 <= self.rare_logit_adjustment <= 5.0:
+            problems.append(f"rare_logit_adjustment must be between 0 and 5 (got {self.rare_logit_adjustment})")
         if self.rare_label_examples < 0:
             problems.append(f"rare_label_examples must be >= 0 (got {self.rare_label_examples})")
         if not 0.0 < self.val_ratio < 1.0:

@@ -68,6 +68,7 @@ def fine_tune(
 
     pooled = base_encoder.encoder
     train_targets = torch.tensor(train_data.targets)
+    adjustment = rare_adjustment(train_data.targets, label_counts(given), labels, config)
     if config.freeze_encoder:
         base_encoder.memo = {} if memo is None else memo
         train_embeddings = _embed_texts(base_encoder, train_rows, config.eval_batch_size)
@@ -82,10 +83,16 @@ def fine_tune(
     if config.freeze_encoder:
         val_embeddings = _embed_texts(base_encoder, val_rows, config.eval_batch_size)
         history, best_epoch = _fit_head(
-            head, (train_embeddings, train_targets), (val_embeddings, torch.tensor(val_data.targets)), config, device
+            head,
+            (train_embeddings, train_targets),
+            (val_embeddings, torch.tensor(val_data.targets)),
+            config,
+            device,
+            adjustment.to(device),
         )
     else:
-        history, best_epoch = _fit(network, train_data, val_data, config, device, pad_id, progress)
+        adjustment = adjustment.to(device)
+        history, best_epoch = _fit(network, train_data, val_data, config, device, pad_id, progress, adjustment)
     network.eval()
 
     info: dict[str, Any] = {
@@ -181,12 +188,36 @@ def _centroids(embeddings: torch.Tensor, targets: torch.Tensor, num_labels: int)
     return F.normalize(sums / counts.clamp(min=1.0).unsqueeze(1), dim=1)
 
 
+def rare_adjustment(
+    targets: Sequence[int], given_counts: dict[str, int], labels: list[str], config: TrainingConfig
+) -> torch.Tensor:
+    """What training adds to each class's logit: `config.rare_logit_adjustment` x log(its share / the median
+    label's share) for the rare labels (fewer than `config.rare_label_examples` given), 0 for the others.
+
+    This is logit adjustment (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021) confined to the
+    rare labels: a class whose logit is lowered during training learns to score that much higher, and serving
+    (without the adjustment) then ranks a new intent learnt from three corrections as a classifier trained on
+    balanced data would, instead of losing its questions to the intents with hundreds of examples. Shares are
+    counted on the training rows as given to the optimiser (after `repeat_rare`).
+    """
+    adjustment = torch.zeros(len(labels), dtype=torch.float32)
+    rare = [i for i, label in enumerate(labels) if given_counts.get(label, 0) < config.rare_label_examples]
+    if not rare or config.rare_logit_adjustment <= 0:
+        return adjustment
+    counts = np.bincount([t for t in targets if t >= 0], minlength=len(labels)).astype(np.float64)
+    median = float(np.median(counts[counts > 0]))
+    for i in rare:
+        adjustment[i] = config.rare_logit_adjustment * math.log(max(counts[i], 1.0) / median)
+    return adjustment.clamp(max=0.0)
+
+
 def _fit_head(
     head: CosineHead,
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     config: TrainingConfig,
     device: torch.device,
+    adjustment: torch.Tensor,
 ) -> tuple[list[dict[str, float]], int]:
     """Train only the head on fixed embeddings (the frozen-encoder recipe); same selection as `_fit`."""
     train_x, train_y = train[0].to(device), train[1].to(device)
@@ -205,7 +236,8 @@ def _fit_head(
         loss_sum = 0.0
         for batch in torch.randperm(len(train_y), generator=generator).split(config.batch_size):
             batch = batch.to(device)
-            batch_loss = F.cross_entropy(head(train_x[batch]), train_y[batch], label_smoothing=config.label_smoothing)
+            logits = head(train_x[batch]) + adjustment
+            batch_loss = F.cross_entropy(logits, train_y[batch], label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()
             optimizer.step()
@@ -262,8 +294,10 @@ def _fit(
     device: torch.device,
     pad_id: int,
     progress: bool,
+    adjustment: torch.Tensor,
 ) -> tuple[list[dict[str, float]], int]:
-    """Train; return the per-epoch history and the best epoch (its weights are loaded into `network`)."""
+    """Train, the loss on the logits plus `adjustment` (`rare_adjustment`); return the per-epoch history and the
+    best epoch (its weights are loaded into `network`)."""
     rng = random.Random(config.seed)
     lengths = [len(row) for row in train_data.ids]
     targets = torch.tensor(train_data.targets)
@@ -286,7 +320,9 @@ def _fit(
             batch_targets = targets[batch].to(device)
             with _autocast(device):
                 logits, _ = network(input_ids, mask)
-            batch_loss = F.cross_entropy(logits.float(), batch_targets, label_smoothing=config.label_smoothing)
+            batch_loss = F.cross_entropy(
+                logits.float() + adjustment, batch_targets, label_smoothing=config.label_smoothing
+            )
             optimizer.zero_grad(set_to_none=True)
             batch_loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), config.max_grad_norm)

@@ -4,6 +4,8 @@ learns, each text is embedded once, and serving computes exactly what training u
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import torch
 
 from training.config import FIRST_MODEL
 from training.encoder import Encoder
+from training.fine_tune import rare_adjustment
 from training.model import IntentModel
 from training.train import train
 
@@ -45,3 +48,17 @@ def test_frozen_encoder_trains_only_the_head(base_model: str, tmp_path: Path, mo
     probs, embeddings = saved.probabilities(texts)
     assert np.allclose(embeddings, base.encode(texts), atol=1e-5)  # the head was trained on what serving computes
     assert [saved.labels[i] for i in probs.argmax(axis=1)] == [ex.label for ex in examples[:6]]
+
+
+def test_rare_labels_logits_are_lowered_in_training_by_the_log_of_their_share(base_model: str) -> None:
+    labels = ["a", "b", "new"]
+    config = tiny_config(base_model, rare_label_examples=16)
+    targets = [0] * 40 + [1] * 40 + [2] * 16  # "new": 3 given examples repeated to 16
+    adjustment = rare_adjustment(targets, {"a": 40, "b": 40, "new": 3}, labels, config)
+    assert adjustment.tolist() == pytest.approx([0.0, 0.0, math.log(16 / 40)])
+    halved = rare_adjustment(targets, {"a": 40, "b": 40, "new": 3}, labels, replace(config, rare_logit_adjustment=0.5))
+    assert halved[2] == pytest.approx(0.5 * math.log(16 / 40))
+    off = replace(config, rare_logit_adjustment=0.0)
+    assert rare_adjustment(targets, {"a": 40, "b": 40, "new": 3}, labels, off).tolist() == [0.0, 0.0, 0.0]
+    plenty = {"a": 40, "b": 40, "new": 16}  # not rare: no adjustment
+    assert rare_adjustment(targets, plenty, labels, config).tolist() == [0.0, 0.0, 0.0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -109,11 +110,11 @@ def test_validation_without_in_scope_rows_keeps_the_default_point(trained_dir: P
     assert model.info["validation"] == {"examples": 1}
 
 
-def test_rare_labels_are_boosted_only_when_others_are_plentiful(base_model: str) -> None:
-    config = tiny_config(base_model)  # rare_label_examples 8 by default
-    plenty = [Example(f"q{n} {label}", label) for label in ("a", "b", "c") for n in range(8)]
-    assert rare_below(config, [*plenty, Example("new one", "new")]) == 8
-    assert rare_below(config, tiny_examples()) == 0  # 6 per label: nothing is rare, the data set is small
+def test_rare_means_rare_next_to_the_other_labels(base_model: str) -> None:
+    config = tiny_config(base_model)  # rare_label_examples 16 by default
+    plenty = [Example(f"q{n} {label}", label) for label in ("a", "b", "c") for n in range(40)]
+    assert rare_below(config, [*plenty, Example("new one", "new")]) == 16
+    assert rare_below(config, tiny_examples()) == 3  # 6 per label: only a label with 1 or 2 examples is rare
     assert rare_below(tiny_config(base_model, rare_label_examples=0), plenty) == 0
 
 
@@ -130,7 +131,13 @@ def test_three_corrections_of_a_new_intent_are_answered_after_one_night(base_mod
     ]
     config = tiny_config(base_model, freeze_encoder=True, epochs=60, head_lr=1e-2, patience=5, calibration_twin=False)
     model = train(config, seed + corrections, progress=False)
-    assert model.info["training"]["rare_label_examples"] == 8  # applied: the seed has 18 per intent
+    assert model.info["training"]["rare_label_examples"] == 9  # applied: half the seed's 18 per intent
     assert model.info["label_counts"]["parcel_neighbour"] == 3  # repeats are weighting, not data
     probs, _ = model.probabilities([ex.text for ex in corrections], 8)
     assert [model.labels[i] for i in probs.argmax(axis=1)] == ["parcel_neighbour"] * 3
+
+    # the logit adjustment makes the new intent likelier on questions it was not trained on
+    unseen = ["my neighbour has my parcel", "the package went to the house next door"]
+    unadjusted = train(dataclasses.replace(config, rare_logit_adjustment=0.0), seed + corrections, progress=False)
+    new = model.labels.index("parcel_neighbour")
+    assert (model.probabilities(unseen, 8)[0][:, new] > unadjusted.probabilities(unseen, 8)[0][:, new]).all()
