@@ -258,15 +258,24 @@ def main() -> None:
     base = args.base_model or bundled_base_model()
     load_before = os.getloadavg()[0]
     results = [run_data_set(folder, args.seed, base) for folder in args.data]
-    meta = {
+    meta = run_meta(load_before)
+    write_results(args.out, {"meta": meta, "results": results}, to_markdown(results, meta))
+
+
+def run_meta(load_before: float) -> dict[str, str]:
+    """When, where and under what load a benchmark ran (the load average at its start and end)."""
+    return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
         "load": f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    markdown = to_markdown(results, meta)
-    args.out.with_suffix(".md").write_text(markdown)
+
+
+def write_results(out: Path, record: dict[str, Any], markdown: str) -> None:
+    """Write `out`.json (the record) and `out`.md (the table), and print the table."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    out.with_suffix(".md").write_text(markdown)
     print(markdown)
 
 

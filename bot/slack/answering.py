@@ -122,31 +122,17 @@ async def _answer_offline(
     hand-off, and keep the whole turn in the spool until the database is back."""
     thread = thread_of(msg)
     conversation = Conversation(team_id=thread.team_id, channel_id=thread.channel_id, thread_ts=thread.thread_ts)
-    ts: str | None = None
-    error = ""
-    try:
-        ts = await post_message(
-            client,
-            channel=msg.channel_id,
-            thread_ts=msg.root_ts,
-            text=blocks.fallback_text(answer.text),
-            blocks=blocks.answer_blocks(None, answer),
-            metadata=answer_metadata(event_id=msg.event_id, answer_id=None),
-        )
-    except SlackCallError as exc:
-        logger.error("answer to %s could not be posted: %s", msg.event_id, exc)
-        error = str(exc)
-    agent_ts = None
-    if handoff is not None:
-        agent_ts = await announce_handoff(
-            deps,
-            client,
-            conversation=conversation,
-            user_id=msg.user_id,
-            question=msg.text,
-            reason=handoff,
-            answer=answer,
-        )
+    ts, error, agent_ts = await _post_and_announce(
+        deps,
+        client,
+        conversation=conversation,
+        answer=answer,
+        payload=blocks.answer_blocks(None, answer),
+        metadata=answer_metadata(event_id=msg.event_id, answer_id=None),
+        handoff=handoff,
+        user_id=msg.user_id,
+        question=msg.text,
+    )
     turn = turn_body(
         thread=thread,
         user_id=msg.user_id,
@@ -225,26 +211,19 @@ async def _post_and_mark(
     (with the `claim`'s inbox item removed in the same transaction: the work is done).
 
     The post carries metadata naming the question and the answer, so a crash before the record is marked is
-    repaired from the thread (`settle_answered`); when the database is away, the mark waits in the spool."""
-    ts: str | None = None
-    error = ""
-    try:
-        ts = await post_message(
-            client,
-            channel=conversation.channel_id,
-            thread_ts=conversation.thread_ts,
-            text=blocks.fallback_text(answer.text),
-            blocks=payload,
-            metadata=answer_metadata(event_id=event_id, answer_id=answer_id),
-        )
-    except SlackCallError as exc:
-        logger.error("answer %s could not be posted: %s", answer_id, exc)
-        error = str(exc)
-    agent_ts = None
-    if handoff is not None:
-        agent_ts = await announce_handoff(
-            deps, client, conversation=conversation, user_id=user_id, question=question, reason=handoff, answer=answer
-        )
+    repaired from the thread (`settle_answered`); when the database is away, the mark waits in the spool. Any other
+    store error propagates: the work stays in the inbox and the sweep settles it from the thread."""
+    ts, error, agent_ts = await _post_and_announce(
+        deps,
+        client,
+        conversation=conversation,
+        answer=answer,
+        payload=payload,
+        metadata=answer_metadata(event_id=event_id, answer_id=answer_id),
+        handoff=handoff,
+        user_id=user_id,
+        question=question,
+    )
     mark = {
         "channel_id": conversation.channel_id,
         "slack_ts": ts,
@@ -260,6 +239,42 @@ async def _post_and_mark(
     except StoreUnavailable as exc:
         deps.intake.health.failed(exc)
         await deps.intake.spool_mark(answer_id, mark)
+
+
+async def _post_and_announce(
+    deps: Deps,
+    client: AsyncWebClient,
+    *,
+    conversation: Conversation,
+    answer: EngineAnswer,
+    payload: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    handoff: HandoffReason | None,
+    user_id: str,
+    question: str,
+) -> tuple[str | None, str, str | None]:
+    """Post an answer in its thread and, for a hand-off, announce it to the agents: (the post's ts or None, the
+    posting error or "", the agents' notice ts or None). Slack failures are logged, never raised."""
+    ts: str | None = None
+    error = ""
+    try:
+        ts = await post_message(
+            client,
+            channel=conversation.channel_id,
+            thread_ts=conversation.thread_ts,
+            text=blocks.fallback_text(answer.text),
+            blocks=payload,
+            metadata=metadata,
+        )
+    except SlackCallError as exc:
+        logger.error("answer to %s could not be posted: %s", metadata["event_payload"]["question"] or "a question", exc)
+        error = str(exc)
+    agent_ts = None
+    if handoff is not None:
+        agent_ts = await announce_handoff(
+            deps, client, conversation=conversation, user_id=user_id, question=question, reason=handoff, answer=answer
+        )
+    return ts, error, agent_ts
 
 
 async def store_agent_message(deps: Deps, msg: IncomingMessage, conversation: Conversation) -> None:
