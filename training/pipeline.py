@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +199,7 @@ class Pipeline:
         metrics |= {
             "decision": "promote" if decision.promote else "reject",
             "reasons": decision.reasons,
+            "checks": [dataclasses.asdict(c) for c in decision.checks if c.name == "overall" or not c.passed],
             "candidate": _summary(candidate_report),
             "production": _summary(production_report) if production_report else None,
         }
@@ -343,6 +345,7 @@ def _summary(report: EvalReport) -> dict[str, Any]:
         "score": report.score,
         "clarified": report.clarified,
         "out_of_scope_recall": report.out_of_scope_recall,
+        "outcomes": dict(sorted(Counter(report.outcomes_by_question).items())),
         "model_version": report.model_version,
     }
 

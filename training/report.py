@@ -151,7 +151,8 @@ def write_report(
         ("macro-F1", candidate.macro_f1, production.macro_f1 if production else None),
     ]:
         lines.append(f"| {name} | {_fmt(old)} | {_fmt(new)} |")
-    lines.append(f"| evaluation examples | {sum(candidate.support.values())} | {sum(candidate.support.values())} |")
+    before = sum(production.support.values()) if production else "-"
+    lines.append(f"| evaluation examples | {before} | {sum(candidate.support.values())} |")
     if operating_point:
         lines += ["", "## Operating point (candidate, chosen on its calibration data)", ""]
         lines += describe(dict(operating_point))

@@ -109,6 +109,11 @@ def test_first_candidate_is_promoted_then_a_worse_one_is_rejected(repo: Reposito
     rejected = repo.get_model("v2")
     assert rejected is not None and rejected.status == "rejected"
     assert second.metrics["candidate"]["accuracy"] < second.metrics["production"]["accuracy"]
+    # the run keeps what customers got from each model and every failed check with its numbers
+    stored = repo.training_runs()[0].metrics
+    assert sum(stored["candidate"]["outcomes"].values()) == stored["candidate"]["eval_examples"]
+    failed = [check for check in stored["checks"] if not check["passed"]]
+    assert failed and all(check["detail"] for check in failed)
     assert [r.status for r in repo.training_runs()] == ["rejected", "promoted"]
 
 

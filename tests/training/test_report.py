@@ -78,6 +78,7 @@ def test_first_report_without_production(tmp_path: Path) -> None:
     assert "**Decision: PROMOTED**" in text
     assert "| version | (none) | v1 |" in text
     assert "| accuracy | - | 0.850 |" in text
+    assert "| evaluation examples | - | 28 |" in text
     assert (tmp_path / HISTORY_PLOT).stat().st_size > 1000
 
 
