@@ -17,7 +17,8 @@ Block = dict[str, Any]
 ACTION_HELPFUL = "answer_helpful"
 ACTION_NOT_HELPFUL = "answer_not_helpful"
 ACTION_HUMAN = "answer_handoff"
-ACTION_CORRECT = "answer_correct"
+ACTION_CORRECT = "answer_correct"  # the button on answers posted before the shortcut (still honoured)
+CORRECT_SHORTCUT = "correct_answer"  # the agents' message shortcut on the bot's reply (bot/slack_manifest.yaml)
 ACTION_CLARIFY_PREFIX = "clarify:"
 """A clarifying question's buttons: `clarify:<intent>`, or `clarify:something_else`; the value is the answer id."""
 CLARIFY_ACTIONS_BLOCK = "clarify_actions"
@@ -84,20 +85,23 @@ def fallback_text(text: str) -> str:
     return text if len(text) <= FALLBACK_MAX else text[: FALLBACK_MAX - 1] + "…"
 
 
-def answer_context(answer: EngineAnswer) -> str:
-    """The small grey line under an answer: where it came from, how sure, which model."""
-    parts = [texts.SOURCE_LABELS.get(answer.source, answer.source)]
-    if answer.intent:
-        parts.append(f"intent `{escape(answer.intent)}`")
-    if answer.confidence is not None:
-        parts.append(f"confidence {percent(answer.confidence)}")
-    if answer.model_version:
-        parts.append(f"model {escape(answer.model_version)}")
+def answer_details(*, source: str, intent: str | None, confidence: float | None, model_version: str | None) -> str:
+    """The agents' line about an answer: where it came from, which intent, how sure, which model."""
+    parts = [texts.SOURCE_LABELS.get(source, source)]
+    if intent:
+        parts.append(f"intent `{escape(intent)}`")
+    if confidence is not None:
+        parts.append(f"confidence {percent(confidence)}")
+    if model_version:
+        parts.append(f"model {escape(model_version)}")
     return " · ".join(parts)
 
 
 def answer_blocks(answer_id: int | None, answer: EngineAnswer, *, truncated_at: int | None = None) -> list[Block]:
-    """The bot's reply: answer text, sources, a context line and the rating / hand-off / correction buttons.
+    """The customer's view of the bot's reply: the answer text, its sources and the rating / hand-off buttons.
+
+    Nothing for agents only: no intent name, confidence, model version or correction button (agents correct
+    through the message shortcut `CORRECT_SHORTCUT`, whose modal shows those details).
 
     Args:
         answer_id: the stored answer's id, carried in every button's value (None: not stored, the database is
@@ -113,27 +117,21 @@ def answer_blocks(answer_id: int | None, answer: EngineAnswer, *, truncated_at: 
             title = escape(doc.title or doc.doc_id)
             lines.append(f"• <{doc.url}|{title}>" if doc.url else f"• {title}")
         blocks.append({"type": "section", "text": _mrkdwn(texts.SOURCES_HEADER + "\n" + "\n".join(lines))})
-    context = [_mrkdwn(answer_context(answer))]
-    if truncated_at is not None:
-        context.append(_mrkdwn(texts.TRUNCATED_NOTE.format(limit=truncated_at)))
     blocks = blocks[: MAX_BLOCKS - 2]
-    blocks.append({"type": "context", "elements": context})
-    if answer_id is None:
+    if truncated_at is not None:
+        blocks.append({"type": "context", "elements": [_mrkdwn(texts.TRUNCATED_NOTE.format(limit=truncated_at))]})
+    if answer_id is None or answer.source == "handoff":  # a hand-off: a person replies next, nothing to rate
         return blocks
     value = str(answer_id)
     if answer.source == "clarify":
         buttons = clarify_buttons(answer_id, answer)
         blocks.append({"type": "actions", "block_id": CLARIFY_ACTIONS_BLOCK, "elements": buttons})
         return blocks
-    if answer.source == "handoff":
-        buttons = [_button(texts.BUTTON_CORRECT, ACTION_CORRECT, value)]
-    else:
-        buttons = [
-            _button(texts.BUTTON_HELPFUL, ACTION_HELPFUL, value, "primary"),
-            _button(texts.BUTTON_NOT_HELPFUL, ACTION_NOT_HELPFUL, value),
-            _button(texts.BUTTON_HUMAN, ACTION_HUMAN, value),
-            _button(texts.BUTTON_CORRECT, ACTION_CORRECT, value),
-        ]
+    buttons = [
+        _button(texts.BUTTON_HELPFUL, ACTION_HELPFUL, value, "primary"),
+        _button(texts.BUTTON_NOT_HELPFUL, ACTION_NOT_HELPFUL, value),
+        _button(texts.BUTTON_HUMAN, ACTION_HUMAN, value),
+    ]
     blocks.append({"type": "actions", "block_id": ANSWER_ACTIONS_BLOCK, "elements": buttons})
     return blocks
 
@@ -199,8 +197,10 @@ def correction_modal(
     out_of_scope_label: str,
     question: str | None,
     confidence: float | None,
+    details: str = "",
 ) -> Block:
-    """The agents' correction modal: the question, the right intent (or out of scope), a better answer."""
+    """The agents' correction modal: the question, what the bot answered (`details`: `answer_details`), the
+    right intent (or out of scope), a better answer."""
     labels = [name for name in dict.fromkeys(intents) if name and name != out_of_scope_label]
     options = [_option(texts.OUT_OF_SCOPE_OPTION, out_of_scope_label)] + [_option(n, n) for n in labels]
     select: Block = {
@@ -222,14 +222,8 @@ def correction_modal(
     if question:
         blocks += _sections(texts.MODAL_QUESTION.format(question=escape(question[:2800])))
     if predicted:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    _mrkdwn(texts.MODAL_PREDICTED.format(intent=escape(predicted), confidence=percent(confidence)))
-                ],
-            }
-        )
+        context = [_mrkdwn(texts.MODAL_PREDICTED.format(intent=escape(predicted), confidence=percent(confidence)))]
+        blocks.append({"type": "context", "elements": [*context, *([_mrkdwn(details)] if details else [])]})
     blocks.append(
         {"type": "input", "block_id": INTENT_BLOCK, "label": _plain(texts.MODAL_INTENT_LABEL), "element": select}
     )

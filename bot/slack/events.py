@@ -170,6 +170,50 @@ class ButtonPress:
     trigger_id: str | None
 
 
+@dataclass(frozen=True)
+class MessageShortcut:
+    """A message shortcut used on a message (the agents' "Correct this answer" on the bot's reply).
+
+    Args:
+        user_id: who used it.
+        team_id: the workspace.
+        channel_id: the message's channel.
+        message_ts: the message's ts.
+        thread_ts: the thread's parent ts (the message's own ts when it is not in a thread).
+        trigger_id: lets the bot open a modal (valid for 3 seconds).
+    """
+
+    user_id: str
+    team_id: str
+    channel_id: str
+    message_ts: str
+    thread_ts: str
+    trigger_id: str | None
+
+
+def parse_message_shortcut(body: Any) -> MessageShortcut | None:
+    """A `message_action` payload, else `None`."""
+    if not isinstance(body, dict) or body.get("type") != "message_action":
+        return None
+    user = _dict(body.get("user"))
+    message = _dict(body.get("message"))
+    user_id = _str(user.get("id"), MAX_ID)
+    team_id = _str(_dict(body.get("team")).get("id"), MAX_ID) or _str(user.get("team_id"), MAX_ID) or ""
+    channel = _str(_dict(body.get("channel")).get("id"), MAX_CHANNEL)
+    message_ts = _str(body.get("message_ts"), MAX_ID) or _str(message.get("ts"), MAX_ID)
+    if user_id is None or channel is None or message_ts is None:
+        return None
+    trigger = body.get("trigger_id")
+    return MessageShortcut(
+        user_id=user_id,
+        team_id=team_id,
+        channel_id=channel,
+        message_ts=message_ts,
+        thread_ts=_str(message.get("thread_ts"), MAX_ID) or message_ts,
+        trigger_id=trigger if isinstance(trigger, str) else None,
+    )
+
+
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 

@@ -18,7 +18,6 @@ TRUNCATED_NOTE = "(Your message was long, so I only read the first {limit:,} cha
 BUTTON_HELPFUL = "Helpful"
 BUTTON_NOT_HELPFUL = "Not helpful"
 BUTTON_HUMAN = "Talk to a human"
-BUTTON_CORRECT = "Correct (agents)"
 BUTTON_SOMETHING_ELSE = "Something else"
 CLARIFY_PICKED = "You chose: {choice}"
 CLARIFY_ALREADY = "This question has already been answered."
@@ -36,6 +35,7 @@ RATED_HELPFUL = "Thanks for the feedback, glad it helped!"
 RATED_NOT_HELPFUL = "Thanks for the feedback. Press *Talk to a human* if you'd like a person to help."
 RATING_FAILED = "Sorry, I couldn't save your feedback just now. Please try again."
 ANSWER_GONE = "Sorry, I can't find that answer any more."
+NOT_AN_ANSWER = "That message is not one of my answers, so there is nothing to correct."
 
 # --- agents -------------------------------------------------------------------------------------
 NOT_AN_AGENT = "Only support agents can correct answers. Use *Helpful* / *Not helpful* to tell us how it went."

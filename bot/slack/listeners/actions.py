@@ -1,5 +1,5 @@
-"""The answer's buttons: Helpful / Not helpful, Talk to a human, the agents' Correct, and a clarifying
-question's choices."""
+"""The answer's buttons (Helpful / Not helpful, Talk to a human, a clarifying question's choices) and the agents'
+"Correct this answer" message shortcut (and the Correct button of answers posted before it)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bot.decision import predicted_intent
 from bot.slack import blocks, texts
 from bot.slack.answering import hand_off, post_followup
 from bot.slack.deps import Deps
-from bot.slack.events import ButtonPress, parse_button
+from bot.slack.events import ButtonPress, MessageShortcut, parse_button, parse_message_shortcut
 from bot.slack.intake import CLAIM, REFUSED, Claim
 from bot.slack.slack_io import CALL_ERRORS, SlackCallError, describe, post_ephemeral, post_message
 from storage.errors import StorageError, StoreUnavailable
@@ -185,12 +185,16 @@ async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress
         thread_ts=press.thread_ts,
         predicted_intent=predicted_intent(thread.answer, deps.options.out_of_scope_label),
     )
+    stored = thread.answer
     view = blocks.correction_modal(
         target,
         intents=intents,
         out_of_scope_label=deps.options.out_of_scope_label,
         question=thread.question,
-        confidence=thread.answer.confidence,
+        confidence=stored.confidence,
+        details=blocks.answer_details(
+            source=stored.source, intent=stored.intent, confidence=stored.confidence, model_version=stored.model_version
+        ),
     )
     try:
         await client.views_open(trigger_id=press.trigger_id, view=view)
@@ -198,8 +202,34 @@ async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress
         logger.warning("views.open for answer %s failed: %s", press.answer_id, describe(exc))
 
 
+async def correct_message(deps: Deps, client: AsyncWebClient, shortcut: MessageShortcut) -> None:
+    """The agents' message shortcut on one of the bot's replies: the correction modal for that answer."""
+    answer = await asyncio.to_thread(
+        deps.repo.find_answer_by_slack_ts, channel_id=shortcut.channel_id, slack_ts=shortcut.message_ts
+    )
+    if answer is None or answer.id is None:
+        await post_ephemeral(
+            client,
+            channel=shortcut.channel_id,
+            user=shortcut.user_id,
+            text=texts.NOT_AN_ANSWER,
+            thread_ts=shortcut.thread_ts,
+        )
+        return
+    press = ButtonPress(
+        user_id=shortcut.user_id,
+        team_id=shortcut.team_id,
+        channel_id=shortcut.channel_id,
+        message_ts=shortcut.message_ts,
+        thread_ts=shortcut.thread_ts,
+        answer_id=answer.id,
+        trigger_id=shortcut.trigger_id,
+    )
+    await open_correction(deps, client, press)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
-    """Listen to the four answer buttons, and acknowledge any other `block_actions`."""
+    """Listen to the answer buttons and the agents' shortcut, and acknowledge any other `block_actions`."""
 
     async def on_rating(client: AsyncWebClient, context: AsyncBoltContext) -> None:
         claim = context.get(CLAIM)
@@ -235,6 +265,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
             shown = action.get("text", {}).get("text") if isinstance(action.get("text"), dict) else None
             await clarify_pick(deps, client, press, choice, str(shown or choice))
 
+    async def on_correct_shortcut(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if (shortcut := parse_message_shortcut(body)) is not None:
+            await correct_message(deps, client, shortcut)
+
     async def on_other(ack: AsyncAck) -> None:
         await ack()
 
@@ -242,5 +277,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(blocks.ACTION_NOT_HELPFUL)(on_not_helpful)
     app.action(blocks.ACTION_HUMAN)(on_human)
     app.action(blocks.ACTION_CORRECT)(on_correct)
+    app.shortcut(blocks.CORRECT_SHORTCUT)(on_correct_shortcut)
     app.action(re.compile("^" + re.escape(blocks.ACTION_CLARIFY_PREFIX)))(on_clarify)
     app.action(re.compile(".*"))(on_other)

@@ -65,6 +65,16 @@ async def press(
     return payload
 
 
+async def shortcut(bot: BotUnderTest, asked: Asked, *, user: str) -> dict[str, Any]:
+    """Use the agents' "Correct this answer" message shortcut on the answer; returns the payload sent."""
+    payload = payloads.message_shortcut(
+        blocks.CORRECT_SHORTCUT, user=user, channel=asked.channel, message_ts=asked.answer_ts, thread_ts=asked.thread_ts
+    )
+    reply = await bot.send(payload)
+    assert reply.status == 200, reply
+    return payload
+
+
 def ephemerals_to(standin: SlackStandIn, user: str) -> list[str]:
     return [str(c.params["text"]) for c in standin.calls_to("chat.postEphemeral") if c.params.get("user") == user]
 

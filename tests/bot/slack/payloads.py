@@ -162,6 +162,25 @@ def block_action(
     }
 
 
+def message_shortcut(callback_id: str, *, user: str, channel: str, message_ts: str, thread_ts: str) -> dict[str, Any]:
+    """A `message_action` payload: a message shortcut used on a message in a thread."""
+    return {
+        "type": "message_action",
+        "token": "verification-token",
+        "action_ts": str(time.time()),
+        "team": {"id": TEAM_ID, "domain": "standin"},
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID, "name": user.lower()},
+        "channel": {"id": channel, "name": "support"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": f"{int(time.time())}.trigger.{uuid.uuid4().hex[:8]}",
+        "response_url": "http://127.0.0.1:9/hooks/none",
+        "message_ts": message_ts,
+        "message": {"type": "message", "user": BOT_USER_ID, "ts": message_ts, "thread_ts": thread_ts, "text": "…"},
+    }
+
+
 def view_submission(view: dict[str, Any], *, user: str, values: dict[str, Any]) -> dict[str, Any]:
     """A `view_submission` for the modal `view` (as opened), with the user's input `values`."""
     submitted = dict(view)

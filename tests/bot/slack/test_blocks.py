@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from bot.answer import SourceDoc
 from bot.slack import blocks, texts
 from tests.factories import engine_answer
@@ -21,15 +23,26 @@ def test_sources_context_and_buttons() -> None:
     result = blocks.answer_blocks(12, engine_answer("passage", "retrieval", sources=docs), truncated_at=4000)
     sources = next(b for b in result if b["type"] == "section" and texts.SOURCES_HEADER in b["text"]["text"])
     assert "• <https://x/a|Billing &lt;FAQ&gt;>" in sources["text"]["text"] and "• Plans" in sources["text"]["text"]
-    context = next(b for b in result if b["type"] == "context")
-    assert "from the knowledge base" in context["elements"][0]["text"] and "4,000" in context["elements"][1]["text"]
+    [context] = [b for b in result if b["type"] == "context"]
+    [note] = context["elements"]  # only the truncation note: no diagnostics for the customer
+    assert "4,000" in note["text"]
     actions = result[-1]
-    assert [e["value"] for e in actions["elements"]] == ["12"] * 4
+    assert [e["value"] for e in actions["elements"]] == ["12"] * 3
 
 
-def test_handoff_answer_only_offers_correction() -> None:
-    result = blocks.answer_blocks(3, engine_answer("A human will help", "handoff"))
-    assert [e["action_id"] for e in result[-1]["elements"]] == [blocks.ACTION_CORRECT]
+def test_the_customer_sees_no_diagnostics_and_no_agent_button() -> None:
+    answer = engine_answer("Open Settings > Security.", "intent")
+    handoff = engine_answer("A human will help", "handoff")
+    for result in (blocks.answer_blocks(7, answer), blocks.answer_blocks(3, handoff)):
+        shown = json.dumps(result)
+        assert answer.intent and answer.intent not in shown and "confidence" not in shown and "v1" not in shown
+        assert blocks.ACTION_CORRECT not in shown
+    assert [e["action_id"] for e in blocks.answer_blocks(7, answer)[-1]["elements"]] == [
+        blocks.ACTION_HELPFUL,
+        blocks.ACTION_NOT_HELPFUL,
+        blocks.ACTION_HUMAN,
+    ]
+    assert all(b["type"] != "actions" for b in blocks.answer_blocks(3, handoff))
 
 
 def test_correction_target_round_trips_and_rejects_garbage() -> None:

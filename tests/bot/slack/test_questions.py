@@ -11,7 +11,7 @@ from tests.bot.slack.fakes import INVOICE_PASSAGE, PASSWORD_ANSWER, FakeEngine
 from tests.bot.slack.harness import AGENT, CUSTOMER, SUPPORT_CHANNEL, BotUnderTest, quiesce
 from tests.bot.slack.standin import BOT_USER_ID, TEAM_ID, Call, SlackStandIn
 
-ALL_BUTTONS = [blocks.ACTION_HELPFUL, blocks.ACTION_NOT_HELPFUL, blocks.ACTION_HUMAN, blocks.ACTION_CORRECT]
+ALL_BUTTONS = [blocks.ACTION_HELPFUL, blocks.ACTION_NOT_HELPFUL, blocks.ACTION_HUMAN]
 
 
 def buttons(call: Call) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
@@ -14,7 +15,7 @@ from storage.repository import Repository, ThreadRef
 from tests.bot.slack import payloads
 from tests.bot.slack.conftest import MakeBot
 from tests.bot.slack.harness import AGENT, CUSTOMER, BotUnderTest, quiesce
-from tests.bot.slack.helpers import ask, ephemerals_to, press
+from tests.bot.slack.helpers import ask, ephemerals_to, press, shortcut
 from tests.bot.slack.standin import TEAM_ID, SlackStandIn
 from tests.factories import answered_question
 
@@ -82,11 +83,13 @@ async def test_reactions_rate_and_unrate(bot: BotUnderTest, standin: SlackStandI
 
 async def test_agent_correction_modal_end_to_end(bot: BotUnderTest, standin: SlackStandIn, store: Repository) -> None:
     asked = await ask(bot, standin, "where is my invoice?")
-    clicked = await press(bot, asked, blocks.ACTION_CORRECT, user=AGENT)
+    used = await shortcut(bot, asked, user=AGENT)  # the message shortcut on the bot's reply
     [opened] = await standin.wait_for_call("views.open")
-    assert opened.params["trigger_id"] == clicked["trigger_id"]
+    assert opened.params["trigger_id"] == used["trigger_id"]
     view = opened.params["view"]
     assert view["callback_id"] == blocks.CORRECTION_CALLBACK
+    details = json.dumps(view["blocks"])  # the diagnostics the customer no longer sees are the agent's
+    assert "intent `billing`" in details and "model " in details
     select = next(b for b in view["blocks"] if b.get("block_id") == blocks.INTENT_BLOCK)["element"]
     assert [o["value"] for o in select["options"]] == ["out_of_scope", "reset_password", "billing", "greeting"]
     assert select["initial_option"]["value"] == "billing"  # the bot's prediction
@@ -113,12 +116,33 @@ async def test_agent_correction_modal_end_to_end(bot: BotUnderTest, standin: Sla
     assert (latest.corrected_intent, latest.corrected_answer, latest.helpful) == ("billing", None, True)
 
 
+async def test_the_correct_button_of_older_answers_still_opens_the_modal(
+    bot: BotUnderTest, standin: SlackStandIn
+) -> None:
+    asked = await ask(bot, standin, "where is my invoice?")
+    clicked = await press(bot, asked, blocks.ACTION_CORRECT, user=AGENT)
+    [opened] = await standin.wait_for_call("views.open")
+    assert opened.params["trigger_id"] == clicked["trigger_id"]
+
+
+async def test_the_shortcut_on_a_message_that_is_no_answer_says_so(bot: BotUnderTest, standin: SlackStandIn) -> None:
+    payload = payloads.message_shortcut(
+        blocks.CORRECT_SHORTCUT, user=AGENT, channel="DCUSTOMER", message_ts="1700000000.000009", thread_ts="1.2"
+    )
+    assert (await bot.send(payload)).status == 200
+    await standin.wait_for_call("chat.postEphemeral")
+    assert ephemerals_to(standin, AGENT) == [texts.NOT_AN_ANSWER]
+    assert standin.calls_to("views.open") == []
+
+
 async def test_non_agent_cannot_correct(bot: BotUnderTest, standin: SlackStandIn, store: Repository) -> None:
     asked = await ask(bot, standin, "password?")
-    await press(bot, asked, blocks.ACTION_CORRECT, user=CUSTOMER)
+    await shortcut(bot, asked, user=CUSTOMER)
     await standin.wait_for_call("chat.postEphemeral")
+    await press(bot, asked, blocks.ACTION_CORRECT, user=CUSTOMER)  # nor with an older answer's button
+    await standin.wait_for_call("chat.postEphemeral", n=2)
     await quiesce()
-    assert ephemerals_to(standin, CUSTOMER) == [texts.NOT_AN_AGENT]
+    assert ephemerals_to(standin, CUSTOMER) == [texts.NOT_AN_AGENT] * 2
     assert standin.calls_to("views.open") == []
 
     # a forged submission of the modal is refused too
