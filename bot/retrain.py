@@ -57,6 +57,7 @@ from training.gate import GatePolicy
 from training.locations import located
 from training.model import verify as verify_model
 from training.pipeline import BuildFn, Pipeline, RetrainResult, one_line
+from training.report import HTML_FILE
 from training.train import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -433,7 +434,9 @@ class _Job:
                 self.echo(f"pruned old versions: {', '.join(removed)}")
         except Exception as exc:
             log.warning("could not prune old model versions: %s", one_line(exc))
-        if post_summary(self.settings, f"Nightly retraining: {result.message}"):
+        page = result.report_path.with_name(HTML_FILE) if result.report_path else None
+        where = f" Report: {page}" if page is not None and page.is_file() else ""
+        if post_summary(self.settings, f"Nightly retraining: {result.message}{where}"):
             self.echo(f"summary posted to {self.settings.agent_channel_id}")
 
     def _fail(self, run_id: int | None, version: str | None, exc: BaseException, metrics: dict[str, Any]) -> None:

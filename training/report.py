@@ -31,6 +31,8 @@ Confusion = Mapping[tuple[str, str], int]
 """(true label, predicted label) -> number of evaluation examples."""
 
 REPORT_FILE = "report.md"
+HTML_FILE = "report.html"
+"""The same report as one self-contained page (the plots inlined), for a browser."""
 F1_PLOT = "f1_per_intent.png"
 CONFUSION_PLOT = "confusion_changes.png"
 HISTORY_PLOT = "accuracy_history.png"
@@ -187,7 +189,47 @@ def write_report(
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     path = out / REPORT_FILE
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    markdown = "\n".join(lines) + "\n"
+    path.write_text(markdown, encoding="utf-8")
+    write_html(markdown, out, title=f"Retraining report: {candidate_version}")
+    return path
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font: 15px/1.5 system-ui, sans-serif; color: #1d2733; max-width: 1100px; margin: 2em auto; padding: 0 1em; }}
+h1, h2 {{ color: #1d3b5a; }} h2 {{ border-bottom: 1px solid #d8dee6; padding-bottom: .2em; margin-top: 1.6em; }}
+table {{ border-collapse: collapse; margin: .8em 0; }}
+th, td {{ border: 1px solid #d8dee6; padding: .3em .7em; text-align: left; vertical-align: top; }}
+th {{ background: #eef2f6; }} tr:nth-child(even) td {{ background: #f8fafc; }}
+img {{ max-width: 100%; border: 1px solid #d8dee6; }} code {{ background: #eef2f6; padding: 0 .2em; }}
+</style></head><body>
+{body}</body></html>
+"""
+
+
+def write_html(markdown: str, out: Path, *, title: str) -> Path:
+    """`out/report.html`: `markdown` rendered (tables included) into one page whose PNG plots (files in `out`) are
+    inlined as data URIs, so the page can be mailed, attached or served on its own."""
+    import base64
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+
+    def inline(match: re.Match[str]) -> str:
+        image = out / match.group(1)
+        if not image.is_file():
+            return match.group(0)
+        return 'src="data:image/png;base64,' + base64.b64encode(image.read_bytes()).decode("ascii") + '"'
+
+    body = re.sub(r'src="([\w.-]+\.png)"', inline, body)
+    path = out / HTML_FILE
+    path.write_text(_PAGE.format(title=html.escape(title), body=body), encoding="utf-8")
     return path
 
 

@@ -22,6 +22,7 @@ from storage.repository import Repository
 from training.locations import located
 
 REPORT_FILE = "report.md"
+HTML_FILE = "report.html"  # training.report's names, kept here: importing it loads matplotlib
 
 
 def _repository() -> Repository:
@@ -125,9 +126,11 @@ def register(app: typer.Typer) -> None:
             model = _get(repo, version)
             run = next((r for r in repo.training_runs(limit=500) if r.candidate_version == model.version), None)
         report = _report_path(model)
+        page = report.with_name(HTML_FILE) if report and report.with_name(HTML_FILE).is_file() else None
         if as_json:
             entry: dict[str, Any] = model.model_dump(mode="json")
             entry["report_path"] = str(report) if report else None
+            entry["report_html"] = str(page) if page else None
             typer.echo(json.dumps(entry, indent=2))
             return
         metrics = dict(model.metrics or {})
@@ -141,6 +144,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"path:          {where}" + ("" if where.is_dir() else "  (pruned: not on disk)"))
         typer.echo(f"dataset hash:  {model.dataset_hash}")
         typer.echo(f"report:        {report or '-'}")
+        if page:
+            typer.echo(f"report page:   {page} (open it in a browser: one file, plots included)")
         for name, value in metrics.items():
             shown = f"{value:.4f}" if isinstance(value, float) else value
             typer.echo(f"{name + ':':<22} {shown}")

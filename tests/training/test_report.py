@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+
+import matplotlib.image
+import pytest
 
 from training.gate import GatePolicy, Scores, decide
 from training.report import (
     CONFUSION_PLOT,
     F1_PLOT,
     HISTORY_PLOT,
+    HTML_FILE,
     HistoryPoint,
     confusion_changes,
     write_report,
@@ -115,3 +122,40 @@ def test_report_states_each_paired_check_with_its_numbers_p_value_interval_and_v
     assert "| `billing` | 0.900 | 1.000 | 2 / 0 | 1 (raw 1) | -0.077 to +0.301 | ok: better |" in text
     assert "1 more intent (out-of-scope questions included) where no question changed" in text  # both hand off
     assert "| `login` | 6 | 1.000 | 0.000 | -1.000 | **FAIL** |" in text  # the per-intent F1 table's gate column
+
+
+def _report_page(tmp_path: Path) -> Path:
+    decision = decide(CANDIDATE, PRODUCTION, GatePolicy(min_intent_support=5, max_intent_drop=0.05))
+    write_report(
+        tmp_path,
+        candidate_version="v3",
+        candidate=CANDIDATE,
+        candidate_confusion=NEW_CONFUSION,
+        decision=decision,
+        production_version="v2",
+        production=PRODUCTION,
+        production_confusion=OLD_CONFUSION,
+    )
+    return tmp_path / HTML_FILE
+
+
+def test_the_report_is_also_one_self_contained_page(tmp_path: Path) -> None:
+    page = _report_page(tmp_path).read_text()
+    assert "<title>Retraining report: v3</title>" in page and "<table>" in page and "<th>intent</th>" in page
+    assert page.count('src="data:image/png;base64,') == 3  # every plot inlined
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing outside the file
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (CI installs it)")
+def test_the_report_page_renders_in_headless_chromium(tmp_path: Path) -> None:
+    page = _report_page(tmp_path)
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1200,1800",
+         f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (1800, 1200)
+    dark = (pixels[..., :3].mean(axis=2) < 0.5).mean()  # text, table rules and plots, not a blank page
+    assert 0.005 < dark < 0.5, dark
