@@ -54,10 +54,9 @@ from training.data import Example, dataset_hash, load_examples
 from training.errors import ModelError
 from training.feedback import FeedbackDataset, TrustPolicy, build_dataset, written_answers
 from training.gate import GatePolicy
-from training.locations import located
+from training.locations import HTML_FILE, located
 from training.model import verify as verify_model
 from training.pipeline import BuildFn, Pipeline, RetrainResult, one_line
-from training.report import HTML_FILE
 from training.train import TrainingConfig
 
 log = logging.getLogger(__name__)

@@ -68,7 +68,7 @@ def fine_tune(
 
     pooled = base_encoder.encoder
     train_targets = torch.tensor(train_data.targets)
-    adjustment = rare_adjustment(train_data.targets, label_counts(given), labels, config)
+    adjustment = rare_adjustment(train_data.targets, label_counts(given), labels, config).to(device)
     if config.freeze_encoder:
         base_encoder.memo = {} if memo is None else memo
         train_embeddings = _embed_texts(base_encoder, train_rows, config.eval_batch_size)
@@ -88,10 +88,9 @@ def fine_tune(
             (val_embeddings, torch.tensor(val_data.targets)),
             config,
             device,
-            adjustment.to(device),
+            adjustment,
         )
     else:
-        adjustment = adjustment.to(device)
         history, best_epoch = _fit(network, train_data, val_data, config, device, pad_id, progress, adjustment)
     network.eval()
 

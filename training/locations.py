@@ -7,6 +7,12 @@ from pathlib import Path
 
 from storage.models import ModelVersion
 
+REPORT_DIR = "report"
+"""A version's retraining report folder, inside its version directory."""
+REPORT_FILE = "report.md"
+HTML_FILE = "report.html"
+"""The same report as one self-contained page (the plots inlined), for a browser."""
+
 
 def stored_path(path: Path, models_dir: Path) -> str:
     """How the registry records a version directory: relative to the models folder (the data dir can move), or

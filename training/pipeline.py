@@ -27,14 +27,13 @@ from training.encoder import resolve_device
 from training.evaluate import EvalReport, evaluate
 from training.feedback import FeedbackDataset
 from training.gate import Decision, GatePolicy, Scores, decide
-from training.locations import located, stored_path
+from training.locations import REPORT_DIR, located, stored_path
 from training.model import IntentModel
 from training.report import HistoryPoint, confusion_from_eval, write_report
 from training.text import normalise_text
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 """The report's folder inside the candidate's version directory."""
 
 Status = Literal["promoted", "rejected", "candidate", "nothing_to_do"]

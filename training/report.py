@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from training.calibration import QUESTION_OUTCOMES, describe
 from training.gate import Check, Decision, Scores
+from training.locations import HTML_FILE, REPORT_FILE
 
 if TYPE_CHECKING:
     from training.evaluate import EvalReport
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
 Confusion = Mapping[tuple[str, str], int]
 """(true label, predicted label) -> number of evaluation examples."""
 
-REPORT_FILE = "report.md"
-HTML_FILE = "report.html"
-"""The same report as one self-contained page (the plots inlined), for a browser."""
 F1_PLOT = "f1_per_intent.png"
 CONFUSION_PLOT = "confusion_changes.png"
 HISTORY_PLOT = "accuracy_history.png"

@@ -19,10 +19,7 @@ from bot.cli.common import settings
 from storage.errors import StorageError
 from storage.models import ModelVersion
 from storage.repository import Repository
-from training.locations import located
-
-REPORT_FILE = "report.md"
-HTML_FILE = "report.html"  # training.report's names, kept here: importing it loads matplotlib
+from training.locations import HTML_FILE, REPORT_DIR, REPORT_FILE, located
 
 
 def _repository() -> Repository:
@@ -46,8 +43,6 @@ def _when(model: ModelVersion) -> str:
 
 
 def _report_path(model: ModelVersion) -> Path | None:
-    from training.pipeline import REPORT_DIR  # loads torch: only when needed
-
     path = located(model, settings().models_dir) / REPORT_DIR / REPORT_FILE
     return path if path.is_file() else None
 

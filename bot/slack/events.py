@@ -6,6 +6,7 @@ event has already been acknowledged, so dropping it is the clean outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -172,7 +173,8 @@ class ButtonPress:
 
 @dataclass(frozen=True)
 class MessageShortcut:
-    """A message shortcut used on a message (the agents' "Correct this answer" on the bot's reply).
+    """Who used a message shortcut (the agents' "Correct this answer" on the bot's reply) or pressed a button, and
+    on which message (a `ButtonPress` is this plus the answer id).
 
     Args:
         user_id: who used it.
@@ -195,21 +197,32 @@ def parse_message_shortcut(body: Any) -> MessageShortcut | None:
     """A `message_action` payload, else `None`."""
     if not isinstance(body, dict) or body.get("type") != "message_action":
         return None
+    return _on_message(body)
+
+
+def _on_message(body: dict[str, Any]) -> MessageShortcut | None:
+    """Who interacted with which message (a button press or a message shortcut); None when a part is missing."""
     user = _dict(body.get("user"))
+    container = _dict(body.get("container"))  # button presses only
     message = _dict(body.get("message"))
     user_id = _str(user.get("id"), MAX_ID)
     team_id = _str(_dict(body.get("team")).get("id"), MAX_ID) or _str(user.get("team_id"), MAX_ID) or ""
-    channel = _str(_dict(body.get("channel")).get("id"), MAX_CHANNEL)
-    message_ts = _str(body.get("message_ts"), MAX_ID) or _str(message.get("ts"), MAX_ID)
+    channel = _str(container.get("channel_id"), MAX_CHANNEL) or _str(_dict(body.get("channel")).get("id"), MAX_CHANNEL)
+    message_ts = (
+        _str(container.get("message_ts"), MAX_ID)
+        or _str(body.get("message_ts"), MAX_ID)
+        or _str(message.get("ts"), MAX_ID)
+    )
     if user_id is None or channel is None or message_ts is None:
         return None
+    thread_ts = _str(message.get("thread_ts"), MAX_ID) or _str(container.get("thread_ts"), MAX_ID) or message_ts
     trigger = body.get("trigger_id")
     return MessageShortcut(
         user_id=user_id,
         team_id=team_id,
         channel_id=channel,
         message_ts=message_ts,
-        thread_ts=_str(message.get("thread_ts"), MAX_ID) or message_ts,
+        thread_ts=thread_ts,
         trigger_id=trigger if isinstance(trigger, str) else None,
     )
 
@@ -228,23 +241,5 @@ def parse_button(body: Any) -> ButtonPress | None:
     value = actions[0].get("value")
     if not isinstance(value, str) or not value.isdigit() or len(value) > 18:
         return None
-    user = _dict(body.get("user"))
-    container = _dict(body.get("container"))
-    message = _dict(body.get("message"))
-    user_id = _str(user.get("id"), MAX_ID)
-    team_id = _str(_dict(body.get("team")).get("id"), MAX_ID) or _str(user.get("team_id"), MAX_ID) or ""
-    channel = _str(container.get("channel_id"), MAX_CHANNEL) or _str(_dict(body.get("channel")).get("id"), MAX_CHANNEL)
-    message_ts = _str(container.get("message_ts"), MAX_ID) or _str(message.get("ts"), MAX_ID)
-    if user_id is None or channel is None or message_ts is None:
-        return None
-    thread_ts = _str(message.get("thread_ts"), MAX_ID) or _str(container.get("thread_ts"), MAX_ID) or message_ts
-    trigger = body.get("trigger_id")
-    return ButtonPress(
-        user_id=user_id,
-        team_id=team_id,
-        channel_id=channel,
-        message_ts=message_ts,
-        thread_ts=thread_ts,
-        answer_id=int(value),
-        trigger_id=trigger if isinstance(trigger, str) else None,
-    )
+    on = _on_message(body)
+    return None if on is None else ButtonPress(**dataclasses.asdict(on), answer_id=int(value))

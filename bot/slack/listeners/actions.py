@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -216,16 +217,7 @@ async def correct_message(deps: Deps, client: AsyncWebClient, shortcut: MessageS
             thread_ts=shortcut.thread_ts,
         )
         return
-    press = ButtonPress(
-        user_id=shortcut.user_id,
-        team_id=shortcut.team_id,
-        channel_id=shortcut.channel_id,
-        message_ts=shortcut.message_ts,
-        thread_ts=shortcut.thread_ts,
-        answer_id=answer.id,
-        trigger_id=shortcut.trigger_id,
-    )
-    await open_correction(deps, client, press)
+    await open_correction(deps, client, ButtonPress(**dataclasses.asdict(shortcut), answer_id=answer.id))
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
