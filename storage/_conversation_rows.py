@@ -25,14 +25,14 @@ from storage.text import clean_text
 Role = Literal["user", "bot", "agent"]
 RaterRole = Literal["agent", "customer"]
 AnswerSource = Literal["intent", "retrieval", "clarify", "handoff"]
-RatingSource = Literal["button", "reaction", "modal", "cli", "clarify"]
+RatingSource = Literal["button", "reaction", "modal", "cli", "clarify", "review", "discovery"]
 HandoffReason = Literal["abstained", "customer_request", "engine_error", "not_helpful", "delayed"]
 ConversationSource = Literal["slack", "cli"]
 
 ROLES: tuple[str, ...] = ("user", "bot", "agent")
 RATER_ROLES: tuple[str, ...] = ("agent", "customer")
 ANSWER_SOURCES: tuple[str, ...] = ("intent", "retrieval", "clarify", "handoff")
-RATING_SOURCES: tuple[str, ...] = ("button", "reaction", "modal", "cli", "clarify")
+RATING_SOURCES: tuple[str, ...] = ("button", "reaction", "modal", "cli", "clarify", "review", "discovery")
 """Where a rating comes from: a Slack button, a reaction, the agents' correction modal, the terminal, or a
 customer's pick in a clarifying question. The first, second and fourth hold one verdict per rater (`set_rating`)."""
 HANDOFF_REASONS: tuple[str, ...] = ("abstained", "customer_request", "engine_error", "not_helpful", "delayed")

@@ -151,7 +151,7 @@ class Rating(SQLModel, table=True):
     helpful: bool | None = None
     corrected_intent: str | None = Field(default=None, max_length=128)
     corrected_answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    source: str = Field(default="button", max_length=16)  # button | reaction | modal | cli | clarify
+    source: str = Field(default="button", max_length=16)  # button|reaction|modal|cli|clarify|review|discovery
     created_at: datetime = _time()
 
 
@@ -240,3 +240,51 @@ class InboxItem(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=64)
     claimed_until: datetime | None = _time(nullable=True)
     attempts: int = Field(default=0)
+
+
+class ReviewItem(SQLModel, table=True):
+    """A logged question in the agents' review queue (the nightly job's ranking, `training.review`)."""
+
+    __tablename__ = "review_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    answer_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("answers.id", ondelete="CASCADE"), unique=True, nullable=False)
+    )
+    priority: float
+    guesses: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # [[label, p], ...]
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    model_version: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _time()
+
+
+class Proposal(SQLModel, table=True):
+    """A group of unanswered questions that may be a new intent (intent discovery, `training.discovery`)."""
+
+    __tablename__ = "proposals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default="waiting", max_length=16, index=True)  # waiting | accepted | dismissed
+    answer_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    typical: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    cohesion: float = 0.0
+    nearest_intent: str | None = Field(default=None, max_length=128)
+    intent: str | None = Field(default=None, max_length=128)
+    decided_by: str | None = Field(default=None, max_length=32)
+    channel_id: str | None = Field(default=None, max_length=64)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _time()
+    decided_at: datetime | None = _time(index=False, nullable=True)
+
+
+class Posting(SQLModel, table=True):
+    """A message the nightly job posts at most once per key (the digest of a day), with where it went."""
+
+    __tablename__ = "postings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=96, unique=True)
+    channel_id: str | None = Field(default=None, max_length=64)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _time()

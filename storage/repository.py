@@ -2,8 +2,9 @@
 
 `Repository` is composed of one part per concern (each in a private module): the conversation log
 (`_conversations`), the inbox of work accepted and not yet done (`_inbox`), reports over time windows
-(`_reports`), the evaluation set / model registry / training
-runs (`_registry`) and deletions (`_retention`). Callers only ever use `Repository` and the names below.
+(`_reports`), the agents' work lists: review queue, discovery proposals, digest postings (`_curation`), the
+evaluation set / model registry / training runs (`_registry`) and deletions (`_retention`). Callers only ever
+use `Repository` and the names below.
 
 Guarantees:
 
@@ -43,19 +44,24 @@ from storage._conversation_rows import (
     ThreadRef,
 )
 from storage._conversations import AnswerContext, ConversationLog, ThreadState, Turn
+from storage._curation import PROPOSAL_STATUSES, Curation, NewReviewItem, ProposalStatus, QueueEntry
 from storage._inbox import Inbox
 from storage._registry import MODEL_STATUSES, Registry
-from storage._reports import RatedAnswer, Reports, Stats
+from storage._reports import RatedAnswer, Stats
 from storage._retention import Retention
 
 __all__ = [
     "CLARIFY_SOURCE",
     "MODEL_STATUSES",
+    "PROPOSAL_STATUSES",
     "AnswerContext",
     "AnswerSource",
     "ConversationSource",
     "HandoffReason",
     "NewAnswer",
+    "NewReviewItem",
+    "ProposalStatus",
+    "QueueEntry",
     "RatedAnswer",
     "RaterRole",
     "RatingSource",
@@ -68,7 +74,7 @@ __all__ = [
 ]
 
 
-class Repository(ConversationLog, Inbox, Reports, Registry, Retention):
+class Repository(ConversationLog, Inbox, Curation, Registry, Retention):
     """Store of conversations, messages, answers, ratings, hand-offs, model registry and training runs.
 
     Args:

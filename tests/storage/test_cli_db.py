@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from bot.cli import db as db_cli
+from storage.db import head_revision
 from storage.errors import StorageError
 from storage.repository import Repository, ThreadRef
 from tests.factories import answered_question, new_answer, rate
@@ -51,6 +52,8 @@ def _seed(url: str) -> None:
             )
         rate(repo, logged.answer_id, rater_id="U1")
 
+HEAD = head_revision()
+
 
 def _conversations(url: str) -> list[str | None]:
     with Repository(url) as repo:
@@ -64,17 +67,17 @@ def _conversations(url: str) -> list[str | None]:
 def test_upgrade_creates_the_default_sqlite_database_then_reports_up_to_date(app: typer.Typer, tmp_path: Path) -> None:
     first = runner.invoke(app, ["db", "upgrade"])
     assert first.exit_code == 0, first.output
-    assert "upgraded from an empty database to revision 0004" in first.output
+    assert f"upgraded from an empty database to revision {HEAD}" in first.output
     assert (tmp_path / "data" / "supportbot.db").exists()
     second = runner.invoke(app, ["db", "upgrade"])
-    assert second.exit_code == 0 and "is up to date (revision 0004)" in second.output
+    assert second.exit_code == 0 and f"is up to date (revision {HEAD})" in second.output
 
 
 def test_upgrade_uses_database_url(app: typer.Typer, empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "revision 0004" in result.output
+    assert f"revision {HEAD}" in result.output
 
 
 def test_purge_asks_first_and_prints_the_counts(app: typer.Typer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

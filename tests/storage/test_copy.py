@@ -16,7 +16,7 @@ from storage import copy as store_copy
 from storage.copy import copy_store
 from storage.db import make_engine, upgrade
 from storage.errors import StorageError
-from storage.repository import Repository
+from storage.repository import NewReviewItem, Repository
 from tests.factories import answered_question, correct, new_answer, rate
 from training.locations import located
 
@@ -35,7 +35,8 @@ def source_url(sqlite_url: str, tmp_path: Path) -> str:
 
 def _fill(url: str) -> None:
     """One of each row: conversation, question, answers (one with NULLs), ratings, hand-off, eval example, model
-    versions (one in production), a finished training run and an inbox item."""
+    versions (one in production), a finished training run, an inbox item, a queued question, a proposal and a
+    posting."""
     with Repository(url) as repo:
         logged = answered_question(
             repo,
@@ -58,6 +59,12 @@ def _fill(url: str) -> None:
         assert run.id is not None
         repo.finish_training_run(run.id, status="promoted", candidate_version="v2", metrics=metrics)
         repo.accept("Ev2", "question", {"channel": "C1", "n": ODD_FLOAT, "flag": False}, worker="w1", lease_s=30)
+        repo.replace_review_queue(
+            [NewReviewItem(logged.answer_id, ODD_FLOAT, [("reset_password", ODD_FLOAT)], ["close call"])],
+            model_version="v2",
+        )
+        repo.add_proposal([logged.answer_id, unsure.answer_id], ["hmm"], cohesion=ODD_FLOAT, nearest_intent=None)
+        repo.record_posting("digest:2024-03-01", channel_id="C9", slack_ts="1.2", content={"questions": 2})
 
 
 def _dump(url: str) -> dict[str, list[dict[str, Any]]]:

@@ -1,0 +1,258 @@
+"""Review-queue benchmark (issue 12): does labelling the top of the queue help the next model more than random?
+
+On a public intent data set (`--data`, BANKING77 by default), seeded: the **seed** is `--per-intent` training
+questions of each intent (what production was trained on), the rest of the training split is the **pool** of
+logged, unlabelled questions. Production is the first model (a head on the frozen base encoder,
+`training.config.FIRST_MODEL`), as on a fresh install. It scores the pool; each question's signals are
+`Signals(handed_off=action != "answer")` (the data has no customer ratings, so no disagreement signal, and no
+discovery proposals). For each N in `--ns`, N pool questions are labelled (their true labels) by each arm:
+
+* `queue`: `training.review.rank(...)[:N]` with the default `ReviewConfig`;
+* `margin only`: the same with `handoff_bonus=0` (the ablation);
+* `random s`: N questions drawn uniformly, one draw per seed in `--random-seeds`;
+
+and the next model (same recipe, or `--recipe nightly`: the encoder fine-tuned, ~15 min per model at BANKING77
+size on 2 CPU cores) is trained on seed + those N, then measured on the test split: top-1 accuracy and the share
+answered right at the model's operating point (`right_answer`: answered right, or a clarifying question offering
+the right intent). `seed only` is the baseline. Significance: exact one-sided McNemar on the test questions that
+the queue's model is better than each random draw's (`training.stats.one_sided_p`).
+
+Target (issue 12): the queue's next model better than random's at N = 100 and 300 (p < 0.05 against each draw).
+
+Usage:
+    .venv/bin/python bench/bench_review.py --data ../shared/data/banking77 --ns 100,300
+    .venv/bin/python bench/bench_review.py --data ../shared/data/banking77 --ns 300 --recipe nightly \
+        --arms queue,random --random-seeds 1 --out bench/results/review_nightly
+
+Writes bench/results/review.json and review.md (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import dataclasses
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_few_shot import nightly
+from bench_gate import recipe, run_meta, write_results
+
+from bot.settings import bundled_base_model
+from training.data import Example, load_examples
+from training.evaluate import evaluate
+from training.model import IntentModel
+from training.review import ReviewConfig, Signals, rank
+from training.stats import one_sided_p
+from training.train import train
+
+ARMS = ("seed", "queue", "margin", "random", "capped")
+
+
+def split_seed(folder: Path, per_intent: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """The seed (`per_intent` training questions of each intent) and the pool (the rest of the training split)."""
+    by_label: dict[str, list[Example]] = {}
+    for ex in load_examples(folder / "train.csv"):
+        by_label.setdefault(ex.label, []).append(ex)
+    rng = random.Random(seed)
+    seed_rows: list[Example] = []
+    pool: list[Example] = []
+    for label in sorted(by_label):
+        group = by_label[label][:]
+        rng.shuffle(group)
+        seed_rows += group[:per_intent]
+        pool += group[per_intent:]
+    return seed_rows, pool
+
+
+def scored(model: IntentModel, rows: list[Example], memo: dict[str, Any]) -> dict[str, Any]:
+    """Test-split measures of `model`: per-question top-1 right, and the share answered right at its point."""
+    model.memo = memo if model.info["training"]["freeze_encoder"] else None  # memo: the base encoder's
+    probs, _ = model.probabilities([ex.text for ex in rows], 128)
+    report = evaluate(model, rows, batch_size=128)
+    model.memo = None
+    labels = model.labels
+    right = np.array([labels[i] == ex.label for i, ex in zip(probs.argmax(axis=1), rows, strict=True)])
+    return {"right": right, "right_answer": float(np.mean([o == "right_answer" for o in report.outcomes_by_question]))}
+
+
+def better_p(first: np.ndarray, second: np.ndarray) -> float:
+    """One-sided p-value that `first` is better than `second` on the same questions: a sign test on each
+    question's share of models right (rows: model seeds), the exact McNemar test with one model each."""
+    diff = np.atleast_2d(first).mean(axis=0) - np.atleast_2d(second).mean(axis=0)
+    return one_sided_p(int((diff > 0).sum()), int((diff != 0).sum()))
+
+
+def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
+    seed_rows, pool = split_seed(args.data, args.per_intent, args.seed)
+    test = load_examples(args.data / args.eval_file)
+    memo: dict[str, Any] = {}
+    started = time.perf_counter()
+    production = train(recipe(base_model, 0), seed_rows, progress=False, memo=memo)
+    production.memo = memo
+    texts = [ex.text for ex in pool]
+    probs, embeddings = production.probabilities(texts, 128)
+    signals = [Signals(handed_off=p.action != "answer") for p in production.predict(texts, 128)]
+    production.memo = None
+    labels = production.labels
+    wrong = np.array([labels[i] != ex.label for i, ex in zip(probs.argmax(axis=1), pool, strict=True)])
+    handed = np.array([s.handed_off for s in signals])
+    print(f"[{args.data.name}] production + pool scored in {time.perf_counter() - started:.0f} s: {len(pool)} pool, "
+          f"{handed.mean():.3f} handed off, {wrong.mean():.3f} wrong")  # fmt: skip
+
+    def fit(extra: list[Example]) -> dict[str, Any]:
+        """The next model trained once per model seed on seed + `extra`: its test measures, seeds stacked."""
+        t0, runs = time.perf_counter(), []
+        for model_seed in range(args.model_seeds):
+            config = recipe(base_model, model_seed)
+            if args.recipe == "nightly":
+                config = dataclasses.replace(nightly(base_model), seed=model_seed)
+            runs.append(scored(train(config, seed_rows + extra, progress=False, memo=memo), test, memo))
+        right = np.stack([run["right"] for run in runs])
+        return {
+            "right": right,
+            "top1_by_model_seed": [float(r.mean()) for r in right],
+            "right_answer": float(np.mean([run["right_answer"] for run in runs])),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+
+    queues = [("queue", "queue", ReviewConfig()), ("margin", "margin only", ReviewConfig(handoff_bonus=0.0))]
+    queues += [("queue", f"queue, dup >= {v:g}", ReviewConfig(duplicate_similarity=v)) for v in args.similarities]
+    rows: list[dict[str, Any]] = []
+    seed_model = fit([]) if "seed" in args.arms else None
+    if seed_model is not None:
+        rows.append({"n": 0, "arm": "seed only", **seed_model})
+    for n in args.ns:
+        picks: dict[str, list[int]] = {}
+        for arm, name, config in queues:
+            if arm in args.arms:
+                picks[name] = [r.index for r in rank(probs, embeddings, labels, signals, limit=n, config=config)]
+        if "random" in args.arms:
+            for s in range(1, args.random_seeds + 1):
+                picks[f"random {s}"] = random.Random(f"{args.seed}-{s}-{n}").sample(range(len(pool)), n)
+        if "capped" in args.arms:  # exploratory: the queue's order, at most ceil(N / labels) per top guess
+            cap, seen, capped = -(-n // len(labels)), {}, []
+            for r in rank(probs, embeddings, labels, signals, limit=min(len(pool), 20 * n)):
+                if len(capped) < n and (seen := seen | {r.guesses[0][0]: seen.get(r.guesses[0][0], 0) + 1}):
+                    capped += [r.index] if seen[r.guesses[0][0]] <= cap else []
+            picks[f"queue, <= {cap} per top guess"] = capped
+        for name, chosen in picks.items():
+            print(f"[{args.data.name}] {datetime.now(UTC):%H:%M:%S} N={n} {name}: training ({args.recipe})", flush=True)
+            row = {"n": n, "arm": name, **fit([pool[i] for i in chosen])}
+            row |= {
+                "intents": len({pool[i].label for i in chosen}),
+                "handed_off": float(handed[chosen].mean()),
+                "production_wrong": float(wrong[chosen].mean()),
+                "shared_with_queue": len(set(chosen) & set(picks.get("queue", []))),
+            }
+            rows.append(row)
+        draws = [r for r in rows if r["n"] == n and r["arm"].startswith("random")]
+        for row in (r for r in rows if r["n"] == n):
+            row["top1"] = float(row["right"].mean())
+            if seed_model is not None:
+                row["p_better_than_seed"] = better_p(row["right"], seed_model["right"])
+            if not row["arm"].startswith("random"):
+                row["p_better_than_random"] = [better_p(row["right"], r["right"]) for r in draws]
+            print(f"[{args.data.name}] N={n} {row['arm']}: top-1 {row['top1']:.4f}, right answer "
+                  f"{row['right_answer']:.4f}, {row['seconds']} s")  # fmt: skip
+    for row in rows:
+        row["top1"] = float(row.pop("right").mean())
+    return {
+        "data": args.data.name,
+        "seed": args.seed,
+        "per_intent": args.per_intent,
+        "recipe": args.recipe,
+        "model_seeds": args.model_seeds,
+        "seed_rows": len(seed_rows),
+        "pool": len(pool),
+        "test": len(test),
+        "eval_file": args.eval_file,
+        "pool_handed_off": float(handed.mean()),
+        "pool_production_wrong": float(wrong.mean()),
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def verdicts(result: dict[str, Any]) -> dict[int, bool]:
+    """Per N: the queue beat every random draw (p < 0.05)."""
+    return {
+        row["n"]: bool(row["p_better_than_random"]) and max(row["p_better_than_random"]) < 0.05
+        for row in result["rows"]
+        if row["arm"] == "queue"
+    }
+
+
+def to_markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Review-queue benchmark (issue 12)",
+        "",
+        f"{meta['date']} · {meta['machine']} · load {meta['load']} · {result['data']} seed {result['seed']}, "
+        f"next models' recipe: {result['recipe']}, {result['model_seeds']} model seeds per arm; "
+        f"seed {result['seed_rows']} ({result['per_intent']} per intent), "
+        f"pool {result['pool']} (production hands off {result['pool_handed_off']:.3f}, top-1 wrong on "
+        f"{result['pool_production_wrong']:.3f}), {result['eval_file']} {result['test']}; "
+        f"{result['seconds']:.0f} s",
+        "",
+        "| N | arm | test top-1 (model seeds' range) | right answer | p better than seed only | "
+        "p better than each random draw | "
+        "intents labelled | handed off | production wrong | shared with queue |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["rows"]:
+        spread = row["top1_by_model_seed"]
+        versus = " / ".join(_fmt(p) for p in row.get("p_better_than_random", [])) or "-"
+        lines.append(
+            f"| {row['n']} | {row['arm']} | {row['top1']:.4f} ({min(spread):.3f}-{max(spread):.3f}) | "
+            f"{row['right_answer']:.4f} | "
+            f"{_fmt(row.get('p_better_than_seed'))} | {versus} | {row.get('intents', '-')} | "
+            f"{_fmt(row.get('handed_off'))} | {_fmt(row.get('production_wrong'))} | "
+            f"{row.get('shared_with_queue', '-')} |"
+        )
+    for n in sorted({row["n"] for row in result["rows"] if row["arm"].startswith("random")}):
+        draws = [row["top1"] for row in result["rows"] if row["n"] == n and row["arm"].startswith("random")]
+        lines.append(f"\nN={n}: random mean top-1 {np.mean(draws):.4f} over {len(draws)} draws")
+    for n, met in verdicts(result).items():
+        lines.append(f"\nN={n}: queue better than every random draw (p < 0.05): {'met' if met else '**missed**'}")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/banking77"))
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--eval-file", default="test.csv", help="the split measured (valid.csv to tune on)")
+    parser.add_argument("--per-intent", type=int, default=10)
+    parser.add_argument("--ns", default="100,300")
+    parser.add_argument("--model-seeds", type=int, default=3, help="next models trained per arm (mean reported)")
+    parser.add_argument("--random-seeds", type=int, default=3)
+    parser.add_argument("--arms", default="seed,queue,margin,random", help=f"a subset of {', '.join(ARMS)}")
+    parser.add_argument("--similarities", default="", help="extra queue arms: ReviewConfig.duplicate_similarity")
+    parser.add_argument("--recipe", choices=("first", "nightly"), default="first", help="the next models' recipe")
+    parser.add_argument("--base-model", default=None)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/review"))
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    args.ns = [int(n) for n in args.ns.split(",")]
+    args.similarities = [float(v) for v in args.similarities.split(",") if v]
+    args.arms = [arm for arm in args.arms.split(",") if arm]
+    if unknown := sorted(set(args.arms) - set(ARMS)):
+        parser.error(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    result = run(args, args.base_model or bundled_base_model())
+    meta = run_meta(load)
+    write_results(args.out, {"meta": meta, "result": result}, to_markdown(result, meta))
+
+
+if __name__ == "__main__":
+    main()
