@@ -11,7 +11,9 @@ One run (`retrain(settings)`):
    `bot.versions.build_version` (model + fresh index + `answers.json`), evaluate candidate and production on
    the same frozen set, gate, report, register, promote (one transaction; running bots hot-reload) or reject;
 7. prunes old version directories (never production or the one before it) and optionally posts a summary
-   to the agents' Slack channel.
+   to the agents' Slack channel;
+8. (every nightly run, whatever its outcome) ranks the review queue, proposes new intents and posts the
+   digest (`bot.nightly.for_agents`).
 
 Every run is recorded as a `TrainingRun` (promoted | rejected | failed). Whatever fails, production is left
 as it was: the candidate's directory is removed, the run is recorded as failed and `RetrainError` says why
@@ -35,6 +37,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from bot.nightly import for_agents
+from bot.notify import AgentChannel
 from bot.settings import Settings
 from bot.versions import (
     MODEL_DIR,
@@ -116,11 +120,20 @@ def retrain(
         RetrainError: the run failed; production is unchanged.
     """
     say = echo or log.info
+    nightly = manual is None and not only_if_empty
     with locked(settings, wait=wait, echo=say):
         repo = open_repository(settings)
         try:
             job = _Job(settings, repo, trigger=trigger, build=build, progress=progress, echo=say, manual=manual)
-            return job.run(force=force, training=training or {}, only_if_empty=only_if_empty, announce=announce)
+            try:
+                result = job.run(force=force, training=training or {}, only_if_empty=only_if_empty, announce=announce)
+            except RetrainError as exc:
+                if nightly:
+                    for_agents(settings, repo, outcome=str(exc), echo=say)
+                raise
+            if nightly:
+                for_agents(settings, repo, outcome=result.message, echo=say)
+            return result
         finally:
             repo.close()
 
@@ -213,19 +226,11 @@ def post_summary(settings: Settings, text: str) -> bool:
     """Post `text` to the agents' channel when RETRAIN_POST_SUMMARY is on; never raises. True if posted."""
     if not settings.retrain_post_summary:
         return False
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    if not token or not settings.agent_channel_id:
+    channel = AgentChannel(settings)
+    if not channel.ready:
         log.warning("RETRAIN_POST_SUMMARY is on but SLACK_BOT_TOKEN or AGENT_CHANNEL_ID is not set; not posting")
         return False
-    try:
-        from slack_sdk import WebClient
-
-        client = WebClient(token=token, base_url=settings.slack_api_base_url, timeout=15)
-        client.chat_postMessage(channel=settings.agent_channel_id, text=text)
-    except Exception as exc:  # a summary must never fail the job
-        log.warning("could not post the retraining summary to Slack: %s", one_line(exc))
-        return False
-    return True
+    return channel.post(text) is not None
 
 
 class _Job:

@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     retrain_warm_start: bool = True
     first_model_fine_tune: bool = False
 
+    # --- The agents' side: review queue, intent discovery, nightly digest ---------------------------
+    curation_window_days: int = Field(30, ge=1, le=3650)
+    curation_max_questions: int = Field(5000, ge=10)
+    review_queue_limit: int = Field(200, ge=1)
+    discovery_min_questions: int = Field(5, ge=2)
+    discovery_max_confidence: float = Field(0.5, ge=0.0, le=1.0)
+    nightly_digest: bool = True
+
     log_level: str = "INFO"
 
     @field_validator(

@@ -99,6 +99,14 @@ class Curation(Reports):
         with self._session() as session:
             return [QueueEntry(item, answer, text) for item, answer, text in session.exec(query).all()]
 
+    def question_text(self, answer_id: int) -> str | None:
+        """The text of the question an answer answered, or None when the answer is gone."""
+        query = (
+            select(Message.text).join(Answer, col(Answer.question_id) == col(Message.id)).where(Answer.id == answer_id)
+        )
+        with self._session() as session:
+            return session.exec(query).first()
+
     def review_queue_size(self) -> int:
         """How many queued questions wait for a label."""
         return len(self.review_queue(limit=100_000))
@@ -205,6 +213,12 @@ class Curation(Reports):
         """The posting made under `key`, or None."""
         with self._session() as session:
             return session.exec(select(Posting).where(col(Posting.key) == key)).first()
+
+    def latest_posting(self, prefix: str) -> Posting | None:
+        """The newest posting whose key starts with `prefix` (e.g. the last digest), or None."""
+        query = select(Posting).where(col(Posting.key).startswith(prefix, autoescape=True))
+        with self._session() as session:
+            return session.exec(query.order_by(col(Posting.created_at).desc(), col(Posting.id).desc())).first()
 
     def record_posting(
         self, key: str, *, channel_id: str | None, slack_ts: str | None, content: dict[str, Any]

@@ -66,6 +66,15 @@ class Reports(RepositoryBase):
         start, end = self._time(start, "start"), self._time(end, "end")
         return self._rated_answers((col(Answer.created_at) >= start) & (col(Answer.created_at) < end))
 
+    def handed_off_answers(self, start: datetime, end: datetime) -> set[int]:
+        """Ids of the answers whose question was handed to a person in [start, end)."""
+        start, end = self._time(start, "start"), self._time(end, "end")
+        query = select(Handoff.answer_id).where(
+            col(Handoff.created_at) >= start, col(Handoff.created_at) < end, col(Handoff.answer_id).is_not(None)
+        )
+        with self._session() as session:
+            return {int(answer_id) for answer_id in session.exec(query).all() if answer_id is not None}
+
     def _rated_answers(self, condition: ColumnElement[bool]) -> list[RatedAnswer]:
         answers_query = (
             select(Answer, Message)

@@ -15,7 +15,8 @@ How a proposal is made:
 4. Each proposal is named by its most typical questions: the members closest to the centroid, one per
    distinct text.
 
-The defaults were chosen on HWU64 (ten intents withheld) and measured on BANKING77 (`bench/bench_discovery.py`).
+The defaults were chosen on HWU64 (ten intents withheld, `bench/bench_discovery.py --grid`: the most withheld
+questions in >= 80 %-pure proposals) and measured on BANKING77 (BENCHMARKS.md, "Intent discovery").
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ class DiscoveryConfig:
 
     method: Method = "hdbscan"
     min_cluster_size: int = 5
-    min_samples: int | None = None
-    distance: float = 0.35
+    min_samples: int | None = 3
+    distance: float = 0.4
     min_cohesion: float = 0.6
-    max_spread: float = 0.15
+    max_spread: float = 0.4
     typical: int = 5
 
     def __post_init__(self) -> None:

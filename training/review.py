@@ -89,7 +89,8 @@ def priorities(probs: np.ndarray, signals: Sequence[Signals], config: ReviewConf
         uncertainty = np.zeros(len(signals))
     bonus = np.array(
         [
-            config.disagreement_bonus * s.disagreement + config.handoff_bonus * s.handed_off
+            config.disagreement_bonus * s.disagreement
+            + config.handoff_bonus * s.handed_off
             + config.cluster_bonus * s.in_proposal
             for s in signals
         ],

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from bot.cli import ask, config, db, kb, model, registry, retrain, serve
+from bot.cli import ask, config, db, kb, model, registry, retrain, review, serve
 from bot.cli.common import USER_ERRORS
 
 app = typer.Typer(
@@ -23,7 +23,7 @@ def _root() -> None:
     """supportbot: answers in Slack threads, hands off to humans, retrains nightly from agent feedback."""
 
 
-for module in (config, db, model, registry, kb, ask, serve, retrain):
+for module in (config, db, model, registry, kb, ask, serve, retrain, review):
     module.register(app)
 
 

@@ -22,7 +22,7 @@ from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory
 from bot.slack.deps import Deps
 from bot.slack.inflight import TrackedApp
 from bot.slack.intake import Intake
-from bot.slack.listeners import actions, home, messages, other, reactions, views
+from bot.slack.listeners import actions, curation, home, messages, other, reactions, views
 from bot.slack.logs import SafeRecords
 from storage.repository import Repository
 
@@ -146,6 +146,7 @@ def build_app(
     messages.register(app, deps)
     reactions.register(app, deps)
     home.register(app, deps)
+    curation.register(app, deps)  # before actions and views: their catch-alls acknowledge the rest
     actions.register(app, deps)
     views.register(app, deps)
     other.register(app)  # last: its catch-all acknowledges whatever nothing else matched

@@ -42,15 +42,15 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _plain(text: str, *, emoji: bool = True) -> dict[str, Any]:
+def plain(text: str, *, emoji: bool = True) -> dict[str, Any]:
     return {"type": "plain_text", "text": text, "emoji": emoji}
 
 
-def _mrkdwn(text: str) -> dict[str, Any]:
+def mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text}
 
 
-def _sections(text: str, *, limit: int = SECTION_MAX) -> list[Block]:
+def sections(text: str, *, limit: int = SECTION_MAX) -> list[Block]:
     """Split `text` into section blocks of at most `limit` characters, preferring paragraph breaks."""
     chunks: list[str] = []
     rest = text.strip()
@@ -64,11 +64,11 @@ def _sections(text: str, *, limit: int = SECTION_MAX) -> list[Block]:
         rest = rest[cut:].lstrip()
     if rest:
         chunks.append(rest)
-    return [{"type": "section", "text": _mrkdwn(chunk)} for chunk in chunks]
+    return [{"type": "section", "text": mrkdwn(chunk)} for chunk in chunks]
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
-    button: Block = {"type": "button", "text": _plain(text), "action_id": action_id, "value": value}
+    button: Block = {"type": "button", "text": plain(text), "action_id": action_id, "value": value}
     if style:
         button["style"] = style
     return button
@@ -110,16 +110,16 @@ def answer_blocks(answer_id: int | None, answer: EngineAnswer, *, truncated_at: 
         truncated_at: when the question was cut for the model, the limit (mentioned to the customer).
     """
     body = escape(answer.text) if answer.source == "retrieval" else answer.text
-    blocks = _sections(body or "…")
+    blocks = sections(body or "…")
     if answer.sources and answer.source != "handoff":
         lines = []
         for doc in answer.sources[:5]:
             title = escape(doc.title or doc.doc_id)
             lines.append(f"• <{doc.url}|{title}>" if doc.url else f"• {title}")
-        blocks.append({"type": "section", "text": _mrkdwn(texts.SOURCES_HEADER + "\n" + "\n".join(lines))})
+        blocks.append({"type": "section", "text": mrkdwn(texts.SOURCES_HEADER + "\n" + "\n".join(lines))})
     blocks = blocks[: MAX_BLOCKS - 2]
     if truncated_at is not None:
-        blocks.append({"type": "context", "elements": [_mrkdwn(texts.TRUNCATED_NOTE.format(limit=truncated_at))]})
+        blocks.append({"type": "context", "elements": [mrkdwn(texts.TRUNCATED_NOTE.format(limit=truncated_at))]})
     if answer_id is None or answer.source == "handoff":  # a hand-off: a person replies next, nothing to rate
         return blocks
     value = str(answer_id)
@@ -149,7 +149,7 @@ def clarify_buttons(answer_id: int, answer: EngineAnswer) -> list[Block]:
 
 def clarified_blocks(text: str, choice: str) -> list[Block]:
     """The clarifying question once answered: its text and the choice, without buttons."""
-    return [*_sections(text or "…"), {"type": "context", "elements": [_mrkdwn(escape(choice))]}]
+    return [*sections(text or "…"), {"type": "context", "elements": [mrkdwn(escape(choice))]}]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -185,9 +185,46 @@ class CorrectionTarget:
         return cls(answer_id, channel, thread, predicted if isinstance(predicted, str) else None)
 
 
-def _option(label: str, value: str) -> dict[str, Any]:
+def option(label: str, value: str) -> dict[str, Any]:
     text = label if len(label) <= OPTION_TEXT_MAX else label[: OPTION_TEXT_MAX - 1] + "…"
-    return {"text": _plain(text, emoji=False), "value": value[:150]}
+    return {"text": plain(text, emoji=False), "value": value[:150]}
+
+
+def intent_select(
+    intents: Sequence[str],
+    out_of_scope_label: str,
+    *,
+    action_id: str,
+    initial: str | None = None,
+    first: Sequence[tuple[str, str]] = (),
+) -> Block:
+    """A static select of the intents: `first` (label, value) options, "out of scope", then every intent (in groups
+    of 100 when there are more); `initial` is preselected when it is one of them."""
+    labels = [name for name in dict.fromkeys(intents) if name and name != out_of_scope_label]
+    head = [option(label, value) for label, value in first]
+    taken = {o["value"] for o in head}
+    options = head + [
+        o
+        for o in [option(texts.OUT_OF_SCOPE_OPTION, out_of_scope_label)] + [option(n, n) for n in labels]
+        if o["value"] not in taken
+    ]
+    select: Block = {
+        "type": "static_select",
+        "action_id": action_id,
+        "placeholder": plain(texts.MODAL_INTENT_PLACEHOLDER),
+    }
+    if len(options) <= OPTIONS_PER_GROUP:
+        select["options"] = options
+    else:
+        select["option_groups"] = [
+            {"label": plain(f"{i + 1}–{min(i + OPTIONS_PER_GROUP, len(options))}"), "options": options[i : i + 100]}
+            for i in range(0, len(options), OPTIONS_PER_GROUP)
+        ][:100]
+    if initial:
+        chosen = [o for o in options if o["value"] == initial[:150]]
+        if chosen:
+            select["initial_option"] = chosen[0]
+    return select
 
 
 def correction_modal(
@@ -201,39 +238,24 @@ def correction_modal(
 ) -> Block:
     """The agents' correction modal: the question, what the bot answered (`details`: `answer_details`), the
     right intent (or out of scope), a better answer."""
-    labels = [name for name in dict.fromkeys(intents) if name and name != out_of_scope_label]
-    options = [_option(texts.OUT_OF_SCOPE_OPTION, out_of_scope_label)] + [_option(n, n) for n in labels]
-    select: Block = {
-        "type": "static_select",
-        "action_id": INTENT_ACTION,
-        "placeholder": _plain(texts.MODAL_INTENT_PLACEHOLDER),
-    }
-    if len(options) <= OPTIONS_PER_GROUP:
-        select["options"] = options
-    else:
-        select["option_groups"] = [
-            {"label": _plain(f"{i + 1}–{min(i + OPTIONS_PER_GROUP, len(options))}"), "options": options[i : i + 100]}
-            for i in range(0, len(options), OPTIONS_PER_GROUP)
-        ][:100]
     predicted = target.predicted_intent
-    if predicted and (predicted in labels or predicted == out_of_scope_label):
-        select["initial_option"] = next(o for o in options if o["value"] == predicted[:150])
+    select = intent_select(intents, out_of_scope_label, action_id=INTENT_ACTION, initial=predicted)
     blocks: list[Block] = []
     if question:
-        blocks += _sections(texts.MODAL_QUESTION.format(question=escape(question[:2800])))
+        blocks += sections(texts.MODAL_QUESTION.format(question=escape(question[:2800])))
     if predicted:
-        context = [_mrkdwn(texts.MODAL_PREDICTED.format(intent=escape(predicted), confidence=percent(confidence)))]
-        blocks.append({"type": "context", "elements": [*context, *([_mrkdwn(details)] if details else [])]})
+        context = [mrkdwn(texts.MODAL_PREDICTED.format(intent=escape(predicted), confidence=percent(confidence)))]
+        blocks.append({"type": "context", "elements": [*context, *([mrkdwn(details)] if details else [])]})
     blocks.append(
-        {"type": "input", "block_id": INTENT_BLOCK, "label": _plain(texts.MODAL_INTENT_LABEL), "element": select}
+        {"type": "input", "block_id": INTENT_BLOCK, "label": plain(texts.MODAL_INTENT_LABEL), "element": select}
     )
     blocks.append(
         {
             "type": "input",
             "block_id": BETTER_ANSWER_BLOCK,
             "optional": True,
-            "label": _plain(texts.MODAL_ANSWER_LABEL),
-            "hint": _plain(texts.MODAL_ANSWER_HINT),
+            "label": plain(texts.MODAL_ANSWER_LABEL),
+            "hint": plain(texts.MODAL_ANSWER_HINT),
             "element": {
                 "type": "plain_text_input",
                 "action_id": BETTER_ANSWER_ACTION,
@@ -246,9 +268,9 @@ def correction_modal(
         "type": "modal",
         "callback_id": CORRECTION_CALLBACK,
         "private_metadata": target.to_metadata(),
-        "title": _plain(texts.MODAL_TITLE),
-        "submit": _plain(texts.MODAL_SUBMIT),
-        "close": _plain(texts.MODAL_CLOSE),
+        "title": plain(texts.MODAL_TITLE),
+        "submit": plain(texts.MODAL_SUBMIT),
+        "close": plain(texts.MODAL_CLOSE),
         "blocks": blocks,
     }
 
@@ -276,7 +298,7 @@ def handoff_agent_blocks(*, user_id: str, reason: str, question: str, guess: str
         texts.AGENT_HANDOFF_GUESS.format(guess=guess) if guess else texts.AGENT_HANDOFF_NO_GUESS,
         texts.AGENT_HANDOFF_LINK.format(link=link),
     ]
-    return [{"type": "section", "text": _mrkdwn(line)} for line in lines]
+    return [{"type": "section", "text": mrkdwn(line)} for line in lines]
 
 
 @dataclass(frozen=True)
@@ -324,11 +346,11 @@ def agent_home_view(
 ) -> Block:
     """The agents' App Home: volumes and rates per period, weak intents, the model in production."""
     blocks: list[Block] = [
-        {"type": "header", "text": _plain(texts.HOME_TITLE)},
-        {"type": "context", "elements": [_mrkdwn(texts.HOME_AGENT_INTRO)]},
+        {"type": "header", "text": plain(texts.HOME_TITLE)},
+        {"type": "context", "elements": [mrkdwn(texts.HOME_AGENT_INTRO)]},
     ]
     if periods is None:
-        blocks.append({"type": "section", "text": _mrkdwn(texts.HOME_STATS_FAILED)})
+        blocks.append({"type": "section", "text": mrkdwn(texts.HOME_STATS_FAILED)})
     else:
         fields = []
         for period in periods:
@@ -342,20 +364,20 @@ def agent_home_view(
                 helpful=period.helpful,
                 helpful_rate=_rate(period.helpful, period.rated),
             )
-            fields.append(_mrkdwn(texts.HOME_PERIOD.format(label=period.label) + "\n" + counts))
+            fields.append(mrkdwn(texts.HOME_PERIOD.format(label=period.label) + "\n" + counts))
         blocks.append({"type": "section", "fields": fields[:10]})
         blocks.append({"type": "divider"})
         weak = [f"• `{escape(intent)}`: {count}" for intent, count in list(unhelpful_by_intent)[:10]]
         blocks.append(
             {
                 "type": "section",
-                "text": _mrkdwn(texts.HOME_UNHELPFUL + "\n" + ("\n".join(weak) or texts.HOME_UNHELPFUL_NONE)),
+                "text": mrkdwn(texts.HOME_UNHELPFUL + "\n" + ("\n".join(weak) or texts.HOME_UNHELPFUL_NONE)),
             }
         )
     blocks.append({"type": "divider"})
     lines = model_lines(model_info)
     blocks.append(
-        {"type": "section", "text": _mrkdwn(texts.HOME_MODEL + "\n" + ("\n".join(lines) or texts.HOME_NO_MODEL))}
+        {"type": "section", "text": mrkdwn(texts.HOME_MODEL + "\n" + ("\n".join(lines) or texts.HOME_NO_MODEL))}
     )
     return {"type": "home", "blocks": blocks}
 
@@ -365,7 +387,7 @@ def customer_home_view() -> Block:
     return {
         "type": "home",
         "blocks": [
-            {"type": "header", "text": _plain(texts.HOME_TITLE)},
-            {"type": "section", "text": _mrkdwn(texts.HOME_CUSTOMER)},
+            {"type": "header", "text": plain(texts.HOME_TITLE)},
+            {"type": "section", "text": mrkdwn(texts.HOME_CUSTOMER)},
         ],
     }

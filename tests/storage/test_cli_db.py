@@ -52,6 +52,7 @@ def _seed(url: str) -> None:
             )
         rate(repo, logged.answer_id, rater_id="U1")
 
+
 HEAD = head_revision()
 
 

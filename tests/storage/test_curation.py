@@ -70,7 +70,8 @@ def test_accepting_a_proposal_labels_every_member_once(repo: Repository) -> None
     )
 
     assert decided is not None and decided.status == "accepted" and decided.intent == "damaged_card"
-    labels = [(r.corrected_intent, r.corrected_answer, r.source, r.rater_role) for m in members for r in repo.ratings(m)]
+    ratings = [r for m in members for r in repo.ratings(m)]
+    labels = [(r.corrected_intent, r.corrected_answer, r.source, r.rater_role) for r in ratings]
     assert labels == [
         ("damaged_card", "We send a new one.", "discovery", "agent"),
         ("damaged_card", None, "discovery", "agent"),

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import blocks, texts
+from bot import digest
+from bot.slack import blocks, curation_blocks, texts
 from bot.slack.deps import Deps
 from bot.slack.slack_io import CALL_ERRORS, describe
-from storage.repository import Repository, Stats
+from storage.models import Proposal
+from storage.repository import QueueEntry, Repository, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,31 @@ def _period(label: str, stats: Stats) -> blocks.PeriodStats:
     return blocks.PeriodStats(label, stats.questions, stats.answered, stats.handed_off, stats.rated, stats.helpful)
 
 
+@dataclass(frozen=True)
+class WorkLists:
+    """What waits for the agents: the last digest, the review queue's head and size, the waiting proposals."""
+
+    digest: digest.Digest | None
+    queue: list[QueueEntry]
+    waiting: int
+    proposals: list[Proposal]
+
+
+def load_work(repo: Repository) -> WorkLists:
+    """The agents' work lists (sync; run in a worker thread)."""
+    posting = repo.latest_posting(digest.KEY_PREFIX)
+    queue = repo.review_queue(limit=curation_blocks.QUEUE_SHOWN)
+    return WorkLists(
+        digest=digest.Digest.from_dict(posting.content) if posting is not None else None,
+        queue=queue,
+        waiting=repo.review_queue_size() if queue else 0,
+        proposals=repo.proposals("waiting"),
+    )
+
+
 async def agent_view(deps: Deps) -> dict[str, Any]:
-    """The agents' App Home, built from the store and the engine (failures shown, not raised)."""
+    """The agents' App Home, built from the store and the engine (failures shown, not raised): the statistics,
+    the nightly digest, the review queue, the waiting proposals and the model."""
     periods: Sequence[blocks.PeriodStats] | None
     unhelpful: Sequence[tuple[str, int]] = ()
     try:
@@ -48,10 +74,40 @@ async def agent_view(deps: Deps) -> dict[str, Any]:
         periods = None
     try:
         info = dict(deps.engine.model_info)
+        intents = list(deps.engine.intents)
     except Exception:
         logger.exception("engine.model_info failed")
-        info = {}
-    return blocks.agent_home_view(periods, unhelpful_by_intent=unhelpful, model_info=info)
+        info, intents = {}, []
+    view = blocks.agent_home_view(periods, unhelpful_by_intent=unhelpful, model_info=info)
+    try:
+        work = await asyncio.to_thread(load_work, deps.repo)
+    except Exception:
+        logger.exception("App Home work lists failed")
+        return view
+    extra = [
+        {"type": "divider"},
+        *curation_blocks.digest_blocks(work.digest),
+        {"type": "divider"},
+        *curation_blocks.review_blocks(
+            work.queue, waiting=work.waiting, intents=intents, out_of_scope_label=deps.options.out_of_scope_label
+        ),
+        {"type": "divider"},
+        *curation_blocks.proposals_home_blocks(work.proposals),
+    ]
+    view["blocks"] = view["blocks"][:2] + extra + view["blocks"][2:]
+    return view
+
+
+async def publish(deps: Deps, client: AsyncWebClient, user: str) -> None:
+    """Publish `user`'s Home tab: the agents' view for an agent, the help page for everyone else."""
+    if await deps.agents.is_agent(client, user):
+        view = await agent_view(deps)
+    else:
+        view = blocks.customer_home_view()
+    try:
+        await client.views_publish(user_id=user, view=view)
+    except CALL_ERRORS as exc:
+        logger.warning("views.publish for %s failed: %s", user, describe(exc))
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -61,13 +117,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
         user = event.get("user")
         if event.get("tab", "home") != "home" or not isinstance(user, str) or not user:
             return
-        if await deps.agents.is_agent(client, user):
-            view = await agent_view(deps)
-        else:
-            view = blocks.customer_home_view()
-        try:
-            await client.views_publish(user_id=user, view=view)
-        except CALL_ERRORS as exc:
-            logger.warning("views.publish for %s failed: %s", user, describe(exc))
+        await publish(deps, client, user)
 
     app.event("app_home_opened")(on_home_opened)
