@@ -3,10 +3,11 @@
 One pass (`curate`) over the logged questions of the last CURATION_WINDOW_DAYS that no agent has labelled yet:
 
 1. the production model scores them once (class probabilities and its encoder's embeddings);
-2. the review queue is ranked (`training.review`) and stored in place of yesterday's;
-3. the unanswered ones (hand-offs, clarifying questions, answers below DISCOVERY_MAX_CONFIDENCE) are clustered
+2. the unanswered ones (hand-offs, clarifying questions, answers below DISCOVERY_MAX_CONFIDENCE) are clustered
    (`training.discovery`); a cluster that is mostly a waiting proposal's questions updates that proposal, one
-   that is mostly a dismissed proposal's is not proposed again, any other becomes a new waiting proposal.
+   that is mostly a dismissed proposal's is not proposed again, any other becomes a new waiting proposal;
+3. the review queue is ranked (`training.review`, members of waiting proposals marked) and stored in place of
+   yesterday's.
 
 Agents label from the queue or accept a proposal (the App Home, the agents' channel, `supportbot review`); the
 labels are agent ratings like corrections in the thread, so the next night's training learns them.
@@ -59,12 +60,21 @@ def curate(settings: Settings, repo: Repository, model: IntentModel, *, now: dat
     """Rank the review queue and make intent-discovery proposals (see the module docstring)."""
     since = now - timedelta(days=settings.curation_window_days)
     logged = [item for item in repo.unlabelled_answers(since, limit=settings.curation_max_questions) if _text(item)]
-    waiting = repo.proposals("waiting")
-    proposed = {answer_id for proposal in waiting for answer_id in proposal.answer_ids}
     if not logged:
         repo.replace_review_queue([], model_version=model.version)
         return CurationResult(scored=0, queued=0)
     probs, embeddings = model.probabilities([_text(item) for item in logged])
+    unanswered = [i for i, item in enumerate(logged) if _unanswered(item, settings.discovery_max_confidence)]
+    new, updated = _propose(
+        repo,
+        [logged[i] for i in unanswered],
+        embeddings[unanswered],
+        probs[unanswered],
+        model.labels,
+        repo.proposals("waiting"),
+        DiscoveryConfig(min_cluster_size=settings.discovery_min_questions),
+    )
+    proposed = {answer_id for proposal in repo.proposals("waiting") for answer_id in proposal.answer_ids}
     signals = [
         Signals(
             handed_off=item.answer.source in UNANSWERED_SOURCES,
@@ -77,16 +87,6 @@ def curate(settings: Settings, repo: Repository, model: IntentModel, *, now: dat
     queued = repo.replace_review_queue(
         [NewReviewItem(_id(logged[r.index]), r.priority, r.guesses, r.reasons) for r in ranked],
         model_version=model.version,
-    )
-    unanswered = [i for i, item in enumerate(logged) if _unanswered(item, settings.discovery_max_confidence)]
-    new, updated = _propose(
-        repo,
-        [logged[i] for i in unanswered],
-        embeddings[unanswered],
-        probs[unanswered],
-        model.labels,
-        waiting,
-        DiscoveryConfig(min_cluster_size=settings.discovery_min_questions),
     )
     return CurationResult(scored=len(logged), queued=queued, new_proposals=new, updated=updated)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.curation import curate, disagreed, intent_name
+from storage.models import Proposal
 from storage.repository import Repository
 from tests.factories import AGENT, answered_question, correct, new_answer, rate, settings_for
 
@@ -54,6 +55,16 @@ def _traffic(repo: Repository) -> tuple[list[int], list[int]]:
     return cards, weather
 
 
+def _split(proposals: Sequence[Proposal], cards: list[int], weather: list[int]) -> tuple[Proposal, Proposal]:
+    """The card and the weather proposal: each holds all of its topic's questions, mostly (scattered questions
+    HDBSCAN attaches at a group's edge may stay)."""
+    assert len(proposals) == 2
+    card, other = sorted(proposals, key=lambda p: -len(set(p.answer_ids) & set(cards)))
+    for proposal, topic in ((card, cards), (other, weather)):
+        assert set(topic) <= set(proposal.answer_ids) and len(topic) > len(proposal.answer_ids) / 2
+    return card, other
+
+
 def test_curate_queues_the_unsure_and_proposes_each_dense_group(repo: Repository, tmp_path: Path) -> None:
     cards, weather = _traffic(repo)
     sure = answered_question(repo, "how do refunds work", new_answer(intent="billing", confidence=0.95)).answer_id
@@ -65,9 +76,8 @@ def test_curate_queues_the_unsure_and_proposes_each_dense_group(repo: Repository
     queue = repo.review_queue(limit=100)
     assert queue[0].answer.id in cards and "close call" in queue[0].item.reasons
     assert sure not in [entry.answer.id for entry in queue]  # sure and answered: last, cut by the limit
-    proposals = sorted(result.new_proposals, key=lambda p: -len(p.answer_ids))
-    assert [set(p.answer_ids) for p in proposals] == [set(cards), set(weather)]
-    assert proposals[0].nearest_intent == "card_arrival" and "card arrived broken" in proposals[0].typical[0]
+    card, _ = _split(result.new_proposals, cards, weather)
+    assert card.nearest_intent == "card_arrival" and "card arrived broken" in card.typical[0]
 
 
 def test_tomorrow_a_waiting_proposal_grows_a_dismissed_one_stays_away_an_accepted_one_is_labelled(
@@ -76,7 +86,7 @@ def test_tomorrow_a_waiting_proposal_grows_a_dismissed_one_stays_away_an_accepte
     cards, weather = _traffic(repo)
     settings = settings_for(tmp_path)
     first = curate(settings, repo, TopicModel(), now=datetime.now(UTC) + timedelta(seconds=1))  # type: ignore[arg-type]
-    card_proposal, weather_proposal = sorted(first.new_proposals, key=lambda p: -len(p.answer_ids))
+    card_proposal, weather_proposal = _split(first.new_proposals, cards, weather)
     assert card_proposal.id is not None and weather_proposal.id is not None
     repo.decide_proposal(weather_proposal.id, status="dismissed", agent_id=AGENT)
     more_cards = _log(repo, [f"my card arrived broken again {i}" for i in range(3)])
@@ -85,14 +95,15 @@ def test_tomorrow_a_waiting_proposal_grows_a_dismissed_one_stays_away_an_accepte
 
     assert second.new_proposals == [] and second.updated == 1
     grown = repo.get_proposal(card_proposal.id)
-    assert grown is not None and set(grown.answer_ids) == set(cards + more_cards)
+    assert grown is not None and set(cards + more_cards) <= set(grown.answer_ids)
     in_queue = [e for e in repo.review_queue(limit=100) if e.answer.id in more_cards]
     assert in_queue and all("in a new-intent proposal" in e.item.reasons for e in in_queue)
 
     repo.decide_proposal(card_proposal.id, status="accepted", agent_id=AGENT, intent="damaged_card", answer="New card.")
     third = curate(settings, repo, TopicModel(), now=datetime.now(UTC) + timedelta(seconds=1))  # type: ignore[arg-type]
-    assert third.new_proposals == [] and third.scored == 26 - len(cards) + len(more_cards) - len(more_cards)
-    assert all(e.answer.id not in cards + more_cards for e in repo.review_queue(limit=100))
+    labelled = set(grown.answer_ids)
+    assert third.new_proposals == [] and third.scored == 26 + len(more_cards) - len(labelled)
+    assert all(e.answer.id not in labelled for e in repo.review_queue(limit=100))
 
 
 def test_an_empty_log_empties_the_queue(repo: Repository, tmp_path: Path) -> None:
