@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot import digest
 from storage.repository import NewReviewItem, Repository
-from tests.factories import AGENT, answered_question, correct, new_answer, rate
+from tests.factories import answered_question, correct, new_answer, rate
 
 NOW = datetime.now(UTC) + timedelta(minutes=5)  # hand-offs are dated when recorded: now
 
