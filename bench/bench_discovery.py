@@ -24,6 +24,8 @@ method) and then measured on BANKING77 once.
 Usage:
     .venv/bin/python bench/bench_discovery.py --data ../shared/data/hwu64 --grid --out bench/results/discovery_grid
     .venv/bin/python bench/bench_discovery.py --data ../shared/data/banking77 --data ../shared/data/hwu64
+    .venv/bin/python bench/bench_discovery.py --data ../shared/data/banking77 --recipe nightly \
+        --out bench/results/discovery_nightly   # ~20 min on 2 CPU cores (the fine-tune)
 
 Writes bench/results/discovery.json and discovery.md (git-ignored) and prints the table.
 """
@@ -60,7 +62,7 @@ FIELDS = ("method", "min_cluster_size", "min_samples", "distance", "min_cohesion
 
 def grid() -> list[DiscoveryConfig]:
     hdbscan = [
-        DiscoveryConfig(min_cluster_size=size, min_samples=samples, min_cohesion=cohesion, max_spread=spread)
+        DiscoveryConfig("hdbscan", min_cluster_size=size, min_samples=samples, min_cohesion=cohesion, max_spread=spread)
         for size, samples, cohesion, spread in itertools.product(
             (5, 10), (None, 1, 2, 3, 5), (0.5, 0.6), (0.15, 0.25, 0.4)
         )
@@ -73,11 +75,17 @@ def grid() -> list[DiscoveryConfig]:
             (0.35, 0.4, 0.45, 0.5), (5, 10), (0.5, 0.6), (0.15, 0.25, 0.4)
         )
     ]
-    return hdbscan + agglomerative
+    hybrid = [DiscoveryConfig("hybrid", distance=d, min_samples=3, max_spread=0.4) for d in (0.25, 0.3, 0.35, 0.4)]
+    return hdbscan + agglomerative + hybrid
 
 
 def compared() -> list[DiscoveryConfig]:
-    return [DiscoveryConfig(), DiscoveryConfig(method="agglomerative")]
+    """The defaults, the HWU64 grid's hdbscan and agglomerative picks, and hdbscan's defaults before the grid."""
+    before = DiscoveryConfig("hdbscan", min_samples=None, distance=0.35, max_spread=0.15)
+    picks = [
+        DiscoveryConfig(method, min_samples=3, distance=0.4, max_spread=0.4) for method in ("hdbscan", "agglomerative")
+    ]
+    return [DiscoveryConfig(), *picks, before]
 
 
 def traffic(folder: Path, seed: int, withhold: int) -> tuple[list[Example], list[Example], list[str], list[str]]:
@@ -173,6 +181,10 @@ def best(rows: list[dict[str, Any]], method: str) -> dict[str, Any] | None:
     return max(ok, key=lambda r: (round(r["coverage_pure"], 3), -r["proposals"], unchanged[id(r)]), default=None)
 
 
+def is_default(row: dict[str, Any]) -> bool:
+    return all(row[f] == getattr(DiscoveryConfig(), f) for f in FIELDS)
+
+
 def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any], is_grid: bool) -> str:
     lines = ["# Discovery benchmark (issue 12)", "", f"{meta['date']} · {meta['machine']} · load {meta['load']}", ""]
     for res in results:
@@ -190,14 +202,15 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any], is_grid: bo
         ]
         for r in sorted(res["rows"], key=lambda r: (r["method"], -r["coverage_pure"])) if is_grid else res["rows"]:
             lines.append(
-                f"| {r['method']} | {r['min_cluster_size']} | {r['min_samples']} | "
-                f"{r['distance'] if r['method'] == 'agglomerative' else '-'} | {r['min_cohesion']} | "
+                f"| {r['method']}{' (defaults)' if is_default(r) else ''} | {r['min_cluster_size']} | "
+                f"{r['min_samples']} | "
+                f"{r['distance'] if r['method'] != 'hdbscan' else '-'} | {r['min_cohesion']} | "
                 f"{r['max_spread']} | {r['proposals']} ({r['majority_withheld']}/{r['majority_kept']}/"
                 f"{r['majority_oos']}) | {r['coverage']:.3f} | {r['coverage_pure']:.3f} | {r['coverage_all']:.3f} | "
                 f"{r['purity_mean']:.3f} | {r['purity_weighted']:.3f} | {r['found']}/{len(res['withheld'])} |"
             )
         if is_grid:
-            for method in ("hdbscan", "agglomerative"):
+            for method in ("hdbscan", "agglomerative", "hybrid"):
                 pick = best(res["rows"], method)
                 picked = {f: pick[f] for f in FIELDS} if pick else "none reaches the purity bar"
                 lines += ["", f"Pick ({method}): {picked}"]

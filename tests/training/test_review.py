@@ -23,7 +23,21 @@ def test_the_closest_call_comes_first_and_signals_add_to_it() -> None:
     assert [r.index for r in queued] == [3, 2, 1, 0]
     assert queued[0].reasons == (DISAGREEMENT,) and queued[0].guesses[0] == ("billing", 0.95)
     assert queued[2].reasons == (CLOSE_CALL,) and [g[0] for g in queued[2].guesses] == ["billing", "refund", "card"]
-    assert rank(probs, np.eye(4), LABELS, signals, limit=2)[-1].index == 2
+    assert rank(probs, np.eye(4), LABELS, signals, limit=2, config=ReviewConfig(diversity=0))[-1].index == 2
+
+
+def test_the_queue_is_spread_over_the_embedding_space() -> None:
+    close = _probs(*[[0.5, 0.5, 0.0]] * 6, [0.6, 0.4, 0.0], [0.65, 0.35, 0.0])  # six close calls on one pair first
+    embeddings = np.array([[1.0, 0.1 * i, 0.0] for i in range(6)] + [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    signals = [Signals()] * 8
+    plain = rank(
+        close, embeddings, LABELS, signals, limit=3, config=ReviewConfig(diversity=0, duplicate_similarity=1.01)
+    )
+    spread = rank(
+        close, embeddings, LABELS, signals, limit=3, config=ReviewConfig(diversity=3, duplicate_similarity=1.01)
+    )
+    assert [r.index for r in plain] == [0, 1, 2]
+    assert [r.index for r in spread] == [0, 6, 7]  # one per region, highest priority first
 
 
 def test_near_duplicates_are_queued_once() -> None:
