@@ -85,6 +85,7 @@ def refresh_lists(settings: Settings, repo: Repository, *, echo: Callable[[str],
 def _curate(settings: Settings, repo: Repository, now: datetime, say: Callable[[str], None]) -> CurationResult | None:
     production = repo.production_model()
     if production is None:
+        say("review queue and intent discovery skipped: no model in production yet")
         return None
     try:
         model = IntentModel.load(

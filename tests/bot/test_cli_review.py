@@ -81,3 +81,10 @@ def test_review_decides_proposals_and_lists_without_asking(settings: Settings, r
     assert [p.status for p in repo.proposals()] == ["dismissed", "accepted"]
     assert other.id == repo.proposals("dismissed")[0].id
     assert [r.corrected_intent for m in members for r in repo.ratings(m)] == ["damaged_card"] * 3
+
+
+def test_refresh_without_a_production_model_says_so_and_changes_nothing(settings: Settings, repo: Repository) -> None:
+    _queue(repo, "kept as it was")
+    result = runner.invoke(app, ["review", "--refresh", "--list"])
+    assert result.exit_code == 0, result.output
+    assert "1 questions waiting" in result.output and "no model in production" in result.output

@@ -75,7 +75,9 @@ def test_curate_queues_the_unsure_and_proposes_each_dense_group(repo: Repository
     assert result.scored == 27 and result.queued == 10
     queue = repo.review_queue(limit=100)
     assert queue[0].answer.id in cards and "close call" in queue[0].item.reasons
-    assert sure not in [entry.answer.id for entry in queue]  # sure and answered: last, cut by the limit
+    priorities = [entry.item.priority for entry in queue]
+    assert priorities == sorted(priorities, reverse=True)
+    assert all(entry.item.priority < 0.5 for entry in queue if entry.answer.id == sure)  # sure and answered: last
     card, _ = _split(result.new_proposals, cards, weather)
     assert card.nearest_intent == "card_arrival" and "card arrived broken" in card.typical[0]
 
