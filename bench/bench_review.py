@@ -147,6 +147,16 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
         if "random" in args.arms:
             for s in range(1, args.random_seeds + 1):
                 picks[f"random {s}"] = random.Random(f"{args.seed}-{s}-{n}").sample(range(len(pool)), n)
+        if args.rated:  # simulated customers: "not helpful" on a share of wrong answers (a fifth of that on right ones)
+            rng = random.Random(f"{args.seed}-rated")
+            odds = [args.rated if w else args.rated / 5 for w in wrong]
+            rated = [
+                dataclasses.replace(s, disagreement=not s.handed_off and rng.random() < p)
+                for s, p in zip(signals, odds, strict=True)
+            ]
+            picks[f"queue, customers rate {args.rated:.0%} of wrong answers"] = [
+                r.index for r in rank(probs, embeddings, labels, rated, limit=n)
+            ]
         if "capped" in args.arms:  # exploratory: the queue's order, at most ceil(N / labels) per top guess
             cap, seen, capped = -(-n // len(labels)), {}, []
             for r in rank(probs, embeddings, labels, signals, limit=min(len(pool), 20 * n)):
@@ -249,6 +259,7 @@ def main() -> None:
     parser.add_argument("--random-seeds", type=int, default=3)
     parser.add_argument("--arms", default="seed,queue,margin,random", help=f"a subset of {', '.join(ARMS)}")
     parser.add_argument("--similarities", default="", help="extra queue arms: ReviewConfig.duplicate_similarity")
+    parser.add_argument("--rated", type=float, default=0.0, help="extra queue arm with simulated unhelpful ratings")
     parser.add_argument("--diversities", default="", help="extra queue arms: ReviewConfig.diversity")
     parser.add_argument("--recipe", choices=("first", "nightly"), default="first", help="the next models' recipe")
     parser.add_argument("--base-model", default=None)
