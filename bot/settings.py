@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     slack_api_base_url: str = "https://slack.com/api/"
     http_host: str = "0.0.0.0"
     http_port: int = Field(3000, ge=1, le=65535)
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(9464, ge=0, le=65535)
     support_channel_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     agent_channel_id: str | None = None
     agent_usergroup_id: str | None = None

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import JSON
+from sqlalchemy import JSON, literal
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from storage import db
 from storage.errors import StorageError
@@ -62,6 +62,11 @@ class RepositoryBase:
             except StorageError:
                 self._engine.dispose()
                 raise
+
+    def ping(self) -> None:
+        """Check that the database answers (`SELECT 1`); StorageError when it does not."""
+        with self._session() as session:
+            session.exec(select(literal(1)))
 
     def close(self) -> None:
         """Close every pooled connection (the repository reconnects if used again)."""

@@ -115,6 +115,8 @@ def register(app: typer.Typer) -> None:
                     host=host or current.http_host,
                     port=port or current.http_port,
                     on_stop=close,
+                    metrics_host=current.metrics_host,
+                    metrics_port=current.metrics_port,
                 )
             )
         except StartError as exc:

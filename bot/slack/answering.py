@@ -90,6 +90,7 @@ async def answer_question(
             deps.intake.health.failed(exc)
     if turn is None:
         await _answer_offline(deps, client, msg, claim, answer, handoff, answered_at)
+        deps.metrics.question(answer.source, (utcnow() - asked_at).total_seconds())
         return
     assert turn.answer_id is not None
     truncated_at = deps.options.max_question_chars if len(msg.text) > len(text) else None
@@ -107,6 +108,7 @@ async def answer_question(
         user_id=msg.user_id,
         question=text,
     )
+    deps.metrics.question(answer.source, (utcnow() - asked_at).total_seconds())
 
 
 async def _answer_offline(

@@ -24,6 +24,8 @@ from bot.slack.inflight import TrackedApp
 from bot.slack.intake import Intake
 from bot.slack.listeners import actions, curation, home, messages, other, reactions, views
 from bot.slack.logs import SafeRecords
+from bot.slack.metrics import CountedRetries, Metrics, SlackCallObserver
+from bot.slack.ops import state_collector
 from storage.repository import Repository
 
 logger = logging.getLogger(__name__)
@@ -44,13 +46,25 @@ def _keepalive_session() -> aiohttp.ClientSession | None:
 
 
 def build_client(
-    *, bot_token: str, api_base_url: str, max_retries: int, session: aiohttp.ClientSession | None = None
+    *,
+    bot_token: str,
+    api_base_url: str,
+    max_retries: int,
+    session: aiohttp.ClientSession | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncWebClient:
-    """A Web API client that retries rate limits (honouring Retry-After), 5xx answers and connection resets."""
+    """A Web API client that retries rate limits (honouring Retry-After), 5xx answers and connection resets;
+    with `metrics`, failed calls and retries are counted."""
     client = AsyncWebClient(token=bot_token, base_url=api_base_url, session=session)
+    if metrics is not None:
+        client.retry_handlers.append(SlackCallObserver(metrics))
     if max_retries > 0:
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries))
-        client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=max_retries))
+        handlers = [
+            ("rate_limited", AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries)),
+            ("server_error", AsyncServerErrorRetryHandler(max_retry_count=max_retries)),
+        ]
+        for reason, handler in handlers:
+            client.retry_handlers.append(CountedRetries(handler, metrics, reason) if metrics else handler)
     return client
 
 
@@ -106,11 +120,13 @@ def build_app(
     """
     if not options.bot_token:
         raise ValueError("build_app needs a bot token (SLACK_BOT_TOKEN)")
+    metrics = Metrics()
     client = build_client(
         bot_token=options.bot_token,
         api_base_url=options.api_base_url,
         max_retries=options.max_retries,
         session=_keepalive_session(),
+        metrics=metrics,
     )
     app = TrackedApp(
         client=client,
@@ -140,7 +156,9 @@ def build_app(
             max_workers=model_workers or min(4, os.cpu_count() or 1), thread_name_prefix="supportbot-model"
         ),
         intake=intake,
+        metrics=metrics,
     )
+    metrics.watch(state_collector(deps))
     _DEPS[app] = deps
     app.use(intake.middleware)  # before every listener, so before every acknowledgement
     messages.register(app, deps)

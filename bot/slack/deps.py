@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.answer import EngineLike
 from bot.options import ServingOptions
 from bot.slack.agents import AgentDirectory
 from bot.slack.intake import Intake
+from bot.slack.metrics import Metrics
 from storage.repository import Repository
+
+
+@dataclass
+class ServingStatus:
+    """What the server knows and the listeners do not: whether Slack is connected (for `/readyz`)."""
+
+    slack_connected: bool = False
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,8 @@ class Deps:
             `out_of_scope_label` (what agents pick when a question is not something the bot should answer).
         model_pool: where the engine runs (`None`: the default thread pool, shared with store calls).
         intake: accepts work before the ack and keeps what the database cannot take (see `bot.slack.intake`).
+        metrics: the app's Prometheus metrics (`bot.slack.metrics`), served by `bot.slack.ops`.
+        status: set by the server (`bot.slack.server`), read by `/readyz`.
     """
 
     engine: EngineLike
@@ -34,3 +44,5 @@ class Deps:
     options: ServingOptions
     model_pool: Executor | None
     intake: Intake
+    metrics: Metrics
+    status: ServingStatus = field(default_factory=ServingStatus)

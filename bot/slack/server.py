@@ -23,6 +23,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.slack.app import close_app, deps_of
 from bot.slack.inflight import in_flight
+from bot.slack.ops import add_routes, serve_ops
 from bot.slack.recovery import Recovery
 from bot.slack.shape import shape_problem
 from bot.slack.slack_io import CALL_ERRORS, describe
@@ -55,7 +56,8 @@ def parse_body(raw: str, content_type: str | None) -> Any:
 
 
 def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
-    """An aiohttp application serving Slack's events and interactivity on `path`, plus `GET /healthz`.
+    """An aiohttp application serving Slack's events and interactivity on `path`, plus `GET /healthz`, `/readyz`
+    and `/metrics` (`bot.slack.ops`).
 
     A body over `MAX_BODY_BYTES` is refused with 413 before it is read or verified. Unlike `AsyncApp.web_app()`,
     a malformed body (not a JSON object / form payload, or of a structure Bolt
@@ -77,15 +79,16 @@ def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
         except Exception as exc:  # Bolt's parsing fails in many ways on malformed payloads
             logger.info("refused a malformed request: %s: %s", type(exc).__name__, str(exc)[:200])
             return _invalid_body()
+        started = time.perf_counter()
         bolt_response = await app.async_dispatch(bolt_request)
+        deps = deps_of(app)
+        if deps is not None:
+            deps.metrics.ack_latency.observe(time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
-
-    async def health(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
 
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app.router.add_post(path, handle)
-    web_app.router.add_get("/healthz", health)
+    add_routes(web_app, deps_of(app))  # /healthz, and /metrics and /readyz for an app built by build_app
     return web_app
 
 
@@ -158,6 +161,9 @@ class SocketModeHandler(AsyncSocketModeHandler):
                 if response.status == 200:
                     await client.send_socket_mode_response(socket_mode_ack(req.envelope_id, response))
                     logger.debug("envelope %s acknowledged in %.0f ms", req.envelope_id, _ms_since(started))
+                    deps = deps_of(self.app)
+                    if deps is not None:
+                        deps.metrics.ack_latency.observe(time.perf_counter() - started)
                     return
                 problem = f"dispatch answered {response.status}"
         logger.info("acknowledged and dropped envelope %s (%s)", req.envelope_id, problem)
@@ -265,8 +271,13 @@ async def serve_until_signalled(
     port: int = 3000,
     on_stop: Callable[[], None] | None = None,
     on_ready: Callable[[int], None] | None = None,
+    metrics_host: str = "0.0.0.0",
+    metrics_port: int = 0,
 ) -> None:
     """Build the app in the running loop, serve it, and shut down cleanly on SIGTERM or SIGINT.
+
+    In Socket Mode, `/metrics`, `/healthz` and `/readyz` are served on metrics_host:metrics_port (0: not served);
+    in HTTP mode they are beside the events.
 
     Shutdown stops taking new events, waits for the answers in flight (`drain`), then calls `on_stop`.
     `on_ready` receives the bound HTTP port (HTTP mode).
@@ -279,10 +290,11 @@ async def serve_until_signalled(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = make_app()
+    deps = deps_of(app)
     recovery: Recovery | None = None
+    ops = None
     try:
         await check_token(app)
-        deps = deps_of(app)
         if deps is not None:
             recovery = Recovery(deps, app.client, in_flight(app))
             recovery.start()
@@ -290,14 +302,27 @@ async def serve_until_signalled(
             if not app_token:
                 raise SlackAuthError("Socket Mode needs the app-level token: set SLACK_APP_TOKEN (xapp-…)")
             await check_app_token(app, app_token)
-            await serve_socket(app, app_token=app_token, stop=stop)
+            if deps is not None and metrics_port:
+                ops = await serve_ops(deps, host=metrics_host, port=metrics_port)
+
+            def connected() -> None:
+                if deps is not None:
+                    deps.status.slack_connected = True
+
+            await serve_socket(app, app_token=app_token, stop=stop, on_ready=connected)
         else:
+            if deps is not None:
+                deps.status.slack_connected = True  # the token was checked; Slack reaches us over HTTP
             await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready)
         logger.info("shutting down")
         if recovery is not None:
             await recovery.stop()
         await drain(app)
     finally:
+        if deps is not None:
+            deps.status.slack_connected = False
+        if ops is not None:
+            await ops.cleanup()
         if recovery is not None:
             await recovery.stop(timeout_s=0)
         await close_app(app)

@@ -66,6 +66,8 @@ async def rate(deps: Deps, client: AsyncWebClient, press: ButtonPress, *, helpfu
     if stored is None:
         await _tell(client, press, texts.ANSWER_GONE)
         return
+    if stored:
+        deps.metrics.rating(helpful)
     await _tell(client, press, texts.RATED_HELPFUL if helpful else texts.RATED_NOT_HELPFUL)
 
 

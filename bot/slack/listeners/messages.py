@@ -89,6 +89,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if claim is not None:
             await deps.intake.carry_out(claim, lambda: answer_claim(deps, client, claim))
         elif (refused := context.get(REFUSED)) is not None:
+            deps.metrics.refused()
             await refuse(client, refused.message())
 
     async def on_message(client: AsyncWebClient, context: AsyncBoltContext) -> None:

@@ -53,7 +53,7 @@ async def rate_reaction(deps: Deps, client: AsyncWebClient, claim: Claim) -> boo
         )
         return True
     role = await deps.agents.rater_role(client, reaction.user_id)
-    await asyncio.to_thread(
+    stored = await asyncio.to_thread(
         deps.repo.set_rating,
         answer_id,
         rater_id=reaction.user_id,
@@ -61,6 +61,8 @@ async def rate_reaction(deps: Deps, client: AsyncWebClient, claim: Claim) -> boo
         helpful=reaction.helpful,
         source="reaction",
     )
+    if stored:
+        deps.metrics.rating(reaction.helpful)
     return True
 
 

@@ -136,7 +136,7 @@ def bot_env(
     if mode == "http":
         env.update(SLACK_SIGNING_SECRET=SECRET, HTTP_HOST="127.0.0.1", HTTP_PORT=str(port))
     else:
-        env.update(SLACK_APP_TOKEN=APP_TOKEN)
+        env.update(SLACK_APP_TOKEN=APP_TOKEN, METRICS_PORT="0")  # several bots at once: no shared metrics port
     env.update(extra or {})
     return env
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from slack_bolt.async_app import AsyncApp
 from typer.testing import CliRunner
@@ -28,6 +29,12 @@ from tests.bot.slack.standin import SlackStandIn
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_") and "proxy" not in k.lower()}
     env.update(
@@ -36,7 +43,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}",
         SUPPORT_CHANNEL_IDS="CSUPPORT",
         LOG_LEVEL="WARNING",
-        **extra,
+        **({"METRICS_PORT": "0"} | extra),
     )
     env.pop("TEST_DATABASE_URL", None)
     return env
@@ -57,7 +64,15 @@ async def _run(args: list[str], env: dict[str, str], cwd: Path) -> asyncio.subpr
 
 @pytest.mark.slow
 async def test_serve_socket_mode_answers_and_stops_on_sigterm(tmp_path: Path, standin: SlackStandIn) -> None:
-    env = _env(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_BASE_URL=standin.api_url)
+    ops = _free_port()
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_API_BASE_URL=standin.api_url,
+        METRICS_HOST="127.0.0.1",
+        METRICS_PORT=str(ops),
+    )
     process = await _run(["serve"], env, tmp_path)
     try:
         connected = asyncio.create_task(standin.wait_connected(timeout=90))
@@ -73,6 +88,16 @@ async def test_serve_socket_mode_answers_and_stops_on_sigterm(tmp_path: Path, st
         await standin.wait_for_ack(envelope_id)
         [call] = await standin.wait_for_call("chat.postMessage")
         assert call.params["thread_ts"] == event["ts"]
+        async with aiohttp.ClientSession() as session:  # Socket Mode: the operator's endpoints on their own port
+            async with session.get(f"http://127.0.0.1:{ops}/readyz") as ready:
+                assert ready.status == 200, await ready.text()
+            for _ in range(50):  # counted once the answer is stored, just after it is posted
+                async with session.get(f"http://127.0.0.1:{ops}/metrics") as metrics:
+                    exposition = await metrics.text()
+                if 'supportbot_questions_total{outcome="answer"} 1.0' in exposition:
+                    break
+                await asyncio.sleep(0.1)
+            assert 'supportbot_questions_total{outcome="answer"} 1.0' in exposition
         process.send_signal(signal.SIGTERM)  # at once: the drain lets the answer be marked posted
         assert await asyncio.wait_for(process.wait(), timeout=20) == 0
     finally:
@@ -130,7 +155,7 @@ def test_serve_wires_settings_into_the_app(cli_env: None, monkeypatch: pytest.Mo
     assert (seen["mode"], seen["port"], seen["host"], seen["app_token"]) == ("http", 8123, "127.0.0.1", None)
     bolt_app: AsyncApp = seen["app"]
     assert bolt_app.client.base_url == "http://127.0.0.1:9/api/" and bolt_app.client.token == BOT_TOKEN
-    assert len(bolt_app.client.retry_handlers) == 3  # connection errors (default), 429, 5xx
+    assert len(bolt_app.client.retry_handlers) == 4  # connection errors (default), the error counter, 429, 5xx
 
 
 def _app_for(standin: SlackStandIn, store: Repository) -> Callable[[], AsyncApp]:
