@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     nightly_digest: bool = True
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator(
         "slack_bot_token",

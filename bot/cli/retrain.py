@@ -7,7 +7,6 @@ Ctrl-C): the run is recorded as failed, its unfinished version removed, producti
 
 from __future__ import annotations
 
-import logging
 import signal
 from types import FrameType
 from typing import Annotated, Any
@@ -39,8 +38,9 @@ def register(app: typer.Typer) -> None:
         from bot.retrain import EXIT_FAILED, EXIT_LOCKED, RetrainError, RetrainLocked, retrain  # loads torch
 
         current = settings()
-        if not logging.getLogger().handlers:
-            logging.basicConfig(level=current.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        from bot.slack.logs import configure
+
+        configure(current.log_level, current.log_format, timestamps=False)
         overrides: dict[str, Any] = {"epochs": epochs} if epochs else {}
         echo = (lambda line: None) if quiet else (lambda line: typer.echo(line, err=True))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import logging
 import socket
 import uuid
 from enum import StrEnum
@@ -79,11 +78,9 @@ def register(app: typer.Typer) -> None:
         if mode is not None:
             current = current.model_copy(update={"slack_mode": mode.value})
         current.require_slack()
-        logging.basicConfig(level=current.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        from bot.slack.logs import protect
+        from bot.slack.logs import configure
 
-        for handler in logging.getLogger().handlers:  # DEBUG envelopes of slack_sdk too, masked and cut
-            protect(handler)
+        configure(current.log_level, current.log_format)  # DEBUG envelopes of slack_sdk too, masked and cut
 
         from bot.runtime import build_engine
         from bot.slack.server import StartError, serve_until_signalled

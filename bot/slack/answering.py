@@ -28,6 +28,7 @@ from bot.slack import blocks, texts
 from bot.slack.deps import Deps
 from bot.slack.events import IncomingMessage
 from bot.slack.intake import Claim
+from bot.slack.metrics import outcome_of
 from bot.slack.slack_io import SlackCallError, answer_metadata, permalink, post_message
 from bot.slack.turns import store_mark, turn_body
 from storage.errors import DuplicateEventError, StorageError, StoreUnavailable
@@ -90,7 +91,7 @@ async def answer_question(
             deps.intake.health.failed(exc)
     if turn is None:
         await _answer_offline(deps, client, msg, claim, answer, handoff, answered_at)
-        deps.metrics.question(answer.source, (utcnow() - asked_at).total_seconds())
+        _answered(deps, msg, answer, asked_at, conversation_id=None, answer_id=None)
         return
     assert turn.answer_id is not None
     truncated_at = deps.options.max_question_chars if len(msg.text) > len(text) else None
@@ -108,7 +109,32 @@ async def answer_question(
         user_id=msg.user_id,
         question=text,
     )
-    deps.metrics.question(answer.source, (utcnow() - asked_at).total_seconds())
+    _answered(deps, msg, answer, asked_at, conversation_id=turn.conversation.id, answer_id=turn.answer_id)
+
+
+def _answered(
+    deps: Deps,
+    msg: IncomingMessage,
+    answer: EngineAnswer,
+    asked_at: datetime,
+    *,
+    conversation_id: int | None,
+    answer_id: int | None,
+) -> None:
+    """Count the answered question and log its line (LOG_FORMAT=json: one object with these fields)."""
+    latency = (utcnow() - asked_at).total_seconds()
+    deps.metrics.question(answer.source, latency)
+    fields = {
+        "event_id": msg.event_id,
+        "team_id": msg.team_id,
+        "channel": msg.channel_id,
+        "conversation_id": conversation_id,
+        "answer_id": answer_id,
+        "outcome": outcome_of(answer.source),
+        "latency_ms": round(latency * 1000, 1),
+        "model_version": answer.model_version,
+    }
+    logger.info("answered %s: %s in %.0f ms", msg.event_id, fields["outcome"], latency * 1000, extra=fields)
 
 
 async def _answer_offline(

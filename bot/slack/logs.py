@@ -11,7 +11,9 @@ so that it covers every logger of the Slack libraries (slack_sdk's clients log u
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 
 from storage.privacy import mask_pii
 
@@ -44,3 +46,45 @@ def protect(handler: logging.Handler) -> None:
     """Put `SafeRecords` on `handler` (once)."""
     if not any(isinstance(f, SafeRecords) for f in handler.filters):
         handler.addFilter(SafeRecords())
+
+
+FIELDS = ("event_id", "conversation_id", "answer_id", "outcome", "latency_ms", "model_version", "team_id", "channel")
+"""The structured fields a record may carry (`extra=`); the answer log line of every question has them."""
+
+
+class JsonLines(logging.Formatter):
+    """LOG_FORMAT=json: one JSON object per line: time, level, logger, message, the `FIELDS` a record carries
+    and the traceback, each string PII-masked (`storage.privacy.mask_pii`), for the log pipelines teams run."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask_pii(record.getMessage()),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = mask_pii(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["traceback"] = mask_pii(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure(level: str, log_format: str, *, timestamps: bool = True) -> None:
+    """The root logger as the settings say (LOG_LEVEL, LOG_FORMAT), the Slack libraries' records protected
+    (`protect`); does nothing when logging was configured already (e.g. by a test)."""
+    if logging.getLogger().handlers:
+        for handler in logging.getLogger().handlers:
+            protect(handler)
+        return
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        formatter: logging.Formatter = JsonLines()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter(("%(asctime)s " if timestamps else "") + "%(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    protect(handler)
+    logging.basicConfig(level=level.upper(), handlers=[handler])

@@ -163,3 +163,16 @@ async def test_a_real_prometheus_scrapes_the_bot(
         latency = await _query(session, port, "supportbot_answer_latency_seconds_count")
         model = await _query(session, port, "supportbot_model_info")
     assert float(latency[0]["value"][1]) == 2 and model[0]["metric"]["version"] == "v-test-1"
+
+
+async def test_a_metrics_port_already_taken_stops_the_start(bot: BotUnderTest) -> None:
+    from bot.slack.ops import serve_ops
+    from bot.slack.server import StartError
+
+    deps = deps_of(bot.app)
+    assert deps is not None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(StartError, match="METRICS_PORT"):
+            await serve_ops(deps, host="127.0.0.1", port=taken.getsockname()[1])
