@@ -22,7 +22,7 @@ from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory
 from bot.slack.deps import Deps
 from bot.slack.inflight import TrackedApp
 from bot.slack.intake import Intake
-from bot.slack.listeners import actions, curation, home, messages, other, reactions, views
+from bot.slack.listeners import actions, assistant, curation, home, messages, other, reactions, views
 from bot.slack.logs import SafeRecords
 from bot.slack.metrics import CountedRetries, Metrics, SlackCallObserver
 from bot.slack.ops import state_collector
@@ -161,6 +161,7 @@ def build_app(
     metrics.watch(state_collector(deps))
     _DEPS[app] = deps
     app.use(intake.middleware)  # before every listener, so before every acknowledgement
+    assistant.register(app, deps)  # a middleware too: after the intake's
     messages.register(app, deps)
     reactions.register(app, deps)
     home.register(app, deps)

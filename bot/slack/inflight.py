@@ -120,6 +120,10 @@ class TrackedApp(AsyncApp):
     def event(self, *args: Any, **kwargs: Any) -> Any:
         return self._tracking("event", args, kwargs, super().event(*args, **kwargs))
 
+    def track_events(self, names: tuple[str, ...]) -> None:
+        """List events a middleware listens to (Bolt's assistant) among the registrations."""
+        self.registrations += [Registration("event", name) for name in names]
+
     def message(self, *args: Any, **kwargs: Any) -> Any:
         return self._tracking("message", args, kwargs, super().message(*args, **kwargs))
 

@@ -112,3 +112,13 @@ NEW_INTENT_BAD_NAME = "Give a name of letters, digits and underscores (not the o
 NEW_INTENT_NO_ANSWER = "Write the answer the bot should give."
 LABEL_FAILED = "Sorry, the label could not be saved. Please try again."
 DIGEST_NONE = "*Nightly digest*: none yet (the nightly job posts one after each run)."
+
+# --- the assistant side panel ------------------------------------------------------------------------------
+ASSISTANT_GREETING = "Hi! Ask me anything about your account, billing or our product; I answer in this thread."
+ASSISTANT_PROMPTS_TITLE = "Try asking"
+ASSISTANT_PROMPTS = (
+    ("Reset my password", "How do I reset my password?"),
+    ("A billing question", "Where can I find my invoices?"),
+    ("Talk to a person", "I would like to talk to a person."),
+)
+ASSISTANT_THINKING = "is thinking..."

@@ -76,6 +76,16 @@ async def route(deps: Deps, client: AsyncWebClient, msg: IncomingMessage, state:
     await answer_question(deps, client, msg, state, claim)
 
 
+async def take_question(deps: Deps, client: AsyncWebClient, context: AsyncBoltContext) -> None:
+    """Carry out the claim the intake left in the context, or tell the person their question was not taken."""
+    claim = context.get(CLAIM)
+    if claim is not None:
+        await deps.intake.carry_out(claim, lambda: answer_claim(deps, client, claim))
+    elif (refused := context.get(REFUSED)) is not None:
+        deps.metrics.refused()
+        await refuse(client, refused.message())
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Listen to `message` (all subtypes, so each is acknowledged) and `app_mention`.
 
@@ -84,19 +94,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
     could not be taken.
     """
 
-    async def on_question(client: AsyncWebClient, context: AsyncBoltContext) -> None:
-        claim = context.get(CLAIM)
-        if claim is not None:
-            await deps.intake.carry_out(claim, lambda: answer_claim(deps, client, claim))
-        elif (refused := context.get(REFUSED)) is not None:
-            deps.metrics.refused()
-            await refuse(client, refused.message())
-
     async def on_message(client: AsyncWebClient, context: AsyncBoltContext) -> None:
-        await on_question(client, context)
+        await take_question(deps, client, context)
 
     async def on_mention(client: AsyncWebClient, context: AsyncBoltContext) -> None:
-        await on_question(client, context)
+        await take_question(deps, client, context)
 
     app.event("message")(on_message)
     app.event("app_mention")(on_mention)

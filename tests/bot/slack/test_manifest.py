@@ -37,6 +37,8 @@ EVENT_SCOPES: dict[str, frozenset[str]] = {
     "member_joined_channel": frozenset({"channels:read", "groups:read"}),
     "member_left_channel": frozenset({"channels:read", "groups:read"}),
     "app_home_opened": frozenset(),
+    "assistant_thread_started": frozenset({"assistant:write"}),
+    "assistant_thread_context_changed": frozenset({"assistant:write"}),
     "app_uninstalled": frozenset(),
     "tokens_revoked": frozenset(),
 }
