@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -90,6 +91,7 @@ class SlackStandIn:
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     channel_members: dict[str, list[str]] = field(default_factory=dict)
     members_page_size: int = 2
+    spread: bool = False  # Socket Mode: envelopes to a random open connection (Slack with several), not the newest
     calls: list[Call] = field(default_factory=list)
     acks: dict[str, Ack] = field(default_factory=dict)
 
@@ -333,7 +335,8 @@ class SlackStandIn:
         accepts_response_payload: bool = False,
         raw: str | None = None,
     ) -> str:
-        """Push an envelope (`events_api`, `interactive`, ...) to the newest connection; returns its id.
+        """Push an envelope (`events_api`, `interactive`, ...) to the newest connection (with `spread` set: to one
+        of the open connections at random, as Slack does); returns its id.
 
         `raw` sends that text instead (for malformed frames)."""
         if not self._sockets:
@@ -348,7 +351,8 @@ class SlackStandIn:
         if retry_attempt is not None:
             envelope["retry_attempt"] = retry_attempt
             envelope["retry_reason"] = "timeout"
-        await self._sockets[-1].send_str(raw if raw is not None else json.dumps(envelope))
+        target = random.choice(self._sockets) if self.spread else self._sockets[-1]
+        await target.send_str(raw if raw is not None else json.dumps(envelope))
         return envelope_id
 
     async def wait_for_ack(self, envelope_id: str, timeout: float = 5.0) -> Ack:
