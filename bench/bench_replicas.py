@@ -124,7 +124,7 @@ async def step(standin: SlackStandIn, replicas: list[ServeProcess], db_url: str,
         "unacked": len(ledger.never_acked),
         "ack_p99_ms": ledger.ack_p99_ms,
         "cpu_replicas": round((cpu_seconds(bots) - cpu_bots) / wall, 2),
-        "cpu_postgres": round((cpu_seconds(pg) - cpu_pg) / wall, 2),
+        "cpu_postgres": round((cpu_seconds(sorted(set(postgres_pids()) | set(pg))) - cpu_pg) / wall, 2),
         "cpu_load_generator": round((time.process_time() - cpu_self) / wall, 2),
         "wall_s": round(wall, 1),
     }
