@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -15,9 +16,13 @@ from storage.repository import Repository
 
 @dataclass
 class ServingStatus:
-    """What the server knows and the listeners do not: whether Slack is connected (for `/readyz`)."""
+    """What the server knows and the listeners do not: whether Slack is connected (for `/readyz`).
+
+    `probe`, when set (Socket Mode), asks the connection itself: a dropped socket makes the bot unready until
+    the SDK has reconnected."""
 
     slack_connected: bool = False
+    probe: Callable[[], Awaitable[bool]] | None = None
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,11 @@ async def readiness(deps: Deps) -> dict[str, Any]:
     except Exception:
         store = "spool" if _can_create(deps.intake.spool_path) else ""
     connected = deps.status.slack_connected
+    if connected and deps.status.probe is not None:
+        try:
+            connected = bool(await asyncio.wait_for(deps.status.probe(), PING_TIMEOUT_S))
+        except Exception:
+            connected = False
     checks = {"model": model or None, "store": store or None, "slack": connected}
     return {"ready": bool(model and store and connected), "checks": checks}
 

@@ -175,7 +175,11 @@ def _ms_since(started: float) -> float:
 
 
 async def serve_socket(
-    app: AsyncApp, *, app_token: str, stop: asyncio.Event, on_ready: Callable[[], None] | None = None
+    app: AsyncApp,
+    *,
+    app_token: str,
+    stop: asyncio.Event,
+    on_ready: Callable[[SocketModeClient], None] | None = None,
 ) -> None:
     """Connect over Socket Mode with the `xapp-` token and serve until `stop` is set.
 
@@ -190,7 +194,7 @@ async def serve_socket(
             connecting.result()
             logger.info("connected to Slack over Socket Mode")
             if on_ready is not None:
-                on_ready()
+                on_ready(handler.client)
             await stopping
     finally:
         stopping.cancel()
@@ -305,9 +309,10 @@ async def serve_until_signalled(
             if deps is not None and metrics_port:
                 ops = await serve_ops(deps, host=metrics_host, port=metrics_port)
 
-            def connected() -> None:
+            def connected(client: SocketModeClient) -> None:
                 if deps is not None:
                     deps.status.slack_connected = True
+                    deps.status.probe = client.is_connected  # /readyz asks the connection itself
 
             await serve_socket(app, app_token=app_token, stop=stop, on_ready=connected)
         else:
@@ -320,7 +325,7 @@ async def serve_until_signalled(
         await drain(app)
     finally:
         if deps is not None:
-            deps.status.slack_connected = False
+            deps.status.slack_connected, deps.status.probe = False, None
         if ops is not None:
             await ops.cleanup()
         if recovery is not None:

@@ -94,6 +94,21 @@ async def test_readyz_flips_when_the_database_goes_away(
     assert (await _get(bot, "/healthz"))[0] == 200  # alive all along
 
 
+async def test_readyz_asks_the_socket_mode_connection(bot: BotUnderTest) -> None:
+    deps = deps_of(bot.app)
+    assert deps is not None
+    open_socket = True
+
+    async def is_connected() -> bool:
+        return open_socket
+
+    deps.status.slack_connected, deps.status.probe = True, is_connected
+    assert (await _get(bot, "/readyz"))[0] == 200
+    open_socket = False  # the socket dropped; the SDK is reconnecting
+    status, body = await _get(bot, "/readyz")
+    assert status == 503 and '"slack": false' in body
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
