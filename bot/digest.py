@@ -27,6 +27,8 @@ from storage.repository import Repository
 KEY_PREFIX = "digest:"
 ANSWERED_SOURCES = ("intent", "retrieval")
 FAILING_SHOWN = 5
+MODEL_CHARS = 1500
+"""The model line is cut here (a failed run's reason can be long; a section holds 3,000 characters)."""
 
 
 def key(now: datetime) -> str:
@@ -118,7 +120,7 @@ def lines(digest: Digest) -> list[str]:
         f"{_rate(digest.handed_off, digest.questions)} ({digest.handed_off})",
         f"• Ratings: {digest.helpful} helpful, {digest.unhelpful} not helpful",
         f"• Intents that failed most: {failing}",
-        f"• Model: {_escape(digest.model) or 'no run'}",
+        f"• Model: {_escape(digest.model[:MODEL_CHARS]) or 'no run'}",
         f"• Waiting for you: {digest.proposals_waiting} new-intent proposals, {digest.queue} questions in the "
         "review queue (App Home)",
     ]

@@ -57,11 +57,10 @@ def for_agents(
     channel = AgentChannel(settings) if settings.nightly_digest else None
     curated = _curate(settings, repo, now, say)
     if curated is not None and channel is not None:
-        for proposal in curated.new_proposals:
-            blocks = curation_blocks.proposal_blocks(proposal)
-            ts = channel.post(curation_blocks.proposal_fallback(proposal), blocks)
-            if ts and proposal.id is not None:
-                repo.set_proposal_message(proposal.id, channel_id=channel.channel, slack_ts=ts)
+        try:
+            _post_proposals(repo, channel, curated)
+        except Exception as exc:  # never fail the job
+            log.warning("new-intent proposals not posted: %s", one_line(exc))
     try:
         content = digest.build(repo, now=now, model=outcome)
         ts = post_digest(repo, channel, content, now=now)
@@ -69,8 +68,17 @@ def for_agents(
         log.warning("the nightly digest failed: %s", one_line(exc))
         say(f"nightly digest not made: {one_line(exc)}")
         return AgentsReport(curated, None, None)
-    say("nightly digest " + (f"posted to {channel.channel}" if ts and channel else "stored (App Home)"))
+    posted = ts is not None and channel is not None and channel.ready
+    say("nightly digest " + (f"posted to {channel.channel}" if posted and channel else "stored (App Home)"))
     return AgentsReport(curated, content, ts)
+
+
+def _post_proposals(repo: Repository, channel: AgentChannel, curated: CurationResult) -> None:
+    for proposal in curated.new_proposals:
+        blocks = curation_blocks.proposal_blocks(proposal)
+        ts = channel.post(curation_blocks.proposal_fallback(proposal), blocks)
+        if ts and proposal.id is not None:
+            repo.set_proposal_message(proposal.id, channel_id=channel.channel, slack_ts=ts)
 
 
 def refresh_lists(settings: Settings, repo: Repository, *, echo: Callable[[str], None]) -> CurationResult | None:
@@ -83,11 +91,11 @@ def refresh_lists(settings: Settings, repo: Repository, *, echo: Callable[[str],
 
 
 def _curate(settings: Settings, repo: Repository, now: datetime, say: Callable[[str], None]) -> CurationResult | None:
-    production = repo.production_model()
-    if production is None:
-        say("review queue and intent discovery skipped: no model in production yet")
-        return None
     try:
+        production = repo.production_model()
+        if production is None:
+            say("review queue and intent discovery skipped: no model in production yet")
+            return None
         model = IntentModel.load(
             located(production, settings.models_dir) / MODEL_DIR, device=None, threads=settings.torch_threads or None
         )
@@ -112,7 +120,6 @@ def post_digest(repo: Repository, channel: AgentChannel | None, content: digest.
         text, blocks = digest.text(content), curation_blocks.digest_blocks(content)
         if not ts or not channel.update(ts, text, blocks):
             ts = channel.post(text, blocks) or None
-    repo.record_posting(
-        key, channel_id=channel.channel if channel and ts else None, slack_ts=ts, content=content.to_dict()
-    )
+    where = channel.channel if channel is not None and ts else (previous.channel_id if previous else None)
+    repo.record_posting(key, channel_id=where, slack_ts=ts, content=content.to_dict())
     return ts

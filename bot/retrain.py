@@ -129,13 +129,21 @@ def retrain(
                 result = job.run(force=force, training=training or {}, only_if_empty=only_if_empty, announce=announce)
             except RetrainError as exc:
                 if nightly:
-                    for_agents(settings, repo, outcome=str(exc), echo=say)
+                    _for_agents(settings, repo, str(exc), say)
                 raise
             if nightly:
-                for_agents(settings, repo, outcome=result.message, echo=say)
+                _for_agents(settings, repo, result.message, say)
             return result
         finally:
             repo.close()
+
+
+def _for_agents(settings: Settings, repo: Repository, outcome: str, say: Callable[[str], None]) -> None:
+    """The agents' lists and digest after a nightly run; whatever goes wrong there, the run's outcome stands."""
+    try:
+        for_agents(settings, repo, outcome=outcome, echo=say)
+    except Exception as exc:
+        log.warning("the review queue, proposals or digest failed: %s", one_line(exc))
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
@@ -109,7 +109,11 @@ class Curation(Reports):
 
     def review_queue_size(self) -> int:
         """How many queued questions wait for a label."""
-        return len(self.review_queue(limit=100_000))
+        query = (
+            select(func.count()).select_from(ReviewItem).where(col(ReviewItem.answer_id).not_in(_labelled_by_agent()))
+        )
+        with self._session() as session:
+            return int(session.exec(query).one())
 
     # --- intent-discovery proposals ----------------------------------------------------------------
     def add_proposal(
@@ -175,9 +179,10 @@ class Curation(Reports):
     ) -> Proposal | None:
         """Accept (as intent `intent`, with the agent's `answer`) or dismiss a waiting proposal, in one transaction.
 
-        Accepting labels every member question `intent` (an agent rating, source `discovery`); the answer is
-        stored on the most typical member, so it becomes the intent's curated answer and one knowledge-base
-        article. Returns None when the proposal is gone or was already decided (by another agent).
+        Accepting labels every member question `intent` (an agent rating, source `discovery`) except those an
+        agent has labelled or rated already; the answer is stored on the most typical of them, so it becomes the
+        intent's curated answer and one knowledge-base article. Returns None when the proposal is gone or was
+        already decided (by another agent).
         """
         self._choice(status, ("accepted", "dismissed"), "status")
         if status == "accepted" and not (intent or "").strip():
@@ -192,7 +197,10 @@ class Curation(Reports):
             session.add(self._checked(row))
             if status == "accepted":
                 present = set(session.exec(select(Answer.id).where(col(Answer.id).in_(row.answer_ids))))
-                members = [answer_id for answer_id in row.answer_ids if answer_id in present]
+                labelled = set(
+                    session.exec(_labelled_by_agent().where(col(Rating.answer_id).in_(row.answer_ids)))
+                )  # an agent already decided these (from the queue or the thread): that label stands
+                members = [i for i in row.answer_ids if i in present and i not in labelled]
                 for position, answer_id in enumerate(members):
                     written = answer if position == 0 and answer and answer.strip() else None
                     rating = Rating(

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage._base import RepositoryBase
-from storage.models import Answer, Conversation, EvalExample, Handoff, Message, Rating
+from storage.models import Answer, Conversation, EvalExample, Handoff, Message, Proposal, Rating
 from storage.text import clean_text, text_key
 
 _KEY_CHUNK = 500
@@ -31,7 +31,8 @@ class Retention(RepositoryBase):
             dry_run: count what would be deleted, delete nothing.
 
         Returns:
-            Rows deleted per table: conversations, messages, answers, ratings, handoffs.
+            Rows deleted per table: conversations, messages, answers, ratings, handoffs; and `proposals`: the
+            intent-discovery proposals that lost members (their copied questions go with them).
         """
         cutoff = self._time(cutoff, "cutoff")
         old = select(Conversation.id).where(col(Conversation.last_activity_at) < cutoff)
@@ -54,7 +55,8 @@ class Retention(RepositoryBase):
             dry_run: count what would be deleted, delete nothing.
 
         Returns:
-            Rows deleted per table: conversations, messages, answers, ratings, handoffs, eval_examples.
+            Rows deleted per table: conversations, messages, answers, ratings, handoffs, eval_examples; and
+            `proposals`: the intent-discovery proposals that lost members (their copied questions go with them).
         """
         user_id = clean_text(user_id)
         started = select(Conversation.id).where(Conversation.started_by == user_id)
@@ -92,13 +94,44 @@ class Retention(RepositoryBase):
         ratings: ColumnElement[bool] = col(Rating.answer_id).in_(select(Answer.id).where(answers))
         if ratings_by is not None:
             ratings = ratings | (col(Rating.rater_id) == ratings_by)
-        return {
+        gone = {int(i) for i in session.exec(select(Answer.id).where(answers)) if i is not None}
+        counts = {
             "ratings": self._delete(session, delete(Rating).where(ratings)),
             "handoffs": self._delete(session, delete(Handoff).where(col(Handoff.conversation_id).in_(conversations))),
             "answers": self._delete(session, delete(Answer).where(answers)),
             "messages": self._delete(session, delete(Message).where(messages)),
             "conversations": self._delete(session, delete(Conversation).where(col(Conversation.id).in_(conversations))),
         }
+        counts["proposals"] = self._prune_proposals(session, gone)
+        return counts
+
+    @staticmethod
+    def _prune_proposals(session: Session, gone: set[int]) -> int:
+        """Take deleted answers out of the intent-discovery proposals: a proposal's typical questions (copies of
+        what customers wrote) are rebuilt from the members left, and one with none left is deleted. Returns how
+        many proposals changed."""
+        if not gone:
+            return 0
+        changed = 0
+        for proposal in session.exec(select(Proposal)).all():
+            if not gone & set(proposal.answer_ids):
+                continue
+            changed += 1
+            left = [i for i in proposal.answer_ids if i not in gone]
+            if not left:
+                session.delete(proposal)
+                continue
+            texts = dict(
+                session.exec(
+                    select(Answer.id, Message.text)
+                    .join(Message, col(Message.id) == col(Answer.question_id))
+                    .where(col(Answer.id).in_(left))
+                ).all()
+            )
+            proposal.answer_ids = left
+            proposal.typical = [texts[i] for i in left if i in texts][: len(proposal.typical) or 5]
+            session.add(proposal)
+        return changed
 
     @staticmethod
     def _delete(session: Session, statement: Delete) -> int:

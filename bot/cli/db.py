@@ -14,7 +14,7 @@ from storage.copy import copy_store
 from storage.models import utcnow
 from storage.repository import Repository
 
-_TABLE_ORDER = ("conversations", "messages", "answers", "ratings", "handoffs", "eval_examples")
+_TABLE_ORDER = ("conversations", "messages", "answers", "ratings", "handoffs", "eval_examples", "proposals")
 
 
 def _describe(counts: dict[str, int]) -> str:

@@ -186,6 +186,7 @@ async def close_app(app: AsyncApp) -> None:
     deps = _DEPS.pop(app, None)
     if deps is not None:
         deps.intake.close()
+        deps.status.ops_pool.shutdown(wait=False)
         if isinstance(deps.model_pool, ThreadPoolExecutor):
             deps.model_pool.shutdown(wait=False)
 

@@ -62,8 +62,10 @@ class NewIntentTarget:
 
 
 def _quote(question: str) -> str:
-    short = question if len(question) <= QUESTION_CHARS else question[: QUESTION_CHARS - 1] + "…"
-    return "> " + escape(short).replace("\n", " ")
+    """A question as one quoted mrkdwn line, escaped and then cut (so escaping cannot push a section past
+    Slack's 3,000 characters: five of these stay under 2,000)."""
+    line = escape(question).replace("\n", " ")
+    return "> " + (line if len(line) <= QUESTION_CHARS else line[: QUESTION_CHARS - 1] + "…")
 
 
 # --- review queue -------------------------------------------------------------------------------------

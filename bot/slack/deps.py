@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bot.answer import EngineLike
@@ -23,6 +24,12 @@ class ServingStatus:
 
     slack_connected: bool = False
     probe: Callable[[], Awaitable[bool]] | None = None
+    ops_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="supportbot-ops")
+    )
+    """Where `/readyz`'s database ping and `/metrics`' readings run: one thread, never the listeners' pool."""
+    ping: asyncio.Future[None] | None = None
+    """The database ping in progress (probes arriving meanwhile wait for it instead of starting another)."""
 
 
 @dataclass(frozen=True)

@@ -132,8 +132,8 @@ class Metrics:
     def refused(self) -> None:
         self.questions.labels("refused").inc()
 
-    def rating(self, helpful: bool | None) -> None:
-        self.ratings.labels("helpful" if helpful else "unhelpful" if helpful is False else "none").inc()
+    def rating(self, helpful: bool) -> None:
+        self.ratings.labels("helpful" if helpful else "unhelpful").inc()
 
     def watch(self, collector: Collector) -> None:
         """Add the scrape-time readings (`StateCollector`)."""

@@ -57,8 +57,11 @@ async def readiness(deps: Deps) -> dict[str, Any]:
         model = str(deps.engine.model_info.get("version") or "")
     except Exception:
         model = ""
+    status = deps.status
+    if status.ping is None or status.ping.done():
+        status.ping = asyncio.get_running_loop().run_in_executor(status.ops_pool, deps.repo.ping)
     try:
-        await asyncio.wait_for(asyncio.to_thread(deps.repo.ping), PING_TIMEOUT_S)
+        await asyncio.wait_for(asyncio.shield(status.ping), PING_TIMEOUT_S)
         store = "database"
     except Exception:
         store = "spool" if _can_create(deps.intake.spool_path) else ""
@@ -91,7 +94,8 @@ def add_routes(web_app: web.Application, deps: Deps | None) -> None:
         return
 
     async def metrics(_: web.Request) -> web.Response:
-        body = await asyncio.to_thread(generate_latest, deps.metrics.registry)  # the readings query the store
+        loop = asyncio.get_running_loop()  # the readings query the store: in the ops thread, not the listeners'
+        body = await loop.run_in_executor(deps.status.ops_pool, generate_latest, deps.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def ready(_: web.Request) -> web.Response:

@@ -55,9 +55,9 @@ def parse_body(raw: str, content_type: str | None) -> Any:
     return params
 
 
-def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
+def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH, ops: bool = True) -> web.Application:
     """An aiohttp application serving Slack's events and interactivity on `path`, plus `GET /healthz`, `/readyz`
-    and `/metrics` (`bot.slack.ops`).
+    and `/metrics` (`bot.slack.ops`; `ops=False`: `/healthz` only, the others being served on their own port).
 
     A body over `MAX_BODY_BYTES` is refused with 413 before it is read or verified. Unlike `AsyncApp.web_app()`,
     a malformed body (not a JSON object / form payload, or of a structure Bolt
@@ -88,7 +88,7 @@ def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH) -> web.Application:
 
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app.router.add_post(path, handle)
-    add_routes(web_app, deps_of(app))  # /healthz, and /metrics and /readyz for an app built by build_app
+    add_routes(web_app, deps_of(app) if ops else None)  # /healthz; with `ops`, /metrics and /readyz too
     return web_app
 
 
@@ -100,9 +100,10 @@ async def serve_http(
     stop: asyncio.Event,
     on_ready: Callable[[int], None] | None = None,
     path: str = EVENTS_PATH,
+    ops: bool = True,
 ) -> None:
     """Serve HTTP Events on host:port until `stop` is set. `on_ready` receives the bound port (port 0 works)."""
-    runner = web.AppRunner(make_web_app(app, path=path), access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(make_web_app(app, path=path, ops=ops), access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -280,8 +281,8 @@ async def serve_until_signalled(
 ) -> None:
     """Build the app in the running loop, serve it, and shut down cleanly on SIGTERM or SIGINT.
 
-    In Socket Mode, `/metrics`, `/healthz` and `/readyz` are served on metrics_host:metrics_port (0: not served);
-    in HTTP mode they are beside the events.
+    `/metrics`, `/healthz` and `/readyz` are served on metrics_host:metrics_port; with metrics_port 0, in HTTP
+    mode beside the events (Socket Mode: not at all). `/healthz` is beside the events in HTTP mode either way.
 
     Shutdown stops taking new events, waits for the answers in flight (`drain`), then calls `on_stop`.
     `on_ready` receives the bound HTTP port (HTTP mode).
@@ -318,7 +319,9 @@ async def serve_until_signalled(
         else:
             if deps is not None:
                 deps.status.slack_connected = True  # the token was checked; Slack reaches us over HTTP
-            await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready)
+                if metrics_port:  # not on the public events port: /metrics and /readyz on their own
+                    ops = await serve_ops(deps, host=metrics_host, port=metrics_port)
+            await serve_http(app, host=host, port=port, stop=stop, on_ready=on_ready, ops=ops is None)
         logger.info("shutting down")
         if recovery is not None:
             await recovery.stop()

@@ -110,6 +110,7 @@ NEW_INTENT_ANSWER = "Answer"
 NEW_INTENT_ANSWER_HINT = "What the bot will answer to these questions once it has learnt the intent."
 NEW_INTENT_BAD_NAME = "Give a name of letters, digits and underscores (not the out-of-scope label)."
 NEW_INTENT_NO_ANSWER = "Write the answer the bot should give."
+NOT_AN_AGENT_LABEL = "Only support agents can label questions and decide new-intent proposals."
 LABEL_FAILED = "Sorry, the label could not be saved. Please try again."
 DIGEST_NONE = "*Nightly digest*: none yet (the nightly job posts one after each run)."
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bot.curation import curate, disagreed, intent_name
 from storage.models import Proposal
@@ -132,3 +133,20 @@ def test_disagreement_and_intent_names(repo: Repository) -> None:
     }
     assert rated == {"refund?": True, "which?": True, "x": False}
     assert intent_name("  Damaged card! ") == "damaged_card" and intent_name("!!") == ""
+
+
+def test_the_agents_step_never_fails_the_nightly_job(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.nightly import for_agents
+    from storage.errors import StorageError
+
+    def away(*args: object, **kwargs: object) -> None:
+        raise StorageError("the database is away")
+
+    monkeypatch.setattr(repo, "production_model", away)
+    monkeypatch.setattr(repo, "answers_between", away)
+    said: list[str] = []
+    report = for_agents(settings_for(tmp_path), repo, outcome="promoted v2", echo=said.append)
+    assert report.curation is None and report.digest is None
+    assert any("skipped" in line for line in said) and any("digest not made" in line for line in said)

@@ -94,7 +94,7 @@ def test_purge_asks_first_and_prints_the_counts(app: typer.Typer, db_url: str, m
 
     accepted = runner.invoke(app, ["db", "purge", "--older-than", "30"], input="y\n")
     assert accepted.exit_code == 0, accepted.output
-    assert "deleted 1 conversation, 1 message, 1 answer, 0 ratings, 0 handoffs." in accepted.output
+    assert "deleted 1 conversation, 1 message, 1 answer, 0 ratings, 0 handoffs, 0 proposals." in accepted.output
     assert _conversations(db_url) == ["U2"]
 
     nothing = runner.invoke(app, ["db", "purge", "--older-than", "30", "--yes"])
@@ -125,8 +125,9 @@ def test_forget_user(app: typer.Typer, db_url: str, monkeypatch: pytest.MonkeyPa
 
     result = runner.invoke(app, ["db", "forget-user", "U1"], input="y\n")
     assert result.exit_code == 0, result.output
-    assert "deleted 1 conversation, 1 message, 1 answer, 1 rating, 0 handoffs, 0 eval examples of user U1." in (
-        result.output
+    assert (
+        "deleted 1 conversation, 1 message, 1 answer, 1 rating, 0 handoffs, 0 eval examples, 0 proposals of user U1."
+        in (result.output)
     )
     assert _conversations(db_url) == ["U2"]
 

@@ -99,3 +99,14 @@ def test_a_posting_is_recorded_once_per_key_and_updated(repo: Repository) -> Non
     repo.record_posting("digest:2026-12-03", channel_id="C1", slack_ts="1.2", content={"questions": 4})
     posting = repo.posting("digest:2026-12-03")
     assert posting is not None and posting.slack_ts == "1.2" and posting.content == {"questions": 4}
+
+
+def test_accepting_keeps_the_labels_agents_gave_already(repo: Repository) -> None:
+    labelled, other = _handoffs(repo, "already labelled", "new one")
+    correct(repo, labelled, "billing")
+    proposal = repo.add_proposal([labelled, other], ["already labelled"], cohesion=0.8, nearest_intent=None)
+    assert proposal.id is not None
+    repo.decide_proposal(proposal.id, status="accepted", agent_id=AGENT, intent="damaged_card", answer="A new card.")
+    assert [r.corrected_intent for r in repo.ratings(labelled)] == ["billing"]
+    [(intent, answer)] = [(r.corrected_intent, r.corrected_answer) for r in repo.ratings(other)]
+    assert (intent, answer) == ("damaged_card", "A new card.")  # the answer goes to the first member labelled

@@ -104,6 +104,7 @@ def test_upgrade_from_0001_keeps_the_data(empty_db_url: str) -> None:
             "answers": 1,
             "ratings": 1,
             "handoffs": 0,
+            "proposals": 0,
         }
     finally:
         repo.close()

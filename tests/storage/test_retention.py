@@ -76,13 +76,13 @@ def test_purge_deletes_idle_conversations_with_everything_under_them(repo: Repos
     expected = {"conversations": 1, "messages": 4, "answers": 2, "ratings": 2, "handoffs": 1}
     kept_before = _everything(repo, [revived, at_cutoff, recent])
 
-    assert repo.purge_older_than(cutoff, dry_run=True) == expected
+    assert repo.purge_older_than(cutoff, dry_run=True) == expected | {"proposals": 0}
     assert _everything(repo, [old])["conversations"] == 1  # a dry run deletes nothing
 
-    assert repo.purge_older_than(cutoff) == expected
+    assert repo.purge_older_than(cutoff) == expected | {"proposals": 0}
     assert _everything(repo, [old]) == dict.fromkeys(expected, 0)
     assert _everything(repo, [revived, at_cutoff, recent]) == kept_before
-    assert repo.purge_older_than(cutoff) == dict.fromkeys(expected, 0)
+    assert repo.purge_older_than(cutoff) == dict.fromkeys([*expected, "proposals"], 0)
 
 
 def test_purge_keeps_the_model_registry_and_evaluation_set(repo: Repository) -> None:
@@ -117,6 +117,7 @@ def test_forget_user_deletes_their_data_and_nothing_else(repo: Repository) -> No
         "ratings": 2 + 1 + 1,  # own thread's, the answer to U1's question, U1's rating in U3's thread
         "handoffs": 1,
         "eval_examples": 1,  # taken from U1's message; the seed example with the same text stays
+        "proposals": 0,
     }
     assert repo.forget_user("U1", dry_run=True) == expected
     assert repo.forget_user("U1") == expected
@@ -139,3 +140,18 @@ def test_forget_user_deletes_their_data_and_nothing_else(repo: Repository) -> No
 def test_forget_unknown_user_deletes_nothing(repo: Repository) -> None:
     _thread(repo, "t", by="U2", at=T0)
     assert sum(repo.forget_user("U404").values()) == 0
+
+
+def test_deleting_questions_takes_them_out_of_new_intent_proposals(repo: Repository) -> None:
+    mine = _thread(repo, "mine", by="U1", at=T0)
+    theirs = _thread(repo, "theirs", by="U2", at=T0)
+    only_mine = _thread(repo, "only", by="U1", at=T0)
+    copied = "my card broke, I am Jo Bloggs"  # what the proposal copied of U1's question
+    shared = repo.add_proposal([*mine.answers, *theirs.answers], [copied], cohesion=0.9, nearest_intent=None)
+    repo.add_proposal(only_mine.answers, [copied], cohesion=0.9, nearest_intent=None)
+
+    assert repo.forget_user("U1")["proposals"] == 2
+
+    [left] = repo.proposals()  # the one with none of its questions left is gone
+    assert left.id == shared.id and left.answer_ids == theirs.answers
+    assert left.typical == [repo.question_text(theirs.answers[0])] and copied not in left.typical

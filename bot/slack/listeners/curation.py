@@ -106,7 +106,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if click is None:
             return None
         if not await deps.agents.is_agent(client, click.user_id):
-            await _tell(client, click, texts.NOT_AN_AGENT)
+            await _tell(client, click, texts.NOT_AN_AGENT_LABEL)
             return None
         return click
 
@@ -124,7 +124,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if click is None or answer_id is None:
             return
         if click.value == cb.NEW_INTENT:
-            stored = await asyncio.to_thread(deps.repo.question_text, answer_id)
+            try:
+                stored = await asyncio.to_thread(deps.repo.question_text, answer_id)
+            except StorageError as exc:
+                logger.warning("question of answer %s not read: %s", answer_id, exc)
+                await _tell(client, click, texts.LABEL_FAILED)
+                return
             await open_modal(
                 client, click, cb.new_intent_modal(cb.NewIntentTarget(answer_id=answer_id), questions=[stored or ""])
             )
@@ -145,7 +150,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
         proposal_id = _id(click.value) if click else None
         if click is None or proposal_id is None:
             return
-        proposal = await asyncio.to_thread(deps.repo.get_proposal, proposal_id)
+        try:
+            proposal = await asyncio.to_thread(deps.repo.get_proposal, proposal_id)
+        except StorageError as exc:
+            logger.warning("proposal %s not read: %s", proposal_id, exc)
+            await _tell(client, click, texts.LABEL_FAILED)
+            return
         if proposal is None or proposal.status != "waiting":
             await _tell(client, click, texts.PROPOSAL_GONE)
             return
@@ -187,8 +197,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(response_action="errors", errors={cb.ANSWER_BLOCK: texts.NEW_INTENT_NO_ANSWER})
             return
         if not await deps.agents.is_agent(client, user):
-            await ack(response_action="errors", errors={cb.NAME_BLOCK: texts.NOT_AN_AGENT})
+            await ack(response_action="errors", errors={cb.NAME_BLOCK: texts.NOT_AN_AGENT_LABEL})
             return
+        await ack()  # at once (Slack allows 3 s); the write follows, and a failure is told by direct message
+        where = Click(user, name, "", None, None, None)
         try:
             if target.proposal_id is not None:
                 decided = await asyncio.to_thread(
@@ -208,13 +220,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 )
         except StorageError as exc:
             logger.warning("new intent %s not stored: %s", name, exc)
-            await ack(response_action="errors", errors={cb.NAME_BLOCK: texts.LABEL_FAILED})
+            await _tell(client, where, texts.LABEL_FAILED)
             return
         if not done:
-            gone = texts.PROPOSAL_GONE if target.proposal_id is not None else texts.ANSWER_GONE
-            await ack(response_action="errors", errors={cb.NAME_BLOCK: gone})
+            await _tell(client, where, texts.PROPOSAL_GONE if target.proposal_id is not None else texts.ANSWER_GONE)
             return
-        await ack()
+        await _tell(client, where, texts.REVIEW_SAVED.format(intent=name))
         if decided is not None:
             await _show_decided(client, decided)
         await home.publish(deps, client, user)

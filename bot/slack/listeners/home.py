@@ -74,10 +74,14 @@ async def agent_view(deps: Deps) -> dict[str, Any]:
         periods = None
     try:
         info = dict(deps.engine.model_info)
-        intents = list(deps.engine.intents)
     except Exception:
         logger.exception("engine.model_info failed")
-        info, intents = {}, []
+        info = {}
+    try:
+        intents = list(deps.engine.intents)
+    except Exception:
+        logger.exception("engine.intents failed")
+        intents = []
     view = blocks.agent_home_view(periods, unhelpful_by_intent=unhelpful, model_info=info)
     try:
         work = await asyncio.to_thread(load_work, deps.repo)

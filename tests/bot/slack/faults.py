@@ -131,12 +131,13 @@ def bot_env(
         LOG_LEVEL="WARNING",
         FAKE_ENGINE_DELAY_S=str(delay_s),
         OMP_WAIT_POLICY="PASSIVE",
+        METRICS_PORT="0",  # several bots at once: no shared metrics port
         **RECOVERY_ENV,
     )
     if mode == "http":
         env.update(SLACK_SIGNING_SECRET=SECRET, HTTP_HOST="127.0.0.1", HTTP_PORT=str(port))
     else:
-        env.update(SLACK_APP_TOKEN=APP_TOKEN, METRICS_PORT="0")  # several bots at once: no shared metrics port
+        env.update(SLACK_APP_TOKEN=APP_TOKEN)
     env.update(extra or {})
     return env
 

@@ -121,7 +121,7 @@ async def test_the_review_queue_in_the_app_home_labels_in_one_click(
         "review",
     )
     notes = [c.params["text"] for c in standin.calls_to("chat.postMessage") if c.params["channel"] in (AGENT, CUSTOMER)]
-    assert texts.NOT_AN_AGENT in notes and texts.REVIEW_SAVED.format(intent="billing") in notes
+    assert texts.NOT_AN_AGENT_LABEL in notes and texts.REVIEW_SAVED.format(intent="billing") in notes
     assert _queued_block(_home_of(standin, AGENT), unsure) is None  # labelled: out of the queue
     assert [e.answer.id for e in store.review_queue()] == [other.answer_id]
 
@@ -184,7 +184,7 @@ async def test_a_proposal_posted_to_the_agents_channel_is_accepted_in_a_modal(
     )
     await bot.send(home_action(cb.ACTION_PROPOSAL_ACCEPT, user=AGENT, block_id="p", value=value, channel=AGENT_CHANNEL))
     [opened] = await standin.wait_for_call("views.open")
-    assert [c.params["text"] for c in standin.calls_to("chat.postEphemeral")] == [texts.NOT_AN_AGENT]
+    assert [c.params["text"] for c in standin.calls_to("chat.postEphemeral")] == [texts.NOT_AN_AGENT_LABEL]
     view = opened.params["view"]
     assert "card arrived cracked" in json.dumps(view["blocks"])
     reply = await bot.send(
@@ -205,8 +205,11 @@ async def test_a_proposal_posted_to_the_agents_channel_is_accepted_in_a_modal(
 
     again = await bot.send(
         payloads.view_submission(view, user=AGENT, values=new_intent_values("other_name", "x"))
-    )  # a second agent's late submit: refused, nothing stored
-    assert cb.NAME_BLOCK in again.text and len([r for m in members for r in store.ratings(m)]) == 3
+    )  # a second agent's late submit: told so, nothing stored
+    await quiesce()
+    assert again.status == 200 and len([r for m in members for r in store.ratings(m)]) == 3
+    notes = [c.params["text"] for c in standin.calls_to("chat.postMessage") if c.params["channel"] == AGENT]
+    assert notes[-1] == texts.PROPOSAL_GONE
 
 
 async def test_a_dismissed_proposal_is_closed_and_labels_nothing(
