@@ -196,6 +196,36 @@ async def test_slack_outage_at_start_only_warns_and_sigterm_stops(standin: Slack
     assert stopped == [True]
 
 
+async def test_http_mode_keeps_metrics_and_readiness_off_the_public_port(
+    standin: SlackStandIn, store: Repository
+) -> None:
+    ops = _free_port()
+    seen: dict[str, tuple[int, int, int]] = {}
+    loop = asyncio.get_running_loop()
+
+    async def probe(port: int) -> None:
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for url in (f"http://127.0.0.1:{port}/metrics", f"http://127.0.0.1:{ops}/metrics",
+                        f"http://127.0.0.1:{ops}/readyz"):  # fmt: skip
+                async with session.get(url) as response:
+                    statuses.append(response.status)
+            seen["statuses"] = (statuses[0], statuses[1], statuses[2])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def ready(port: int) -> None:
+        loop.create_task(probe(port))
+
+    await asyncio.wait_for(
+        serve_until_signalled(
+            _app_for(standin, store), mode="http", host="127.0.0.1", port=0, on_ready=ready,
+            metrics_host="127.0.0.1", metrics_port=ops,
+        ),
+        timeout=15,
+    )  # fmt: skip
+    assert seen["statuses"] == (404, 200, 200)  # the public port: events and /healthz only
+
+
 async def test_sigterm_stops_a_socket_mode_bot_that_cannot_connect(standin: SlackStandIn, store: Repository) -> None:
     standin.fail("apps.connections.open", status=503, times=None)
     asyncio.get_running_loop().call_later(0.5, os.kill, os.getpid(), signal.SIGTERM)
