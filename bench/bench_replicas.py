@@ -38,7 +38,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.bot.slack.faults import Deliverer, ServeProcess, bot_posts, migrate, percentile, question, settle  # noqa: E402
+from tests.bot.slack.faults import Deliverer, ServeProcess, burst, migrate, percentile, question, settle  # noqa: E402
 from tests.bot.slack.standin import SlackStandIn  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -92,23 +92,17 @@ async def step(standin: SlackStandIn, replicas: list[ServeProcess], db_url: str,
     cpu_bots, cpu_pg, cpu_self = cpu_seconds(bots), cpu_seconds(pg), time.process_time()
     wall = time.monotonic()
     async with Deliverer(standin, "socket", replicas) as deliverer:
-        start = time.monotonic()
-        for i, sent in enumerate(events):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            deliverer.record(sent)
-            deliverer.send(sent)
-        await deliverer.wait_all()
+        await burst(deliverer, events, rate=rate)
         ledger = await settle(db_url, standin, deliverer.sent, timeout=30.0)
     wall = time.monotonic() - wall
-    posts = bot_posts(standin)
-    latencies = []
-    for sent in deliverer.sent:
-        replies = posts.get((sent.channel, sent.thread_ts), [])
-        calls = [c for c in standin.calls_to("chat.postMessage") if c.params.get("thread_ts") == sent.thread_ts]
-        if replies and calls and sent.deliveries:
-            latencies.append(calls[0].at - sent.deliveries[0].sent_at)
+    first_post: dict[str, float] = {}  # thread ts -> when the bot's first post in it reached the stand-in
+    for call in standin.calls_to("chat.postMessage"):
+        first_post.setdefault(str(call.params.get("thread_ts")), call.at)
+    latencies = [
+        first_post[sent.thread_ts] - sent.deliveries[0].sent_at
+        for sent in deliverer.sent
+        if sent.thread_ts in first_post and sent.deliveries
+    ]
     p99 = percentile(latencies, 99)
     row = {
         "replicas": n,

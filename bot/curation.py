@@ -27,7 +27,7 @@ import numpy as np
 from bot.decision import predicted_intent
 from bot.settings import Settings
 from storage.models import Proposal
-from storage.repository import NewReviewItem, RatedAnswer, Repository
+from storage.repository import NewReviewItem, RatedAnswer, RatingSource, Repository
 from training.discovery import DiscoveryConfig, discover
 from training.review import Signals, rank
 
@@ -101,10 +101,18 @@ def intent_name(raw: str) -> str:
 
 
 def label_question(
-    repo: Repository, answer_id: int, *, agent_id: str, intent: str, answer: str | None, oos: str
+    repo: Repository,
+    answer_id: int,
+    *,
+    agent_id: str,
+    intent: str,
+    answer: str | None,
+    oos: str,
+    source: RatingSource = "review",
 ) -> bool:
-    """Store an agent's label for a logged question (the review queue in Slack or the terminal): an agent rating
-    with `corrected_intent` (and, for a new intent, the answer it gives), as a correction in the thread is.
+    """Store an agent's label for a logged question: an agent rating with `corrected_intent` (and the answer
+    they wrote, if any); `helpful` is whether it is what the bot predicted. The one path of the review queue
+    (Slack or the terminal, source `review`) and of the correction modal in the thread (`modal`).
     False when the answer is gone."""
     stored = repo.get_answer(answer_id)
     if stored is None:
@@ -116,7 +124,7 @@ def label_question(
         helpful=intent == predicted_intent(stored, oos),
         corrected_intent=intent,
         corrected_answer=answer,
-        source="review",
+        source=source,
     )
     return True
 

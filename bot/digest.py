@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.slack.blocks import escape
 from storage.repository import Repository
 
 KEY_PREFIX = "digest:"
@@ -102,17 +103,13 @@ def build(repo: Repository, *, now: datetime, model: str) -> Digest:
     )
 
 
-def _escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _rate(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "n/a"
 
 
 def lines(digest: Digest) -> list[str]:
     """The digest as Slack mrkdwn lines (the channel message and the App Home section)."""
-    failing = ", ".join(f"`{_escape(intent)}` ({n})" for intent, n in digest.failing) or "none"
+    failing = ", ".join(f"`{escape(intent)}` ({n})" for intent, n in digest.failing) or "none"
     return [
         f"*Nightly digest, {digest.day}* (last 24 hours)",
         f"• Questions: {digest.questions}; automation rate {_rate(digest.automated, digest.questions)} "
@@ -120,7 +117,7 @@ def lines(digest: Digest) -> list[str]:
         f"{_rate(digest.handed_off, digest.questions)} ({digest.handed_off})",
         f"• Ratings: {digest.helpful} helpful, {digest.unhelpful} not helpful",
         f"• Intents that failed most: {failing}",
-        f"• Model: {_escape(digest.model[:MODEL_CHARS]) or 'no run'}",
+        f"• Model: {escape(digest.model[:MODEL_CHARS]) or 'no run'}",
         f"• Waiting for you: {digest.proposals_waiting} new-intent proposals, {digest.queue} questions in the "
         "review queue (App Home)",
     ]

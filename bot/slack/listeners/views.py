@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.decision import predicted_intent
+from bot.curation import label_question
 from bot.slack import blocks, texts
 from bot.slack.deps import Deps
 from bot.slack.slack_io import post_ephemeral
@@ -50,23 +50,17 @@ def parse_correction(view: Any) -> Correction | None:
 def store_correction(
     repo: Repository, answer_id: int, *, agent_id: str, correction: Correction, out_of_scope_label: str
 ) -> bool:
-    """Store the agent's correction; `helpful` is whether the chosen intent is what the bot predicted.
-
-    Returns False when the answer no longer exists.
-    """
-    answer = repo.get_answer(answer_id)
-    if answer is None:
-        return False
-    repo.add_rating(
+    """Store the agent's correction (`bot.curation.label_question`, source `modal`); False when the answer no
+    longer exists."""
+    return label_question(
+        repo,
         answer_id,
-        rater_id=agent_id,
-        rater_role="agent",
-        helpful=correction.intent == predicted_intent(answer, out_of_scope_label),
-        corrected_intent=correction.intent,
-        corrected_answer=correction.better_answer,
+        agent_id=agent_id,
+        intent=correction.intent,
+        answer=correction.better_answer,
+        oos=out_of_scope_label,
         source="modal",
     )
-    return True
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

@@ -20,6 +20,7 @@ from bot.slack.app import deps_of
 from storage.errors import StoreUnavailable
 from storage.repository import Repository
 from tests.bot.slack import payloads
+from tests.bot.slack.faults import free_port
 from tests.bot.slack.harness import CUSTOMER, BotUnderTest, quiesce
 from tests.bot.slack.helpers import ask, press
 from tests.bot.slack.standin import SlackStandIn
@@ -109,19 +110,13 @@ async def test_readyz_asks_the_socket_mode_connection(bot: BotUnderTest) -> None
     assert status == 503 and '"slack": false' in body
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """A real Prometheus on a free port; the test writes its scrape target into `targets.json`."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("needs Debian's prometheus package (CI installs it)")
-    port, targets = _free_port(), tmp_path / "targets.json"
+    port, targets = free_port(), tmp_path / "targets.json"
     targets.write_text("[]")
     config = tmp_path / "prometheus.yml"
     config.write_text(

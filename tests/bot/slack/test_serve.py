@@ -23,16 +23,11 @@ from bot.slack.server import SlackAuthError, StartError, serve_http, serve_until
 from storage.repository import Repository
 from tests.bot.slack import payloads
 from tests.bot.slack.fakes import FakeEngine
+from tests.bot.slack.faults import free_port
 from tests.bot.slack.harness import APP_TOKEN, BOT_TOKEN, SECRET
 from tests.bot.slack.standin import SlackStandIn
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -64,7 +59,7 @@ async def _run(args: list[str], env: dict[str, str], cwd: Path) -> asyncio.subpr
 
 @pytest.mark.slow
 async def test_serve_socket_mode_answers_and_stops_on_sigterm(tmp_path: Path, standin: SlackStandIn) -> None:
-    ops = _free_port()
+    ops = free_port()
     env = _env(
         tmp_path,
         SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -199,7 +194,7 @@ async def test_slack_outage_at_start_only_warns_and_sigterm_stops(standin: Slack
 async def test_http_mode_keeps_metrics_and_readiness_off_the_public_port(
     standin: SlackStandIn, store: Repository
 ) -> None:
-    ops = _free_port()
+    ops = free_port()
     seen: dict[str, tuple[int, int, int]] = {}
     loop = asyncio.get_running_loop()
 
