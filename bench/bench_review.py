@@ -62,20 +62,26 @@ from training.train import train
 ARMS = ("seed", "queue", "margin", "random", "capped")
 
 
-def split_seed(folder: Path, per_intent: int, seed: int) -> tuple[list[Example], list[Example]]:
-    """The seed (`per_intent` training questions of each intent) and the pool (the rest of the training split)."""
+def split_seed(
+    folder: Path, per_intent: int, seed: int, holdout: float = 0.0
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """The seed (`per_intent` training questions of each intent), the pool (the rest of the training split) and,
+    with `holdout` > 0, that share of each intent's rest kept out of the pool to tune on (else empty)."""
     by_label: dict[str, list[Example]] = {}
     for ex in load_examples(folder / "train.csv"):
         by_label.setdefault(ex.label, []).append(ex)
     rng = random.Random(seed)
     seed_rows: list[Example] = []
     pool: list[Example] = []
+    held: list[Example] = []
     for label in sorted(by_label):
         group = by_label[label][:]
         rng.shuffle(group)
+        kept = round(holdout * (len(group) - per_intent))
         seed_rows += group[:per_intent]
-        pool += group[per_intent:]
-    return seed_rows, pool
+        held += group[per_intent : per_intent + kept]
+        pool += group[per_intent + kept :]
+    return seed_rows, pool, held
 
 
 def scored(model: IntentModel, rows: list[Example], memo: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +103,8 @@ def better_p(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
-    seed_rows, pool = split_seed(args.data, args.per_intent, args.seed)
-    test = load_examples(args.data / args.eval_file)
+    seed_rows, pool, held = split_seed(args.data, args.per_intent, args.seed, args.holdout)
+    test = held if args.holdout else load_examples(args.data / args.eval_file)
     memo: dict[str, Any] = {}
     started = time.perf_counter()
     production = train(recipe(base_model, 0), seed_rows, progress=False, memo=memo)
@@ -131,6 +137,7 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
 
     queues = [("queue", "queue", ReviewConfig()), ("margin", "margin only", ReviewConfig(handoff_bonus=0.0))]
     queues += [("queue", f"queue, dup >= {v:g}", ReviewConfig(duplicate_similarity=v)) for v in args.similarities]
+    queues += [("queue", f"queue, {v}", ReviewConfig(spread=v)) for v in args.spreads]
     queues += [
         ("queue", f"queue, diverse x{k}" if k > 1 else "queue, margin order (no k-means)", ReviewConfig(diversity=k))
         for k in args.diversities
@@ -193,7 +200,7 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
         "seed_rows": len(seed_rows),
         "pool": len(pool),
         "test": len(test),
-        "eval_file": args.eval_file,
+        "eval_file": f"{args.holdout:.0%} of train held out" if args.holdout else args.eval_file,
         "pool_handed_off": float(handed.mean()),
         "pool_production_wrong": float(wrong.mean()),
         "rows": rows,
@@ -253,6 +260,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/banking77"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--eval-file", default="test.csv", help="the split measured (valid.csv to tune on)")
+    parser.add_argument(
+        "--holdout", type=float, default=0.0, help="measure on this share of the training split, kept out of the pool"
+    )
     parser.add_argument("--per-intent", type=int, default=10)
     parser.add_argument("--ns", default="100,300")
     parser.add_argument("--model-seeds", type=int, default=3, help="next models trained per arm (mean reported)")
@@ -261,6 +271,7 @@ def main() -> None:
     parser.add_argument("--similarities", default="", help="extra queue arms: ReviewConfig.duplicate_similarity")
     parser.add_argument("--rated", type=float, default=0.0, help="extra queue arm with simulated unhelpful ratings")
     parser.add_argument("--diversities", default="", help="extra queue arms: ReviewConfig.diversity")
+    parser.add_argument("--spreads", default="", help="extra queue arms: ReviewConfig.spread")
     parser.add_argument("--recipe", choices=("first", "nightly"), default="first", help="the next models' recipe")
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--out", type=Path, default=Path("bench/results/review"))
@@ -268,6 +279,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     args.ns = [int(n) for n in args.ns.split(",")]
     args.similarities = [float(v) for v in args.similarities.split(",") if v]
+    args.spreads = [v for v in args.spreads.split(",") if v]
     args.diversities = [int(v) for v in args.diversities.split(",") if v]
     args.arms = [arm for arm in args.arms.split(",") if arm]
     if unknown := sorted(set(args.arms) - set(ARMS)):
