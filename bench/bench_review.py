@@ -15,7 +15,8 @@ discovery proposals). For each N in `--ns`, N pool questions are labelled (their
 
 and the next model (same recipe, or `--recipe nightly`: the encoder fine-tuned, ~3 min per model here on 2 CPU
 cores, since it trains on seed + N only) is trained `--model-seeds` times on seed + those N (mean reported), then
-measured on the test split (`--eval-file valid.csv` to try alternatives without touching it): top-1 accuracy and
+measured on the test split (`--eval-file valid.csv`, or `--holdout 0.25`: a quarter of each intent's
+training questions kept out of the pool, to try alternatives without touching it): top-1 accuracy and
 the share answered right at the model's operating point (`right_answer`: answered right, or a clarifying question
 offering the right intent). `seed only` is the baseline. Significance: one-sided paired test on the test questions
 that the queue's models are better than each random draw's: a sign test on each question's share of models right,
@@ -137,7 +138,6 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
 
     queues = [("queue", "queue", ReviewConfig()), ("margin", "margin only", ReviewConfig(handoff_bonus=0.0))]
     queues += [("queue", f"queue, dup >= {v:g}", ReviewConfig(duplicate_similarity=v)) for v in args.similarities]
-    queues += [("queue", f"queue, {v}", ReviewConfig(spread=v)) for v in args.spreads]
     queues += [
         ("queue", f"queue, diverse x{k}" if k > 1 else "queue, margin order (no k-means)", ReviewConfig(diversity=k))
         for k in args.diversities
@@ -271,7 +271,6 @@ def main() -> None:
     parser.add_argument("--similarities", default="", help="extra queue arms: ReviewConfig.duplicate_similarity")
     parser.add_argument("--rated", type=float, default=0.0, help="extra queue arm with simulated unhelpful ratings")
     parser.add_argument("--diversities", default="", help="extra queue arms: ReviewConfig.diversity")
-    parser.add_argument("--spreads", default="", help="extra queue arms: ReviewConfig.spread")
     parser.add_argument("--recipe", choices=("first", "nightly"), default="first", help="the next models' recipe")
     parser.add_argument("--base-model", default=None)
     parser.add_argument("--out", type=Path, default=Path("bench/results/review"))
@@ -279,7 +278,6 @@ def main() -> None:
     load = os.getloadavg()[0]
     args.ns = [int(n) for n in args.ns.split(",")]
     args.similarities = [float(v) for v in args.similarities.split(",") if v]
-    args.spreads = [v for v in args.spreads.split(",") if v]
     args.diversities = [int(v) for v in args.diversities.split(",") if v]
     args.arms = [arm for arm in args.arms.split(",") if arm]
     if unknown := sorted(set(args.arms) - set(ARMS)):

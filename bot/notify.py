@@ -14,11 +14,36 @@ from training.pipeline import one_line
 log = logging.getLogger(__name__)
 
 
+def bot_token(settings: Settings) -> str:
+    """SLACK_BOT_TOKEN; installed in many workspaces (OAuth), the token SLACK_HOME_TEAM_ID's install stored in the
+    database (`bot.slack.installs`); "" when there is none."""
+    if settings.slack_bot_token:
+        return settings.slack_bot_token.get_secret_value()
+    if not (settings.oauth and settings.slack_client_id and settings.slack_home_team_id):
+        return ""
+    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
+    from storage.db import make_engine
+
+    try:
+        engine = make_engine(settings.db_url)
+        try:
+            store = SQLAlchemyInstallationStore(client_id=settings.slack_client_id, engine=engine)
+            bot = store.find_bot(enterprise_id=None, team_id=settings.slack_home_team_id)
+        finally:
+            engine.dispose()
+    except Exception as exc:  # no table yet (never installed), database away: nothing is posted
+        log.warning("no bot token for workspace %s: %s", settings.slack_home_team_id, one_line(exc))
+        return ""
+    return bot.bot_token if bot is not None and bot.bot_token else ""
+
+
 class AgentChannel:
-    """AGENT_CHANNEL_ID through SLACK_BOT_TOKEN; `ready` is False (and nothing is sent) when either is unset."""
+    """AGENT_CHANNEL_ID through the home workspace's bot token (`bot_token`); `ready` is False (and nothing is
+    sent) when either is unset."""
 
     def __init__(self, settings: Settings) -> None:
-        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+        token = bot_token(settings)
         self.channel = settings.agent_channel_id or ""
         self.ready = bool(token and self.channel)
         self._client: Any = None

@@ -33,6 +33,13 @@ class ServingOptions:
         bot_token: The Slack `xoxb-` bot token (None outside Slack).
         signing_secret: Verifies Slack's HTTP requests (not needed in Socket Mode).
         api_base_url: The Slack Web API base URL.
+        client_id: The app's client id: with `client_secret`, installed in many workspaces through Slack's OAuth
+            flow (`bot.slack.installs`) instead of one `bot_token`.
+        client_secret: The app's client secret (the OAuth flow).
+        authorize_url: Slack's authorize page the install link points to.
+        redirect_uri: The redirect URL registered with Slack (None: the app's only one).
+        home_team_id: With the OAuth flow, the workspace whose agents are the `agent_*` settings and curate for
+            all; every other workspace's agent is whoever installed the bot there.
         agent_channel_id: The agents' channel: hand-offs are posted there, and its members are agents.
         agent_usergroup_id: A user group whose members are agents.
         agent_user_ids: Users who are always agents.
@@ -56,6 +63,11 @@ class ServingOptions:
     bot_token: str | None = field(repr=False)
     signing_secret: str | None = field(repr=False)
     api_base_url: str
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
+    authorize_url: str
+    redirect_uri: str | None
+    home_team_id: str | None
     agent_channel_id: str | None
     agent_usergroup_id: str | None
     agent_user_ids: tuple[str, ...]
@@ -65,6 +77,11 @@ class ServingOptions:
     recovery_interval_s: float
     recovery_lease_s: float
     recovery_max_age_s: float
+
+    @property
+    def oauth(self) -> bool:
+        """Installed in many workspaces through Slack's OAuth flow (a client id and secret)."""
+        return bool(self.client_id and self.client_secret)
 
     def __post_init__(self) -> None:
         # any iterable of ids may be given (e.g. through `defaults`); stored immutable
@@ -91,6 +108,11 @@ class ServingOptions:
             bot_token=secret(settings.slack_bot_token),
             signing_secret=secret(settings.slack_signing_secret),
             api_base_url=settings.slack_api_base_url,
+            client_id=settings.slack_client_id,
+            client_secret=secret(settings.slack_client_secret),
+            authorize_url=settings.slack_authorize_url,
+            redirect_uri=settings.slack_redirect_uri,
+            home_team_id=settings.slack_home_team_id,
             agent_channel_id=settings.agent_channel_id or None,
             agent_usergroup_id=settings.agent_usergroup_id or None,
             agent_user_ids=tuple(settings.agent_user_ids),

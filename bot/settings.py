@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_mode: Literal["socket", "http"] = "socket"
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    slack_redirect_uri: str | None = None
+    slack_home_team_id: str | None = None
     slack_api_base_url: str = "https://slack.com/api/"
     http_host: str = "0.0.0.0"
     http_port: int = Field(3000, ge=1, le=65535)
@@ -111,6 +116,10 @@ class Settings(BaseSettings):
         "slack_bot_token",
         "slack_app_token",
         "slack_signing_secret",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_redirect_uri",
+        "slack_home_team_id",
         "agent_channel_id",
         "agent_usergroup_id",
         "database_url",
@@ -188,8 +197,16 @@ class Settings(BaseSettings):
             return self.eval_file.expanduser()
         return DEMO_DIR / "test.csv" if self.intents_file is None else None
 
+    @property
+    def oauth(self) -> bool:
+        """Installed in many workspaces through Slack's OAuth flow (SLACK_CLIENT_ID and SLACK_CLIENT_SECRET set)."""
+        return bool(self.slack_client_id or self.slack_client_secret)
+
     def require_slack(self) -> None:
         """Raise ConfigError unless the tokens the chosen Slack mode needs are set."""
+        if self.oauth:
+            self._require_oauth()
+            return
         needed = {"SLACK_BOT_TOKEN": self.slack_bot_token}
         if self.slack_mode == "socket":
             needed["SLACK_APP_TOKEN"] = self.slack_app_token
@@ -205,6 +222,28 @@ class Settings(BaseSettings):
             value = needed.get(name)
             if value is not None and not value.get_secret_value().startswith(prefix):
                 raise ConfigError(f"{name} is not {what} ({prefix}…): {_TOKEN_HINTS[name]} (docs/slack-setup.md)")
+
+    def _require_oauth(self) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("SLACK_CLIENT_ID", self.slack_client_id),
+                ("SLACK_CLIENT_SECRET", self.slack_client_secret and self.slack_client_secret.get_secret_value()),
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret and self.slack_signing_secret.get_secret_value()),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"{', '.join(missing)} not set: installing in many workspaces (OAuth) needs SLACK_CLIENT_ID, "
+                "SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET from the app's Basic Information page "
+                "(docs/slack-setup.md)"
+            )
+        if self.slack_mode != "http":
+            raise ConfigError(
+                "installing in many workspaces (SLACK_CLIENT_ID set) needs SLACK_MODE=http: Slack sends each "
+                "workspace's events and the install redirect to the bot's public URL (docs/slack-setup.md)"
+            )
 
 
 _TOKEN_KINDS = (

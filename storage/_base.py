@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import JSON, literal
+from sqlalchemy import JSON, Engine, literal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, select
 
@@ -62,6 +62,11 @@ class RepositoryBase:
             except StorageError:
                 self._engine.dispose()
                 raise
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine: for tables another library keeps in the same database (Slack installations)."""
+        return self._engine
 
     def ping(self) -> None:
         """Check that the database answers (`SELECT 1`); StorageError when it does not."""

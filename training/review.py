@@ -41,7 +41,6 @@ class ReviewConfig:
     duplicate_similarity: float = 0.95
     guesses: int = 3
     diversity: int = 10
-    spread: str = "kmeans"
 
 
 @dataclass(frozen=True)
@@ -132,11 +131,7 @@ def rank(
         if chosen and float(np.max(vectors[chosen] @ vectors[row])) >= config.duplicate_similarity:
             continue
         chosen.append(int(row))
-    if limit is not None and config.spread.startswith("typical"):
-        chosen = _typical_spread(vectors, score, limit, uncertain=config.spread == "typical+margin")
-    elif limit is not None and config.spread == "gradient":
-        chosen = _gradient_spread(probs, vectors, score - uncertainty(probs), limit)
-    elif limit is not None and config.diversity > 1 and len(chosen) > limit:
+    if limit is not None and config.diversity > 1 and len(chosen) > limit:
         chosen = _spread(chosen, vectors, score, limit)
     queued = []
     for row in chosen[: len(chosen) if limit is None else limit]:
@@ -157,70 +152,6 @@ def _spread(rows: list[int], vectors: np.ndarray, score: np.ndarray, limit: int)
         if int(group) not in best:  # rows come highest priority first
             best[int(group)] = row
     return sorted(best.values(), key=lambda row: -score[row])
-
-
-def _typical_spread(vectors: np.ndarray, score: np.ndarray, limit: int, *, uncertain: bool) -> list[int]:
-    """TypiClust-style (Hacohen et al. 2022): k-means of every row into `limit` groups, from each the most typical
-    row (densest: nearest to its 20 nearest neighbours), or with `uncertain` the highest priority among the
-    group's more typical half."""
-    import faiss
-    from sklearn.cluster import KMeans
-
-    limit = min(limit, len(vectors))
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    k = min(21, len(x))
-    sims, _ = index.search(x, k)
-    typicality = sims[:, 1:].mean(axis=1) if k > 1 else np.zeros(len(x))
-    groups = KMeans(n_clusters=limit, n_init=1, random_state=0).fit_predict(x)
-    chosen = []
-    for group in range(limit):
-        members = np.flatnonzero(groups == group)
-        if not len(members):
-            continue
-        if uncertain:
-            typical = members[typicality[members] >= np.median(typicality[members])]
-            chosen.append(int(typical[np.argmax(score[typical])]))
-        else:
-            chosen.append(int(members[np.argmax(typicality[members])]))
-    return sorted(chosen, key=lambda row: -score[row])
-
-
-def uncertainty(probs: np.ndarray) -> np.ndarray:
-    """One minus the margin between each row's two most likely labels (0 with one label)."""
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape[1] < 2:
-        return np.zeros(probs.shape[0])
-    top2 = -np.sort(-probs, axis=1)[:, :2]
-    return 1.0 - (top2[:, 0] - top2[:, 1])
-
-
-def _gradient_spread(probs: np.ndarray, vectors: np.ndarray, bonus: np.ndarray, limit: int) -> list[int]:
-    """`limit` rows picked by k-means++ seeding over gradient embeddings (BADGE, Ash et al. 2020).
-
-    A row's gradient embedding is what training on it with the model's own guess as label would change in a
-    linear head: `(1 + bonus) (p - onehot(argmax p)) x` for unit `x`. Its length is the model's uncertainty, the
-    distance between two of them how differently they would move the head; k-means++ picks far-apart, long ones.
-    The distances factor (`<g_i, g_j> = w_i w_j <r_i, r_j> <x_i, x_j>`), so the embeddings are never built."""
-    probs = np.asarray(probs, dtype=np.float64)
-    residual = probs.copy()
-    residual[np.arange(len(probs)), probs.argmax(axis=1)] -= 1.0
-    residual *= (1.0 + bonus)[:, None]
-    sq = np.einsum("ij,ij->i", residual, residual) * np.einsum("ij,ij->i", vectors, vectors)
-    rng = np.random.default_rng(0)
-    chosen = [int(np.argmax(sq))]
-    nearest = np.full(len(probs), np.inf)
-    while len(chosen) < min(limit, len(probs)):
-        c = chosen[-1]
-        dist = sq + sq[c] - 2.0 * (residual @ residual[c]) * (vectors @ vectors[c])
-        nearest = np.minimum(nearest, np.maximum(dist, 0.0))
-        nearest[chosen] = 0.0
-        total = float(nearest.sum())
-        if total <= 0.0:
-            break
-        chosen.append(int(rng.choice(len(probs), p=nearest / total)))
-    return chosen
 
 
 def _reasons(guesses: tuple[tuple[str, float], ...], signals: Signals) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Who is a support agent: listed user ids, members of a user group, or members of the agents' channel."""
+"""Who is a support agent: listed user ids, members of a user group, or members of the agents' channel; and, with
+the bot installed in many workspaces, whose agents those are (`Agents`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.slack_io import CALL_ERRORS
@@ -107,6 +109,81 @@ class AgentDirectory:
             if not cursor:
                 break
         return members
+
+
+def workspace_of(client: AsyncWebClient) -> str | None:
+    """The workspace a listener's client is for (Bolt makes one per request with the event's team id)."""
+    team = client.default_params.get("team_id")
+    return team if isinstance(team, str) and team else None
+
+
+class Agents:
+    """The agents of each workspace the bot serves, told apart by the workspace of the listener's `client`.
+
+    With one bot token every question comes from one workspace: its agents are `home`, its hand-offs go to
+    `home_channel_id`, and they curate (the review queue, proposals and digest). Installed in many workspaces
+    (`installs` set), `home` are the agents of `home_team_id`, the workspace running the deployment, and only
+    they curate, since the queue and the digest hold every workspace's questions. In any other workspace the
+    agent is the person who installed the bot there (looked up in `installs`, cached for `ttl_s`), and its
+    hand-offs go to that person as a DM.
+    """
+
+    def __init__(
+        self,
+        home: AgentDirectory,
+        home_channel_id: str | None,
+        *,
+        installs: AsyncInstallationStore | None = None,
+        home_team_id: str | None = None,
+        ttl_s: float = DEFAULT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.home = home
+        self._home_channel = home_channel_id or None
+        self._installs = installs
+        self._home_team = home_team_id or None
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._installers: dict[str, tuple[str | None, float]] = {}
+
+    def _is_home(self, client: AsyncWebClient) -> bool:
+        return self._installs is None or (self._home_team is not None and workspace_of(client) == self._home_team)
+
+    def curates(self, client: AsyncWebClient) -> bool:
+        """Whether agents in `client`'s workspace see and work the review queue, the proposals and the digest."""
+        return self._is_home(client)
+
+    async def installer(self, client: AsyncWebClient) -> str | None:
+        """Who installed the bot in `client`'s workspace (None with one bot token, or when nobody is on record)."""
+        team = workspace_of(client)
+        if self._installs is None or not team:
+            return None
+        known = self._installers.get(team)
+        if known is not None and self._clock() < known[1]:
+            return known[0]
+        try:
+            installation = await self._installs.async_find_installation(enterprise_id=None, team_id=team)
+        except Exception:  # a store failure means "nobody", retried soon
+            logger.exception("installation of workspace %s could not be read", team)
+            self._installers[team] = (None, self._clock() + FAILURE_TTL_S)
+            return None
+        user = installation.user_id if installation is not None else None
+        self._installers[team] = (user, self._clock() + self._ttl_s)
+        return user
+
+    async def is_agent(self, client: AsyncWebClient, user_id: str | None) -> bool:
+        """True if `user_id` is an agent of `client`'s workspace."""
+        if self._is_home(client):
+            return await self.home.is_agent(client, user_id)
+        return bool(user_id) and user_id == await self.installer(client)
+
+    async def rater_role(self, client: AsyncWebClient, user_id: str) -> RaterRole:
+        """`agent` for support agents, `customer` for everyone else (how a rating is stored)."""
+        return "agent" if await self.is_agent(client, user_id) else "customer"
+
+    async def channel(self, client: AsyncWebClient) -> str | None:
+        """Where `client`'s workspace's hand-offs are announced (None: only stored)."""
+        return self._home_channel if self._is_home(client) else await self.installer(client)
 
 
 def _strings(values: object) -> list[str]:

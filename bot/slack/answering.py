@@ -354,7 +354,8 @@ async def announce_handoff(
     stored: Answer | None = None,
 ) -> str | None:
     """Tell the agents' channel about the thread (question, best guess, link); returns the notice's ts, if posted."""
-    if not deps.options.agent_channel_id:
+    channel = await deps.agents.channel(client)
+    if not channel:
         return None
     try:
         link = await permalink(client, channel=conversation.channel_id, ts=conversation.thread_ts)
@@ -364,7 +365,7 @@ async def announce_handoff(
         payload = blocks.handoff_agent_blocks(user_id=user_id, reason=reason, question=question, guess=guess, link=link)
         return await post_message(
             client,
-            channel=deps.options.agent_channel_id,
+            channel=channel,
             text=blocks.fallback_text(f"Hand-off: {question}"),
             blocks=payload,
         )

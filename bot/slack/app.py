@@ -18,7 +18,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answer import EngineLike
 from bot.options import ServingOptions
-from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory
+from bot.slack import installs
+from bot.slack.agents import DEFAULT_TTL_S, AgentDirectory, Agents
 from bot.slack.deps import Deps
 from bot.slack.inflight import TrackedApp
 from bot.slack.intake import Intake
@@ -47,7 +48,7 @@ def _keepalive_session() -> aiohttp.ClientSession | None:
 
 def build_client(
     *,
-    bot_token: str,
+    bot_token: str | None,
     api_base_url: str,
     max_retries: int,
     session: aiohttp.ClientSession | None = None,
@@ -118,11 +119,12 @@ def build_app(
     Example:
         >>> app = build_app(engine=engine, repo=repo, options=ServingOptions.from_settings(settings))  # doctest: +SKIP
     """
-    if not options.bot_token:
-        raise ValueError("build_app needs a bot token (SLACK_BOT_TOKEN)")
+    if not options.bot_token and not options.oauth:
+        raise ValueError("build_app needs a bot token (SLACK_BOT_TOKEN), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
+    oauth = installs.oauth_settings(options, repo.engine) if options.oauth else None
     metrics = Metrics()
     client = build_client(
-        bot_token=options.bot_token,
+        bot_token=None if oauth else options.bot_token,
         api_base_url=options.api_base_url,
         max_retries=options.max_retries,
         session=_keepalive_session(),
@@ -133,6 +135,7 @@ def build_app(
         signing_secret=options.signing_secret or "",
         process_before_response=False,
         logger=_bolt_logger(),
+        oauth_settings=oauth,
     )
     intake = Intake(
         repo,
@@ -145,10 +148,16 @@ def build_app(
     deps = Deps(
         engine=engine,
         repo=repo,
-        agents=AgentDirectory(
-            user_ids=options.agent_user_ids,
-            usergroup_id=options.agent_usergroup_id,
-            channel_id=options.agent_channel_id,
+        agents=Agents(
+            AgentDirectory(
+                user_ids=options.agent_user_ids,
+                usergroup_id=options.agent_usergroup_id,
+                channel_id=options.agent_channel_id,
+                ttl_s=agent_cache_ttl_s,
+            ),
+            options.agent_channel_id,
+            installs=oauth.installation_store if oauth else None,
+            home_team_id=options.home_team_id,
             ttl_s=agent_cache_ttl_s,
         ),
         options=options,
@@ -157,6 +166,7 @@ def build_app(
         ),
         intake=intake,
         metrics=metrics,
+        installs=oauth.installation_store if oauth else None,
     )
     metrics.watch(state_collector(deps))
     _DEPS[app] = deps
@@ -168,6 +178,8 @@ def build_app(
     curation.register(app, deps)  # before actions and views: their catch-alls acknowledge the rest
     actions.register(app, deps)
     views.register(app, deps)
+    if oauth is not None:
+        app.enable_token_revocation_listeners()  # an uninstalled workspace's tokens are deleted
     other.register(app)  # last: its catch-all acknowledges whatever nothing else matched
 
     @app.error

@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+
 from bot.answer import EngineLike
 from bot.options import ServingOptions
-from bot.slack.agents import AgentDirectory
+from bot.slack.agents import Agents
 from bot.slack.intake import Intake
 from bot.slack.metrics import Metrics
 from storage.repository import Repository
@@ -39,22 +41,24 @@ class Deps:
     Args:
         engine: answers questions (sync; listeners run it in a worker thread).
         repo: the store (sync; listeners run it in a worker thread).
-        agents: who is a support agent.
-        options: the serving settings; listeners read `agent_channel_id` (where hand-offs are announced;
-            `None`: hand-offs are only stored), `support_channel_ids` (channels whose new top-level messages
+        agents: who is a support agent in which workspace, and where its hand-offs are announced.
+        options: the serving settings; listeners read `support_channel_ids` (channels whose new top-level messages
             are questions), `max_question_chars` (longer questions are cut for the model and the store) and
             `out_of_scope_label` (what agents pick when a question is not something the bot should answer).
         model_pool: where the engine runs (`None`: the default thread pool, shared with store calls).
         intake: accepts work before the ack and keeps what the database cannot take (see `bot.slack.intake`).
         metrics: the app's Prometheus metrics (`bot.slack.metrics`), served by `bot.slack.ops`.
         status: set by the server (`bot.slack.server`), read by `/readyz`.
+        installs: the workspaces' bot tokens when installed through the OAuth flow (`bot.slack.installs`), else
+            None (one bot token).
     """
 
     engine: EngineLike
     repo: Repository
-    agents: AgentDirectory
+    agents: Agents
     options: ServingOptions
     model_pool: Executor | None
     intake: Intake
     metrics: Metrics
     status: ServingStatus = field(default_factory=ServingStatus)
+    installs: AsyncInstallationStore | None = None

@@ -120,6 +120,7 @@ class ReactionRating:
     message_ts: str
     helpful: bool
     on_bot_message: bool = False  # Slack says the message is the bot's (`item_user`)
+    team_id: str = ""  # the workspace (empty in work stored before it was kept)
 
 
 def rating_reaction(name: object) -> bool | None:
@@ -129,8 +130,8 @@ def rating_reaction(name: object) -> bool | None:
     return RATING_REACTIONS.get(name.split("::", 1)[0])
 
 
-def parse_reaction(event: Any, *, bot_user_id: str | None) -> ReactionRating | None:
-    """A rating reaction on one of the bot's messages, else `None`."""
+def parse_reaction(event: Any, *, bot_user_id: str | None, team_id: str = "") -> ReactionRating | None:
+    """A rating reaction on one of the bot's messages (in workspace `team_id`), else `None`."""
     if not isinstance(event, dict):
         return None
     helpful = rating_reaction(event.get("reaction"))
@@ -145,7 +146,8 @@ def parse_reaction(event: Any, *, bot_user_id: str | None) -> ReactionRating | N
     ts = _str(item.get("ts"), MAX_ID)
     if user is None or channel is None or ts is None or user == bot_user_id:
         return None
-    return ReactionRating(user, channel, ts, helpful, on_bot_message=item_user is not None and item_user == bot_user_id)
+    on_bot = item_user is not None and item_user == bot_user_id
+    return ReactionRating(user, channel, ts, helpful, on_bot_message=on_bot, team_id=_str(team_id, MAX_ID) or "")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ the spool holds something; at least three times per lease) it:
    same handlers the listeners use, so a question accepted by a bot that was killed is answered once, by
    whichever replica claims it first.
 
-Its runs are counted with the listeners' (`InFlight`), so a shutdown waits for them too.
+Its runs are counted with the listeners' (`InFlight`), so a shutdown waits for them too. Installed in many
+workspaces, each unit is carried out with its workspace's token (`bot.slack.installs.client_for`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack import installs
 from bot.slack.deps import Deps
 from bot.slack.inflight import InFlight
 from bot.slack.intake import Claim
@@ -117,10 +119,17 @@ class Recovery:
             with contextlib.suppress(StorageError):
                 await asyncio.to_thread(self.deps.repo.done, item.key)
             return
+        team = item.payload.get("team_id")
+        client = await installs.client_for(self.deps.installs, self.client, team if isinstance(team, str) else "")
+        if client is None:
+            logger.warning("inbox item %s: workspace %s uninstalled the bot; dropped", item.key, team)
+            with contextlib.suppress(StorageError):
+                await asyncio.to_thread(self.deps.repo.done, item.key)
+            return
         claim = Claim(Work(item.key, item.kind, item.payload, item.text), item.received_at, item.attempts)
         intake = self.deps.intake
 
         async def run() -> None:
-            await intake.carry_out(claim, lambda: handler(self.deps, self.client, claim))
+            await intake.carry_out(claim, lambda: handler(self.deps, client, claim))
 
         await (self.flight.track(run)() if self.flight is not None else run())

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt import BoltResponse
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
@@ -88,6 +88,17 @@ def make_web_app(app: AsyncApp, *, path: str = EVENTS_PATH, ops: bool = True) ->
 
     web_app = web.Application(client_max_size=MAX_BODY_BYTES)
     web_app.router.add_post(path, handle)
+    flow = app.oauth_flow
+    if flow is not None:  # installed in many workspaces: Slack's install link and its redirect back (Bolt's)
+
+        async def install(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+        async def redirected(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+        web_app.router.add_get(flow.install_path, install)
+        web_app.router.add_get(flow.redirect_uri_path, redirected)
     add_routes(web_app, deps_of(app) if ops else None)  # /healthz; with `ops`, /metrics and /readyz too
     return web_app
 
@@ -299,7 +310,10 @@ async def serve_until_signalled(
     recovery: Recovery | None = None
     ops = None
     try:
-        await check_token(app)
+        if deps is not None and deps.installs is not None:
+            logger.info("installed through the OAuth flow: each workspace's token is looked up per event")
+        else:
+            await check_token(app)
         if deps is not None:
             recovery = Recovery(deps, app.client, in_flight(app))
             recovery.start()

@@ -98,7 +98,7 @@ def work_of(body: Any, *, bot_user_id: str | None, support_channel_ids: frozense
     if kind in ("message", "app_mention"):
         return _question(body, event, bot_user_id, support_channel_ids)
     if kind in ("reaction_added", "reaction_removed"):
-        reaction = parse_reaction(event, bot_user_id=bot_user_id)
+        reaction = parse_reaction(event, bot_user_id=bot_user_id, team_id=body.get("team_id") or "")
         if reaction is None:
             return None
         key = _event_key(body, f"{kind}:{reaction.user_id}:{reaction.channel_id}:{reaction.message_ts}")

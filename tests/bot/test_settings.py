@@ -48,6 +48,7 @@ def test_malformed_setting_is_named(monkeypatch: pytest.MonkeyPatch, name: str, 
 
 BOT_TOKEN = {"SLACK_BOT_TOKEN": "xoxb-1"}
 HTTP = {"SLACK_MODE": "http"}
+OAUTH = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "client-s3cret"}
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,11 @@ HTTP = {"SLACK_MODE": "http"}
         pytest.param(BOT_TOKEN | HTTP, "SLACK_SIGNING_SECRET not set", id="http-no-secret"),
         pytest.param(BOT_TOKEN | HTTP | {"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_SIGNING_SECRET", id="http-app-token"),
         pytest.param({"SLACK_SIGNING_SECRET": "s3cret"} | HTTP, "SLACK_BOT_TOKEN not set", id="http-no-bot-token"),
+        pytest.param(OAUTH | HTTP, "SLACK_SIGNING_SECRET not set: installing in many", id="oauth-no-secret"),
+        pytest.param(
+            {"SLACK_CLIENT_ID": "1.2", "SLACK_SIGNING_SECRET": "s"} | HTTP, "SLACK_CLIENT_SECRET", id="oauth-half"
+        ),
+        pytest.param(OAUTH | {"SLACK_SIGNING_SECRET": "s"}, "needs SLACK_MODE=http", id="oauth-socket"),
     ],
 )
 def test_require_slack_names_missing_tokens(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], missing: str) -> None:
@@ -97,6 +103,7 @@ def test_require_slack_refuses_a_token_of_the_wrong_kind(
     [
         pytest.param(BOT_TOKEN | {"SLACK_APP_TOKEN": "xapp-1"}, id="socket"),
         pytest.param(BOT_TOKEN | HTTP | {"SLACK_SIGNING_SECRET": "s3cret"}, id="http"),
+        pytest.param(OAUTH | HTTP | {"SLACK_SIGNING_SECRET": "s3cret"}, id="oauth-without-a-bot-token"),
     ],
 )
 def test_require_slack_accepts_the_tokens_of_its_mode(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:

@@ -144,13 +144,12 @@ async def start_bot(
         engine=engine,
         repo=repo,
         options=ServingOptions.defaults(
-            bot_token=BOT_TOKEN,
             signing_secret=SECRET,
             api_base_url=standin.api_url,
             agent_channel_id=agent_channel_id,
             agent_user_ids=agent_user_ids,
             support_channel_ids=support_channel_ids,
-            **{"max_retries": 2, "max_question_chars": 200, **options},
+            **{"bot_token": BOT_TOKEN, "max_retries": 2, "max_question_chars": 200, **options},
         ),
     )
     runner = web.AppRunner(make_web_app(app), access_log=None, shutdown_timeout=0.5)
@@ -160,3 +159,20 @@ async def start_bot(
     port = runner.addresses[0][1]
     watch(app)
     return BotUnderTest(app=app, repo=repo, url=f"http://127.0.0.1:{port}/slack/events", _runner=runner)
+
+
+CLIENT_ID = "1111.2222"
+CLIENT_SECRET = "standin-client-secret"
+
+
+async def start_oauth_bot(*, standin: SlackStandIn, home_team_id: str, **options: Any) -> BotUnderTest:
+    """`start_bot` installed through the OAuth flow: no bot token, the stand-in's authorize page and workspaces."""
+    return await start_bot(
+        standin=standin,
+        bot_token=None,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        authorize_url=f"{standin.base_url}/oauth/v2/authorize",
+        home_team_id=home_team_id,
+        **options,
+    )

@@ -92,6 +92,9 @@ class SlackStandIn:
     channel_members: dict[str, list[str]] = field(default_factory=dict)
     members_page_size: int = 2
     spread: bool = False  # Socket Mode: envelopes to a random open connection (Slack with several), not the newest
+    workspaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    """OAuth: bot token -> the workspace it belongs to (`team_id`, `bot_user_id`, `bot_id`, `installer`); the
+    code `code-<team_id>` installs it (`oauth.v2.access`), and `auth.test` with the token names it."""
     calls: list[Call] = field(default_factory=list)
     acks: dict[str, Ack] = field(default_factory=dict)
 
@@ -225,13 +228,48 @@ class SlackStandIn:
             if failure.status == 200:
                 return web.json_response({"ok": False, "error": failure.error})
             return web.json_response({"ok": False, "error": failure.error}, status=failure.status, headers=headers)
-        call.response = self._answer(method, params)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or str(params.get("token", ""))
+        call.response = self._workspace_answer(method, params, token) or self._answer(method, params)
         self._record(call)
         return web.json_response(call.response)
 
     def _new_ts(self) -> str:
         n = next(self._ts)
         return f"{1_700_000_000 + n}.{n:06d}"
+
+    def _workspace_answer(self, method: str, params: Mapping[str, Any], token: str) -> dict[str, Any] | None:
+        """`oauth.v2.access` and `auth.test` for the `workspaces` (None: not one of theirs)."""
+        if method == "oauth.v2.access":
+            for bot_token, ws in self.workspaces.items():
+                if params.get("code") == f"code-{ws['team_id']}":
+                    return {
+                        "ok": True,
+                        "app_id": self.app_id,
+                        "authed_user": {"id": ws["installer"]},
+                        "scope": "chat:write,im:history",
+                        "token_type": "bot",
+                        "access_token": bot_token,
+                        "bot_user_id": ws["bot_user_id"],
+                        "team": {"id": ws["team_id"], "name": f"Workspace {ws['team_id']}"},
+                        "enterprise": None,
+                        "is_enterprise_install": False,
+                    }
+            return {"ok": False, "error": "invalid_code"}
+        ws = self.workspaces.get(token)
+        if method == "auth.test" and ws is not None:
+            return {
+                "ok": True,
+                "url": f"https://{ws['team_id'].lower()}.slack.com/",
+                "team": f"Workspace {ws['team_id']}",
+                "user": "supportbot",
+                "team_id": ws["team_id"],
+                "user_id": ws["bot_user_id"],
+                "bot_id": ws["bot_id"],
+                "is_enterprise_install": False,
+            }
+        if method == "auth.test" and token.startswith("xoxb-") and self.workspaces and token not in self.workspaces:
+            return {"ok": False, "error": "invalid_auth"}
+        return None
 
     def _answer(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if method == "auth.test":

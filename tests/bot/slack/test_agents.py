@@ -1,10 +1,12 @@
-"""Who is an agent: fixed ids, user group and channel membership, cached for the TTL."""
+"""Who is an agent: fixed ids, user group and channel membership, cached for the TTL; per workspace when installed
+in many."""
 
 from __future__ import annotations
 
+from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.agents import FAILURE_TTL_S, AgentDirectory
+from bot.slack.agents import FAILURE_TTL_S, AgentDirectory, Agents
 from tests.bot.slack.harness import BOT_TOKEN
 from tests.bot.slack.standin import SlackStandIn
 
@@ -51,3 +53,49 @@ async def test_nobody_is_an_agent_without_configuration(standin: SlackStandIn) -
     client = AsyncWebClient(token=BOT_TOKEN, base_url=standin.api_url)
     agents = AgentDirectory()
     assert not agents.configured and not await agents.is_agent(client, "U1") and standin.calls == []
+
+
+class Installs:
+    """An installation store holding one installer per workspace (and counting look-ups)."""
+
+    def __init__(self, installers: dict[str, str]) -> None:
+        self.installers = installers
+        self.lookups = 0
+
+    async def async_find_installation(self, **kwargs: object) -> Installation | None:
+        self.lookups += 1
+        team = kwargs["team_id"]
+        if team not in self.installers:
+            return None
+        return Installation(user_id=self.installers[str(team)], team_id=str(team), bot_token="xoxb-x")
+
+
+def _client(team: str | None) -> AsyncWebClient:
+    return AsyncWebClient(token=BOT_TOKEN, base_url="http://127.0.0.1:9/api/", team_id=team)
+
+
+async def test_each_workspace_has_its_own_agents_and_only_home_curates() -> None:
+    installs = Installs({"TB": "UADMINB"})
+    clock = Clock()
+    home = AgentDirectory(user_ids=["UHOME"])
+    agents = Agents(home, "CAGENTS", installs=installs, home_team_id="TA", ttl_s=60, clock=clock)  # type: ignore[arg-type]
+    a, b, c = _client("TA"), _client("TB"), _client("TC")
+    assert await agents.is_agent(a, "UHOME") and not await agents.is_agent(a, "UADMINB")
+    assert await agents.is_agent(b, "UADMINB") and not await agents.is_agent(b, "UHOME")
+    assert not await agents.is_agent(c, "UADMINB")  # a workspace with no installation on record has no agent
+    assert (await agents.channel(a), await agents.channel(b), await agents.channel(c)) == ("CAGENTS", "UADMINB", None)
+    assert (agents.curates(a), agents.curates(b)) == (True, False)
+    assert await agents.rater_role(b, "UADMINB") == "agent"
+    seen = installs.lookups
+    await agents.is_agent(b, "UADMINB")
+    assert installs.lookups == seen  # cached
+    installs.installers["TB"] = "UNEWADMIN"  # reinstalled by someone else
+    clock.now = 61
+    assert await agents.is_agent(b, "UNEWADMIN")
+
+
+async def test_with_one_bot_token_every_workspace_is_home() -> None:
+    agents = Agents(AgentDirectory(user_ids=["UHOME"]), "CAGENTS")
+    client = _client("TANY")
+    assert await agents.is_agent(client, "UHOME") and agents.curates(client)
+    assert await agents.channel(client) == "CAGENTS"
