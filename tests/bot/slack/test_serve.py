@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from bot.options import ServingOptions
 from bot.settings import ConfigError
 from bot.slack import build_app, close_app
+from bot.slack.app import deps_of
 from bot.slack.server import SlackAuthError, StartError, serve_http, serve_until_signalled
 from storage.repository import Repository
 from tests.bot.slack import payloads
@@ -151,6 +152,42 @@ def test_serve_wires_settings_into_the_app(cli_env: None, monkeypatch: pytest.Mo
     bolt_app: AsyncApp = seen["app"]
     assert bolt_app.client.base_url == "http://127.0.0.1:9/api/" and bolt_app.client.token == BOT_TOKEN
     assert len(bolt_app.client.retry_handlers) == 4  # connection errors (default), the error counter, 429, 5xx
+
+
+def test_serve_wires_the_oauth_install_flow(cli_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bot.cli import app
+
+    for name, value in {
+        "SLACK_MODE": "http",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_CLIENT_ID": "1111.2222",
+        "SLACK_CLIENT_SECRET": "client-s3cret",
+        "SLACK_HOME_TEAM_ID": "THOME",
+        "SLACK_AUTHORIZE_URL": "http://127.0.0.1:9/oauth/v2/authorize",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'oauth.db'}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("bot.runtime.build_engine", lambda *a, **kw: FakeEngine())
+    seen: dict[str, Any] = {}
+
+    async def fake_serve(make_app: Callable[[], AsyncApp], **kwargs: Any) -> None:
+        seen.update(kwargs, app=make_app())
+        seen["installs"] = deps_of(seen["app"]).installs  # type: ignore[union-attr]
+        await close_app(seen["app"])
+        kwargs["on_stop"]()
+
+    monkeypatch.setattr("bot.slack.server.serve_until_signalled", fake_serve)
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    bolt_app: AsyncApp = seen["app"]
+    flow = bolt_app.oauth_flow
+    assert bolt_app.client.token is None and flow is not None and seen["installs"] is not None
+    assert (flow.settings.client_id, flow.install_path, flow.redirect_uri_path) == (
+        "1111.2222",
+        "/slack/install",
+        "/slack/oauth_redirect",
+    )
+    assert flow.settings.authorize_url_generator.authorization_url == "http://127.0.0.1:9/oauth/v2/authorize"
 
 
 def _app_for(standin: SlackStandIn, store: Repository) -> Callable[[], AsyncApp]:
