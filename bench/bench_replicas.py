@@ -9,11 +9,13 @@ For each N, questions arrive open loop at each rate of `--rates` (each from its 
 is <= 1 s with no duplicate and no lost event (`tests/bot/slack/faults.py`'s ledger: every acknowledged question
 stored and answered once). The sustained rate of N is the highest passing one; escalation stops at the first
 failure. CPU seconds of the replicas and of the PostgreSQL server are read from /proc over each step, to say where
-the limit is (2 cores here: replicas + database + this load generator).
+the limit is (2 cores here: replicas + database + this load generator). With `--profile`, py-spy samples the first
+replica over each step (100 Hz, non-blocking, the thread holding the GIL): who holds it, and in which library.
 
 Usage:
     .venv/bin/python bench/bench_replicas.py                                   # N = 1, 2, 4
     .venv/bin/python bench/bench_replicas.py --replicas 1,2 --rates 10,20,40 --duration 10
+    .venv/bin/python bench/bench_replicas.py --replicas 1 --rates 40,80 --profile   # needs py-spy on PATH or in .venv
 
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth; `--pg` to change); creates and drops its own databases.
 Results: bench/results/replicas.json and replicas.md (git-ignored).
@@ -26,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 import uuid
@@ -42,6 +45,16 @@ from tests.bot.slack.faults import Deliverer, ServeProcess, burst, migrate, perc
 from tests.bot.slack.standin import SlackStandIn  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+PROFILE_HZ = 100
+LIBRARIES = (  # a sample's leaf frame, by its file: the first match names where the CPU went
+    ("database client", ("/sqlalchemy/", "/psycopg/", "/psycopg_pool/", "/sqlmodel/")),
+    ("Slack SDK and Bolt", ("/slack_sdk/", "/slack_bolt/")),
+    ("aiohttp and websockets", ("/aiohttp/", "/websockets/", "/multidict/", "/yarl/")),
+    ("JSON", ("/json/",)),
+    ("logging", ("/logging/",)),
+    ("asyncio event loop", ("/asyncio/", "selectors.py")),
+    ("supportbot", ("/bot/", "/storage/", "/retrieval/", "/training/", "/tests/")),
+)
 WORK = ROOT / "var" / "bench-replicas"
 P99_TARGET_S = 1.0
 
@@ -83,18 +96,69 @@ def drop_database(server: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def py_spy() -> str | None:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return found if Path(found).exists() else None
+
+
+async def start_profile(pid: int, seconds: float, out: Path) -> asyncio.subprocess.Process:
+    """py-spy sampling `pid` for `seconds` without pausing it, only the thread holding the GIL (so the samples are
+    Python's one core: who holds it, doing what), collapsed stacks to `out`."""
+    spy = py_spy()
+    if spy is None:
+        raise SystemExit("--profile needs py-spy (pip install py-spy)")
+    return await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(PROFILE_HZ),
+        "--nonblocking", "--gil", "--threads", "--full-filenames", "--format", "raw", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def profile_summary(raw: Path, seconds: float) -> dict[str, Any]:
+    """Where the sampled replica's Python time went: each thread group's share of the wall time holding the GIL
+    (samples / (seconds x Hz); their sum near 1 means the process is bound to one core by the GIL) and the share
+    of samples by library of the leaf frame."""
+    threads: dict[str, int] = {}
+    libraries: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        name = frames[0].split(": ", 1)[-1]
+        group = "event loop (MainThread)" if name == "MainThread" else name.rstrip("0123456789_") or name
+        threads[group] = threads.get(group, 0) + int(count)
+        leaf = frames[-1]
+        where = next((label for label, marks in LIBRARIES if any(m in leaf for m in marks)), "other")
+        libraries[where] = libraries.get(where, 0) + int(count)
+        total += int(count)
+    possible = seconds * PROFILE_HZ
+    return {
+        "samples": total,
+        "gil_held": round(total / possible, 2),
+        "threads_gil_share": {k: round(v / possible, 2) for k, v in sorted(threads.items(), key=lambda kv: -kv[1])},
+        "library_share": {k: round(v / total, 2) for k, v in sorted(libraries.items(), key=lambda kv: -kv[1])}
+        if total else {},
+    }  # fmt: skip
+
+
 async def step(standin: SlackStandIn, replicas: list[ServeProcess], db_url: str, *, n: int, rate: float,
-               duration: float, tag: str) -> dict[str, Any]:  # fmt: skip
-    """One rate for `duration` seconds: latency, duplicates, lost, CPU."""
+               duration: float, tag: str, profile: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One rate for `duration` seconds: latency, duplicates, lost, CPU (with `profile`, py-spy's summary)."""
     events = [question(tag, i) for i in range(int(rate * duration))]
     bots = [r.process.pid for r in replicas if r.process is not None]
     pg = postgres_pids()
+    raw = WORK / f"profile-{tag}.txt"
+    spy = await start_profile(bots[0], duration, raw) if profile else None
     cpu_bots, cpu_pg, cpu_self = cpu_seconds(bots), cpu_seconds(pg), time.process_time()
     wall = time.monotonic()
     async with Deliverer(standin, "socket", replicas) as deliverer:
         await burst(deliverer, events, rate=rate)
         ledger = await settle(db_url, standin, deliverer.sent, timeout=30.0)
     wall = time.monotonic() - wall
+    if spy is not None:
+        await spy.wait()
     first_post: dict[str, float] = {}  # thread ts -> when the bot's first post in it reached the stand-in
     for call in standin.calls_to("chat.postMessage"):
         first_post.setdefault(str(call.params.get("thread_ts")), call.at)
@@ -122,6 +186,9 @@ async def step(standin: SlackStandIn, replicas: list[ServeProcess], db_url: str,
         "cpu_load_generator": round((time.process_time() - cpu_self) / wall, 2),
         "wall_s": round(wall, 1),
     }
+    if spy is not None:
+        failed = {"error": f"py-spy exited {spy.returncode}"}
+        row["profile"] = profile_summary(raw, duration) if raw.exists() else failed
     row["passed"] = bool(
         p99 is not None and p99 <= P99_TARGET_S and not row["duplicates"] and not row["lost"] and not row["unacked"]
         and row["answered"] == len(events)
@@ -152,7 +219,7 @@ async def run_n(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
             replicas.append(replica)
         for rate in args.rates:
             row = await step(standin, replicas, sqlalchemy_url, n=n, rate=rate, duration=args.duration,
-                             tag=f"N{n}R{int(rate)}")  # fmt: skip
+                             tag=f"N{n}R{int(rate)}", profile=args.profile)  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
             if not row["passed"]:
@@ -187,6 +254,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"{r['ack_p99_ms']:.0f} ms | {r['cpu_replicas']} | {r['cpu_postgres']} | {r['cpu_load_generator']} | "
             f"{'yes' if r['passed'] else '**no**'} |"
         )
+    for r in result["rows"]:
+        if "profile" in r:
+            lines.append(f"\nProfile of the first replica, N = {r['replicas']} at {r['rate']:g} q/s: {r['profile']}")
     lines += ["", "Sustained (highest passing rate): " + ", ".join(
         f"N = {n}: {v:g} q/s" if v else f"N = {n}: none" for n, v in result["sustained"].items())]  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -200,6 +270,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.02, help="FakeEngine seconds per answer")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--out", default="replicas")
+    parser.add_argument("--profile", action="store_true", help="py-spy the first replica over each step")
     args = parser.parse_args()
     args.rates = [float(r) for r in args.rates.split(",")]
     load = os.getloadavg()[0]

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store import Bot, Installation, InstallationStore
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -106,7 +107,7 @@ def oauth_settings(options: ServingOptions, engine: Engine) -> AsyncOAuthSetting
         raise ValueError("the install flow needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
     states = SQLAlchemyOAuthStateStore(expiration_seconds=STATE_EXPIRATION_S, engine=engine, logger=logger)
     _create(states.metadata, engine)
-    return AsyncOAuthSettings(
+    settings = AsyncOAuthSettings(
         client_id=options.client_id,
         client_secret=options.client_secret,
         scopes=list(manifest_scopes()),
@@ -117,6 +118,11 @@ def oauth_settings(options: ServingOptions, engine: Engine) -> AsyncOAuthSetting
         state_expiration_seconds=STATE_EXPIRATION_S,
         logger=logger,
     )
+    if isinstance(settings.authorize, AsyncInstallationStoreAuthorize):
+        # Bolt calls auth.test for every event by default; once per token is enough (the installation itself is
+        # still looked up per event, so an uninstalled workspace's events are refused at once)
+        settings.authorize.cache_enabled = True
+    return settings
 
 
 def _create(metadata: Any, engine: Engine) -> None:

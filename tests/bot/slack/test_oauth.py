@@ -116,6 +116,8 @@ async def test_two_workspaces_install_answer_with_their_own_tokens_and_never_see
     assert "review" in str(views[AGENT].params["view"]).lower()
     assert "review" not in str(views["UADMINB"].params["view"]).lower()
     assert "DALPHA" not in str(views["UADMINB"].params["view"])
+    for team in (ALPHA, BRAVO):  # once when installed, once for its first event; not for each of its 3
+        assert len([c for c in standin.calls_to("auth.test") if token_of(c) == TOKEN[team]]) <= 2
 
 
 async def test_an_uninstall_deletes_that_workspace_tokens_and_only_that(
