@@ -122,6 +122,11 @@ def build_app(
     if not options.bot_token and not options.oauth:
         raise ValueError("build_app needs a bot token (SLACK_BOT_TOKEN), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
     oauth = installs.oauth_settings(options, repo.engine) if options.oauth else None
+    if oauth is not None and not options.home_team_id:
+        logger.warning(
+            "SLACK_HOME_TEAM_ID is not set: no workspace's agents see the review queue, proposals and digest, and "
+            "AGENT_* apply nowhere; set it to the workspace running the deployment (docs/slack-setup.md)"
+        )
     metrics = Metrics()
     client = build_client(
         bot_token=None if oauth else options.bot_token,
