@@ -16,26 +16,25 @@ log = logging.getLogger(__name__)
 
 def bot_token(settings: Settings) -> str:
     """SLACK_BOT_TOKEN; installed in many workspaces (OAuth), the token SLACK_HOME_TEAM_ID's install stored in the
-    database (`bot.slack.installs`); "" when there is none."""
+    database (`bot.installations`); "" when there is none."""
     if settings.slack_bot_token:
         return settings.slack_bot_token.get_secret_value()
     if not (settings.oauth and settings.slack_client_id and settings.slack_home_team_id):
         return ""
-    from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-
+    from bot.installations import bot_token as stored_token
+    from bot.installations import installation_store
     from storage.db import make_engine
 
     try:
         engine = make_engine(settings.db_url)
         try:
-            store = SQLAlchemyInstallationStore(client_id=settings.slack_client_id, engine=engine)
-            bot = store.find_bot(enterprise_id=None, team_id=settings.slack_home_team_id)
+            token = stored_token(installation_store(settings.slack_client_id, engine), settings.slack_home_team_id)
         finally:
             engine.dispose()
-    except Exception as exc:  # no table yet (never installed), database away: nothing is posted
+    except Exception as exc:  # database away: nothing is posted
         log.warning("no bot token for workspace %s: %s", settings.slack_home_team_id, one_line(exc))
         return ""
-    return bot.bot_token if bot is not None and bot.bot_token else ""
+    return token or ""
 
 
 class AgentChannel:

@@ -39,7 +39,7 @@ class ServingOptions:
         authorize_url: Slack's authorize page the install link points to.
         redirect_uri: The redirect URL registered with Slack (None: the app's only one).
         home_team_id: With the OAuth flow, the workspace whose agents are the `agent_*` settings and curate for
-            all; every other workspace's agent is whoever installed the bot there.
+            all; every other workspace's hand-offs go to whoever first installed the bot there.
         agent_channel_id: The agents' channel: hand-offs are posted there, and its members are agents.
         agent_usergroup_id: A user group whose members are agents.
         agent_user_ids: Users who are always agents.

@@ -7,12 +7,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.slack_io import CALL_ERRORS
 from storage.repository import RaterRole
+
+if TYPE_CHECKING:
+    from bot.slack.installs import ThreadedInstallations
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +66,6 @@ class AgentDirectory:
         if not (self._usergroup_id or self._channel_id):
             return False
         return user_id in await self._current_members(client)
-
-    async def rater_role(self, client: AsyncWebClient, user_id: str) -> RaterRole:
-        """`agent` for support agents, `customer` for everyone else (how a rating is stored)."""
-        return "agent" if await self.is_agent(client, user_id) else "customer"
 
     async def _current_members(self, client: AsyncWebClient) -> frozenset[str]:
         if self._clock() < self._expires:
@@ -121,11 +120,12 @@ class Agents:
     """The agents of each workspace the bot serves, told apart by the workspace of the listener's `client`.
 
     With one bot token every question comes from one workspace: its agents are `home`, its hand-offs go to
-    `home_channel_id`, and they curate (the review queue, proposals and digest). Installed in many workspaces
-    (`installs` set), `home` are the agents of `home_team_id`, the workspace running the deployment, and only
-    they curate, since the queue and the digest hold every workspace's questions. In any other workspace the
-    agent is the person who installed the bot there (looked up in `installs`, cached for `ttl_s`), and its
-    hand-offs go to that person as a DM.
+    `home_channel_id`, and they curate. Installed in many workspaces (`installs` set), `home` are the agents of
+    `home_team_id`, the workspace running the deployment. In any other workspace the agent is the person who first
+    installed the bot there (looked up in `installs`, cached for `ttl_s`): its hand-offs go to that person as a
+    DM, and their replies in a thread are logged as an agent's. Only home agents curate (`curates`, `can_label`):
+    the review queue and the digest hold every workspace's questions, and their labels, corrections and agent
+    ratings train the model and write the knowledge base that every workspace is answered from.
     """
 
     def __init__(
@@ -133,7 +133,7 @@ class Agents:
         home: AgentDirectory,
         home_channel_id: str | None,
         *,
-        installs: AsyncInstallationStore | None = None,
+        installs: ThreadedInstallations | None = None,
         home_team_id: str | None = None,
         ttl_s: float = DEFAULT_TTL_S,
         clock: Callable[[], float] = time.monotonic,
@@ -153,8 +153,12 @@ class Agents:
         """Whether agents in `client`'s workspace see and work the review queue, the proposals and the digest."""
         return self._is_home(client)
 
+    async def can_label(self, client: AsyncWebClient, user_id: str | None) -> bool:
+        """Whether `user_id`'s labels, corrections and ratings count as an agent's (they train the shared model)."""
+        return self.curates(client) and await self.home.is_agent(client, user_id)
+
     async def installer(self, client: AsyncWebClient) -> str | None:
-        """Who installed the bot in `client`'s workspace (None with one bot token, or when nobody is on record)."""
+        """Who first installed the bot in `client`'s workspace (None with one bot token, or nobody on record)."""
         team = workspace_of(client)
         if self._installs is None or not team:
             return None
@@ -162,12 +166,12 @@ class Agents:
         if known is not None and self._clock() < known[1]:
             return known[0]
         try:
-            installation = await self._installs.async_find_installation(enterprise_id=None, team_id=team)
-        except Exception:  # a store failure means "nobody", retried soon
-            logger.exception("installation of workspace %s could not be read", team)
-            self._installers[team] = (None, self._clock() + FAILURE_TTL_S)
-            return None
-        user = installation.user_id if installation is not None else None
+            user = await self._installs.installer(team)
+        except Exception as exc:  # a store failure means "nobody" (the last one known, if any), retried soon
+            logger.warning("installer of workspace %s could not be read: %s", team, exc)
+            last = known[0] if known is not None else None
+            self._installers[team] = (last, self._clock() + FAILURE_TTL_S)
+            return last
         self._installers[team] = (user, self._clock() + self._ttl_s)
         return user
 
@@ -178,8 +182,8 @@ class Agents:
         return bool(user_id) and user_id == await self.installer(client)
 
     async def rater_role(self, client: AsyncWebClient, user_id: str) -> RaterRole:
-        """`agent` for support agents, `customer` for everyone else (how a rating is stored)."""
-        return "agent" if await self.is_agent(client, user_id) else "customer"
+        """`agent` for the agents whose ratings train the model (`can_label`), `customer` for everyone else."""
+        return "agent" if await self.can_label(client, user_id) else "customer"
 
     async def channel(self, client: AsyncWebClient) -> str | None:
         """Where `client`'s workspace's hand-offs are announced (None: only stored)."""

@@ -121,7 +121,8 @@ def build_app(
     """
     if not options.bot_token and not options.oauth:
         raise ValueError("build_app needs a bot token (SLACK_BOT_TOKEN), or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
-    oauth = installs.oauth_settings(options, repo.engine) if options.oauth else None
+    workspaces = installs.workspaces(options, repo.engine)
+    oauth = installs.oauth_settings(options, workspaces) if workspaces is not None else None
     if oauth is not None and not options.home_team_id:
         logger.warning(
             "SLACK_HOME_TEAM_ID is not set: no workspace's agents see the review queue, proposals and digest, and "
@@ -161,7 +162,7 @@ def build_app(
                 ttl_s=agent_cache_ttl_s,
             ),
             options.agent_channel_id,
-            installs=oauth.installation_store if oauth else None,
+            installs=workspaces,
             home_team_id=options.home_team_id,
             ttl_s=agent_cache_ttl_s,
         ),
@@ -171,7 +172,7 @@ def build_app(
         ),
         intake=intake,
         metrics=metrics,
-        installs=oauth.installation_store if oauth else None,
+        installs=workspaces,
     )
     metrics.watch(state_collector(deps))
     _DEPS[app] = deps

@@ -7,11 +7,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
-
 from bot.answer import EngineLike
 from bot.options import ServingOptions
 from bot.slack.agents import Agents
+from bot.slack.installs import ThreadedInstallations
 from bot.slack.intake import Intake
 from bot.slack.metrics import Metrics
 from storage.repository import Repository
@@ -61,4 +60,4 @@ class Deps:
     intake: Intake
     metrics: Metrics
     status: ServingStatus = field(default_factory=ServingStatus)
-    installs: AsyncInstallationStore | None = None
+    installs: ThreadedInstallations | None = None

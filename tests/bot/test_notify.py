@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from slack_sdk.oauth.installation_store import Installation
 
+from bot import installations
 from bot.notify import AgentChannel, bot_token
 from bot.settings import load_settings
-from bot.slack import installs
 from storage.repository import Repository
 
 
@@ -18,10 +18,10 @@ def test_installed_in_many_workspaces_the_job_posts_with_the_home_workspace_toke
         slack_home_team_id="THOME",
         agent_channel_id="CAGENTS",
     )
-    assert bot_token(settings) == ""  # nothing installed yet (no table either): nothing is posted
+    assert bot_token(settings) == ""  # nothing installed yet: nothing is posted
     assert not AgentChannel(settings).ready
     with Repository(sqlite_url) as repo:
-        store = installs.installation_store("1111.2222", repo.engine)
+        store = installations.installation_store("1111.2222", repo.engine)
         for team in ("THOME", "TOTHER"):
             token = f"xoxb-{team.lower()}"
             store.save(Installation(app_id="A1", user_id="UADMIN", team_id=team, bot_token=token, bot_id="B1"))

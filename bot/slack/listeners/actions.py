@@ -170,7 +170,7 @@ async def _close_buttons(client: AsyncWebClient, press: ButtonPress, text: str, 
 
 async def open_correction(deps: Deps, client: AsyncWebClient, press: ButtonPress) -> None:
     """Open the correction modal for an agent; anyone else gets a polite refusal and nothing is stored."""
-    if not await deps.agents.is_agent(client, press.user_id):
+    if not await deps.agents.can_label(client, press.user_id):
         await _tell(client, press, texts.NOT_AN_AGENT)
         return
     thread = await asyncio.to_thread(_context, deps, press)

@@ -105,7 +105,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         click = parse_click(body)
         if click is None:
             return None
-        if not (deps.agents.curates(client) and await deps.agents.is_agent(client, click.user_id)):
+        if not await deps.agents.can_label(client, click.user_id):
             await _tell(client, click, texts.NOT_AN_AGENT_LABEL)
             return None
         return click
@@ -196,7 +196,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if not answer:
             await ack(response_action="errors", errors={cb.ANSWER_BLOCK: texts.NEW_INTENT_NO_ANSWER})
             return
-        if not (deps.agents.curates(client) and await deps.agents.is_agent(client, user)):
+        if not await deps.agents.can_label(client, user):
             await ack(response_action="errors", errors={cb.NAME_BLOCK: texts.NOT_AN_AGENT_LABEL})
             return
         await ack()  # at once (Slack allows 3 s); the write follows, and a failure is told by direct message

@@ -73,7 +73,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if not isinstance(user, str) or target is None or correction is None:
             await ack()
             return
-        if not await deps.agents.is_agent(client, user):
+        if not await deps.agents.can_label(client, user):
             await ack(response_action="errors", errors={blocks.INTENT_BLOCK: texts.NOT_AN_AGENT})
             return
         try:

@@ -3,7 +3,6 @@ in many."""
 
 from __future__ import annotations
 
-from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.agents import FAILURE_TTL_S, AgentDirectory, Agents
@@ -56,18 +55,15 @@ async def test_nobody_is_an_agent_without_configuration(standin: SlackStandIn) -
 
 
 class Installs:
-    """An installation store holding one installer per workspace (and counting look-ups)."""
+    """Who first installed the bot in each workspace (counting look-ups), as `ThreadedInstallations.installer`."""
 
     def __init__(self, installers: dict[str, str]) -> None:
         self.installers = installers
         self.lookups = 0
 
-    async def async_find_installation(self, **kwargs: object) -> Installation | None:
+    async def installer(self, team_id: str) -> str | None:
         self.lookups += 1
-        team = kwargs["team_id"]
-        if team not in self.installers:
-            return None
-        return Installation(user_id=self.installers[str(team)], team_id=str(team), bot_token="xoxb-x")
+        return self.installers.get(team_id)
 
 
 def _client(team: str | None) -> AsyncWebClient:
@@ -85,7 +81,9 @@ async def test_each_workspace_has_its_own_agents_and_only_home_curates() -> None
     assert not await agents.is_agent(c, "UADMINB")  # a workspace with no installation on record has no agent
     assert (await agents.channel(a), await agents.channel(b), await agents.channel(c)) == ("CAGENTS", "UADMINB", None)
     assert (agents.curates(a), agents.curates(b)) == (True, False)
-    assert await agents.rater_role(b, "UADMINB") == "agent"
+    # the installer's labels and ratings would train the model every workspace is answered from: not an agent's
+    assert not await agents.can_label(b, "UADMINB") and await agents.can_label(a, "UHOME")
+    assert (await agents.rater_role(b, "UADMINB"), await agents.rater_role(a, "UHOME")) == ("customer", "agent")
     seen = installs.lookups
     await agents.is_agent(b, "UADMINB")
     assert installs.lookups == seen  # cached

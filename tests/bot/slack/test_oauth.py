@@ -10,8 +10,12 @@ from urllib.parse import parse_qs, urlparse
 
 import aiohttp
 import pytest
+from slack_sdk.oauth.installation_store import Installation
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from bot import installations
 from bot.slack import installs
 from bot.slack.app import deps_of
 from bot.slack.recovery import Recovery
@@ -80,7 +84,7 @@ async def test_two_workspaces_install_answer_with_their_own_tokens_and_never_see
 ) -> None:
     for team in (ALPHA, BRAVO):
         assert (await install(oauth_bot, team)).status == 200
-    saved = installs.installation_store(CLIENT_ID, store.engine)
+    saved = installations.installation_store(CLIENT_ID, store.engine)
     for team in (ALPHA, BRAVO):
         found = saved.find_bot(enterprise_id=None, team_id=team)
         assert found is not None and found.bot_token == TOKEN[team]
@@ -116,6 +120,17 @@ async def test_two_workspaces_install_answer_with_their_own_tokens_and_never_see
     assert "review" in str(views[AGENT].params["view"]).lower()
     assert "review" not in str(views["UADMINB"].params["view"]).lower()
     assert "DALPHA" not in str(views["UADMINB"].params["view"])
+
+    # the other workspace's installer is refused the correction modal: its labels would train the shared model
+    [b_answer] = posts(standin, "DBRAVO")
+    shortcut = payloads.message_shortcut(
+        "correct_answer", user="UADMINB", channel="DBRAVO", message_ts=b_answer.response["ts"],
+        thread_ts=str(b_answer.params["thread_ts"]),
+    )  # fmt: skip
+    shortcut["team"]["id"] = shortcut["user"]["team_id"] = BRAVO
+    assert (await oauth_bot.send(shortcut)).status == 200
+    await quiesce()
+    assert not [c for c in standin.calls_to("views.open") if token_of(c) == TOKEN[BRAVO]]
     for team in (ALPHA, BRAVO):  # once when installed, once for its first event; not for each of its 3
         assert len([c for c in standin.calls_to("auth.test") if token_of(c) == TOKEN[team]]) <= 2
 
@@ -128,7 +143,7 @@ async def test_an_uninstall_deletes_that_workspace_tokens_and_only_that(
     reply = await oauth_bot.send(payloads.event_callback({"type": "app_uninstalled", "event_ts": "1"}, team_id=BRAVO))
     assert reply.status == 200
     await quiesce()
-    saved = installs.installation_store(CLIENT_ID, store.engine)
+    saved = installations.installation_store(CLIENT_ID, store.engine)
     assert saved.find_bot(enterprise_id=None, team_id=BRAVO) is None
     assert saved.find_installation(enterprise_id=None, team_id=BRAVO) is None
     assert saved.find_bot(enterprise_id=None, team_id=ALPHA) is not None
@@ -142,6 +157,64 @@ async def test_an_uninstall_deletes_that_workspace_tokens_and_only_that(
     assert all(token_of(c) != TOKEN[BRAVO] for c in standin.calls if c.method != "auth.test")
 
 
+async def test_revoked_tokens_are_not_used_again(oauth_bot: BotUnderTest, standin: SlackStandIn) -> None:
+    for team in (ALPHA, BRAVO):
+        assert (await install(oauth_bot, team)).status == 200
+    await oauth_bot.send(dm("how do I reset my password", user="UCUST", team=BRAVO, channel="DBRAVO"))
+    await quiesce()
+    revoked = {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOTBRAVO"]}, "event_ts": "2"}
+    assert (await oauth_bot.send(payloads.event_callback(revoked, team_id=BRAVO))).status == 200
+    await quiesce()
+    await oauth_bot.send(dm("how do I reset my password again", user="UCUST", team=BRAVO, channel="DBRAVO2"))
+    await quiesce()
+    assert posts(standin, "DBRAVO2") == []  # refused, though its auth.test result was cached
+
+
+async def test_a_workspace_in_an_enterprise_org_is_found_by_its_team(store: Repository) -> None:
+    saved = installations.installation_store(CLIENT_ID, store.engine)
+    saved.save(Installation(app_id="A1", enterprise_id="E1", team_id="TGRID", user_id="UFIRST", bot_token="xoxb-g",
+                            bot_id="B1"))  # fmt: skip
+    saved.save(
+        Installation(
+            app_id="A1", enterprise_id="E1", team_id="TGRID", user_id="ULATER", bot_token="xoxb-h", bot_id="B1"
+        )
+    )  # fmt: skip  (a member re-authorised the app)
+    threaded = installs.ThreadedInstallations(saved)
+    base = AsyncWebClient(token=None, base_url="http://127.0.0.1:9/api/")
+    client = await installs.client_for(threaded, base, "TGRID")
+    assert client is not None and client.token == "xoxb-h"
+    assert await threaded.installer("TGRID") == "UFIRST"  # the first installer stays the workspace's agent
+
+
+async def test_the_last_known_bot_serves_while_the_database_is_away(store: Repository) -> None:
+    saved = installations.installation_store(CLIENT_ID, store.engine)
+    saved.save(Installation(app_id="A1", team_id=ALPHA, user_id="UADMINA", bot_token="xoxb-a", bot_id="B1"))
+    threaded = installs.ThreadedInstallations(saved)
+    found = await threaded.async_find_bot(enterprise_id=None, team_id=ALPHA)
+    assert found is not None and found.bot_token == "xoxb-a"
+
+    def away(**_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    saved.find_bot = away  # type: ignore[method-assign]
+    kept = await threaded.async_find_bot(enterprise_id=None, team_id=ALPHA)
+    assert kept is not None and kept.bot_token == "xoxb-a"
+    with pytest.raises(OperationalError):  # a workspace never seen is not made up
+        await threaded.async_find_bot(enterprise_id=None, team_id=BRAVO)
+    await threaded.async_delete_all(enterprise_id=None, team_id=ALPHA)
+    with pytest.raises(OperationalError):  # an uninstalled one is forgotten
+        await threaded.async_find_bot(enterprise_id=None, team_id=ALPHA)
+
+
+async def test_the_redirect_path_follows_the_redirect_url(standin: SlackStandIn, store: Repository) -> None:
+    bot = await start_oauth_bot(standin=standin, repo=store, engine=FakeEngine(), home_team_id=ALPHA,
+                                redirect_uri="https://bot.example.com/slack/back")  # fmt: skip
+    try:
+        assert bot.app.oauth_flow is not None and bot.app.oauth_flow.redirect_uri_path == "/slack/back"
+    finally:
+        await bot.stop()
+
+
 async def test_an_install_with_a_forged_state_is_refused(oauth_bot: BotUnderTest, store: Repository) -> None:
     async with (
         aiohttp.ClientSession() as browser,
@@ -150,7 +223,7 @@ async def test_an_install_with_a_forged_state_is_refused(oauth_bot: BotUnderTest
         ) as back,
     ):
         assert back.status >= 400
-    saved = installs.installation_store(CLIENT_ID, store.engine)
+    saved = installations.installation_store(CLIENT_ID, store.engine)
     assert saved.find_bot(enterprise_id=None, team_id=ALPHA) is None
 
 
