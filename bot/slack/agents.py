@@ -146,12 +146,10 @@ class Agents:
         self._clock = clock
         self._installers: dict[str, tuple[str | None, float]] = {}
 
-    def _is_home(self, client: AsyncWebClient) -> bool:
-        return self._installs is None or (self._home_team is not None and workspace_of(client) == self._home_team)
-
     def curates(self, client: AsyncWebClient) -> bool:
-        """Whether agents in `client`'s workspace see and work the review queue, the proposals and the digest."""
-        return self._is_home(client)
+        """Whether `client`'s workspace is the home one, whose agents see and work the review queue, the proposals
+        and the digest."""
+        return self._installs is None or (self._home_team is not None and workspace_of(client) == self._home_team)
 
     async def can_label(self, client: AsyncWebClient, user_id: str | None) -> bool:
         """Whether `user_id`'s labels, corrections and ratings count as an agent's (they train the shared model)."""
@@ -177,7 +175,7 @@ class Agents:
 
     async def is_agent(self, client: AsyncWebClient, user_id: str | None) -> bool:
         """True if `user_id` is an agent of `client`'s workspace."""
-        if self._is_home(client):
+        if self.curates(client):
             return await self.home.is_agent(client, user_id)
         return bool(user_id) and user_id == await self.installer(client)
 
@@ -187,7 +185,7 @@ class Agents:
 
     async def channel(self, client: AsyncWebClient) -> str | None:
         """Where `client`'s workspace's hand-offs are announced (None: only stored)."""
-        return self._home_channel if self._is_home(client) else await self.installer(client)
+        return self._home_channel if self.curates(client) else await self.installer(client)
 
 
 def _strings(values: object) -> list[str]:
