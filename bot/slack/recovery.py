@@ -116,15 +116,13 @@ class Recovery:
         handler = HANDLERS.get(item.kind)
         if handler is None or item.kind not in KINDS:
             logger.error("inbox item %s has an unknown kind %r; dropped", item.key, item.kind)
-            with contextlib.suppress(StorageError):
-                await asyncio.to_thread(self.deps.repo.done, item.key)
+            await self._drop(item)
             return
         team = item.payload.get("team_id")
         client = await installs.client_for(self.deps.installs, self.client, team if isinstance(team, str) else "")
         if client is None:
             logger.warning("inbox item %s: workspace %s uninstalled the bot; dropped", item.key, team)
-            with contextlib.suppress(StorageError):
-                await asyncio.to_thread(self.deps.repo.done, item.key)
+            await self._drop(item)
             return
         claim = Claim(Work(item.key, item.kind, item.payload, item.text), item.received_at, item.attempts)
         intake = self.deps.intake
@@ -133,3 +131,8 @@ class Recovery:
             await intake.carry_out(claim, lambda: handler(self.deps, client, claim))
 
         await (self.flight.track(run)() if self.flight is not None else run())
+
+    async def _drop(self, item: InboxItem) -> None:
+        """Take work that can never be carried out off the inbox."""
+        with contextlib.suppress(StorageError):
+            await asyncio.to_thread(self.deps.repo.done, item.key)

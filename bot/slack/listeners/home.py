@@ -103,7 +103,7 @@ async def agent_view(deps: Deps) -> dict[str, Any]:
 
 
 async def publish(deps: Deps, client: AsyncWebClient, user: str) -> None:
-    """Publish `user`'s Home tab: the agents' view for an agent who curates (`Agents.curates`: it shows every
+    """Publish `user`'s Home tab: the agents' view for a home agent (`Agents.can_label`: it shows every
     workspace's figures and queue), the help page for everyone else."""
     if await deps.agents.can_label(client, user):
         view = await agent_view(deps)
