@@ -22,10 +22,18 @@ offering the right intent). `seed only` is the baseline. Significance: one-sided
 that the queue's models are better than each random draw's: a sign test on each question's share of models right,
 the exact McNemar test with one model (`training.stats.one_sided_p`).
 
-Target (issue 12): the queue's next model better than random's at N = 100 and 300 (p < 0.05 against each draw).
+`--log-samples K --log-share F`: the arms are run on K samples of the pool (F of it each, uniform), as K teams'
+logs: the queue's picks move with the logs (a 75 % sample of the same pool moved its N = 300 model 1.5 points on
+the test split), so one pool measures one draw of the queue as much as the queue. `across_samples` reports each
+sample's difference from its random draws, their mean and a one-sided t-test over the samples.
+
+Target (issue 12): the queue's next model better than random's at N = 100 and 300 (p < 0.05 against each draw;
+with log samples, the mean difference above 0 over the samples, p < 0.05).
 
 Usage:
     .venv/bin/python bench/bench_review.py --data ../shared/data/banking77 --ns 100,300
+    .venv/bin/python bench/bench_review.py --data ../shared/data/banking77 --arms seed,queue,random \
+        --log-samples 5 --log-share 0.75 --seed 8 --out bench/results/review_logs_s8
     .venv/bin/python bench/bench_review.py --data ../shared/data/banking77 --ns 300 --recipe nightly \
         --arms queue,random --model-seeds 1 --out bench/results/review_nightly
     .venv/bin/python bench/bench_review.py --data ../shared/data/hwu64 --eval-file valid.csv \
@@ -142,18 +150,15 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
         ("queue", f"queue, diverse x{k}" if k > 1 else "queue, margin order (no k-means)", ReviewConfig(diversity=k))
         for k in args.diversities
     ]
-    rows: list[dict[str, Any]] = []
-    seed_model = fit([]) if "seed" in args.arms else None
-    if seed_model is not None:
-        rows.append({"n": 0, "arm": "seed only", **seed_model})
-    for n in args.ns:
-        picks: dict[str, list[int]] = {}
-        for arm, name, config in queues:
-            if arm in args.arms:
-                picks[name] = [r.index for r in rank(probs, embeddings, labels, signals, limit=n, config=config)]
+
+    def picks(n: int, logs: list[int], tag: str) -> dict[str, list[int]]:
+        """Each arm's N questions (pool indices) from the logged questions `logs` (pool indices)."""
+        sub = (probs[logs], embeddings[logs], labels)
+        mapped = {name: [logs[r.index] for r in rank(*sub, [signals[i] for i in logs], limit=n, config=config)]
+                  for arm, name, config in queues if arm in args.arms}  # fmt: skip
         if "random" in args.arms:
             for s in range(1, args.random_seeds + 1):
-                picks[f"random {s}"] = random.Random(f"{args.seed}-{s}-{n}").sample(range(len(pool)), n)
+                mapped[f"random {s}"] = random.Random(f"{args.seed}-{s}-{n}{tag}").sample(logs, n)
         if args.rated:  # simulated customers: "not helpful" on a share of wrong answers (a fifth of that on right ones)
             rng = random.Random(f"{args.seed}-rated")
             odds = [args.rated if w else args.rated / 5 for w in wrong]
@@ -161,34 +166,50 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
                 dataclasses.replace(s, disagreement=not s.handed_off and rng.random() < p)
                 for s, p in zip(signals, odds, strict=True)
             ]
-            picks[f"queue, customers rate {args.rated:.0%} of wrong answers"] = [
-                r.index for r in rank(probs, embeddings, labels, rated, limit=n)
+            mapped[f"queue, customers rate {args.rated:.0%} of wrong answers"] = [
+                logs[r.index] for r in rank(*sub, [rated[i] for i in logs], limit=n)
             ]
         if "capped" in args.arms:  # exploratory: the queue's order, at most ceil(N / labels) per top guess
-            cap, seen, capped = -(-n // len(labels)), {}, []
-            for r in rank(probs, embeddings, labels, signals, limit=min(len(pool), 20 * n)):
+            cap, seen, capped = -(-n // len(labels)), dict[str, int](), list[int]()
+            for r in rank(*sub, [signals[i] for i in logs], limit=min(len(logs), 20 * n)):
                 seen[r.guesses[0][0]] = seen.get(r.guesses[0][0], 0) + 1
-                capped += [r.index] if seen[r.guesses[0][0]] <= cap and len(capped) < n else []
-            picks[f"queue, <= {cap} per top guess"] = capped
-        for name, chosen in picks.items():
-            print(f"[{args.data.name}] {datetime.now(UTC):%H:%M:%S} N={n} {name}: training ({args.recipe})", flush=True)
-            row = {"n": n, "arm": name, **fit([pool[i] for i in chosen])}
-            row |= {
-                "intents": len({pool[i].label for i in chosen}),
-                "handed_off": float(handed[chosen].mean()),
-                "production_wrong": float(wrong[chosen].mean()),
-                "shared_with_queue": len(set(chosen) & set(picks.get("queue", []))),
-            }
-            rows.append(row)
-        draws = [r for r in rows if r["n"] == n and r["arm"].startswith("random")]
-        for row in (r for r in rows if r["n"] == n):
-            row["top1"] = float(row["right"].mean())
-            if seed_model is not None:
-                row["p_better_than_seed"] = better_p(row["right"], seed_model["right"])
-            if not row["arm"].startswith("random"):
-                row["p_better_than_random"] = [better_p(row["right"], r["right"]) for r in draws]
-            print(f"[{args.data.name}] N={n} {row['arm']}: top-1 {row['top1']:.4f}, right answer "
-                  f"{row['right_answer']:.4f}, {row['seconds']} s")  # fmt: skip
+                capped += [logs[r.index]] if seen[r.guesses[0][0]] <= cap and len(capped) < n else []
+            mapped[f"queue, <= {cap} per top guess"] = capped
+        return mapped
+
+    rows: list[dict[str, Any]] = []
+    seed_model = fit([]) if "seed" in args.arms else None
+    if seed_model is not None:
+        rows.append({"n": 0, "sample": None, "arm": "seed only", **seed_model})
+    for sample in range(args.log_samples):
+        logs, tag = list(range(len(pool))), ""
+        if args.log_share < 1:  # a team's logs: a uniform share of the pool, one per sample
+            tag = f"-logs{sample}"
+            logs = sorted(random.Random(f"{args.seed}{tag}").sample(logs, round(args.log_share * len(pool))))
+        for n in args.ns:
+            chosen_by = picks(n, logs, tag)
+            for name, chosen in chosen_by.items():
+                print(f"[{args.data.name}] {datetime.now(UTC):%H:%M:%S} logs {sample} N={n} {name}: training "
+                      f"({args.recipe})", flush=True)  # fmt: skip
+                row = {"n": n, "sample": sample, "arm": name, **fit([pool[i] for i in chosen])}
+                row |= {
+                    "intents": len({pool[i].label for i in chosen}),
+                    "handed_off": float(handed[chosen].mean()),
+                    "production_wrong": float(wrong[chosen].mean()),
+                    "shared_with_queue": len(set(chosen) & set(chosen_by.get("queue", []))),
+                }
+                rows.append(row)
+            here = [r for r in rows if r["n"] == n and r["sample"] == sample]
+            draws = [r for r in here if r["arm"].startswith("random")]
+            for row in here:
+                row["top1"] = float(row["right"].mean())
+                if seed_model is not None:
+                    row["p_better_than_seed"] = better_p(row["right"], seed_model["right"])
+                if not row["arm"].startswith("random"):
+                    row["p_better_than_random"] = [better_p(row["right"], r["right"]) for r in draws]
+                print(f"[{args.data.name}] logs {sample} N={n} {row['arm']}: top-1 {row['top1']:.4f}, right answer "
+                      f"{row['right_answer']:.4f}, {row['seconds']} s")  # fmt: skip
+    summary = across_samples(rows)
     for row in rows:
         row["top1"] = float(row.pop("right").mean())
     return {
@@ -203,16 +224,60 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
         "eval_file": f"{args.holdout:.0%} of train held out" if args.holdout else args.eval_file,
         "pool_handed_off": float(handed.mean()),
         "pool_production_wrong": float(wrong.mean()),
+        "log_samples": args.log_samples,
+        "log_share": args.log_share,
         "rows": rows,
+        "across_samples": summary,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
 
+def across_samples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per N and non-random arm, over the log samples: its top-1 minus the mean of that sample's random draws
+    (each sample's difference; their mean, and a one-sided t-test that it is above 0, the samples being the
+    unit: it counts the variance of the queue's own picks), and a sign test on the test questions pooling every
+    sample's models (`better_p`)."""
+    from scipy.stats import ttest_1samp
+
+    out = []
+    for n in sorted({r["n"] for r in rows if r["n"] and r["arm"].startswith("random")}):  # Ns with random draws
+        arms = dict.fromkeys(r["arm"] for r in rows if r["n"] == n and not r["arm"].startswith("random"))
+        for arm in arms:
+            mine = [r for r in rows if r["n"] == n and r["arm"] == arm]
+            diffs, draws = [], []
+            for row in mine:
+                drawn = [
+                    r for r in rows if r["n"] == n and r["sample"] == row["sample"] and r["arm"].startswith("random")
+                ]
+                diffs.append(float(row["right"].mean() - np.mean([r["right"].mean() for r in drawn])))
+                draws += [r["right"] for r in drawn]
+            t_p = float(ttest_1samp(diffs, 0.0, alternative="greater").pvalue) if len(diffs) > 1 else None
+            out.append({
+                "n": n,
+                "arm": arm,
+                "samples": len(mine),
+                "top1": float(np.mean([r["right"].mean() for r in mine])),
+                "random_top1": float(np.mean([d.mean() for d in draws])),
+                "differences": diffs,
+                "t_p": t_p,
+                "question_p": better_p(np.vstack([r["right"] for r in mine]), np.vstack(draws)),
+                "beat_every_draw": sum(max(r["p_better_than_random"], default=1.0) < 0.05 for r in mine),
+            })  # fmt: skip
+    return out
+
+
 def verdicts(result: dict[str, Any]) -> dict[int, bool]:
-    """Per N: the queue beat every random draw (p < 0.05)."""
+    """Per N: the queue beat every random draw (p < 0.05) in every log sample."""
     return {
-        row["n"]: bool(row["p_better_than_random"]) and max(row["p_better_than_random"]) < 0.05
-        for row in result["rows"]
+        row["n"]: row["beat_every_draw"] == row["samples"] for row in result["across_samples"] if row["arm"] == "queue"
+    }
+
+
+def sample_verdicts(result: dict[str, Any]) -> dict[int, bool]:
+    """Per N, with more than one log sample: the queue's mean difference from random is above 0 (t-test, p < 0.05)."""
+    return {
+        row["n"]: row["t_p"] is not None and row["t_p"] < 0.05
+        for row in result["across_samples"]
         if row["arm"] == "queue"
     }
 
@@ -225,29 +290,47 @@ def to_markdown(result: dict[str, Any], meta: dict[str, Any]) -> str:
         f"next models' recipe: {result['recipe']}, {result['model_seeds']} model seeds per arm; "
         f"seed {result['seed_rows']} ({result['per_intent']} per intent), "
         f"pool {result['pool']} (production hands off {result['pool_handed_off']:.3f}, top-1 wrong on "
-        f"{result['pool_production_wrong']:.3f}), {result['eval_file']} {result['test']}; "
-        f"{result['seconds']:.0f} s",
+        f"{result['pool_production_wrong']:.3f}), {result['log_samples']} log sample(s) of "
+        f"{result['log_share']:.0%} of it, {result['eval_file']} {result['test']}; {result['seconds']:.0f} s",
         "",
-        "| N | arm | test top-1 (model seeds' range) | right answer | p better than seed only | "
+        "| N | logs | arm | test top-1 (model seeds' range) | right answer | p better than seed only | "
         "p better than each random draw | "
         "intents labelled | handed off | production wrong | shared with queue |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in result["rows"]:
         spread = row["top1_by_model_seed"]
         versus = " / ".join(_fmt(p) for p in row.get("p_better_than_random", [])) or "-"
         lines.append(
-            f"| {row['n']} | {row['arm']} | {row['top1']:.4f} ({min(spread):.3f}-{max(spread):.3f}) | "
+            f"| {row['n']} | {_fmt(row['sample'])} | {row['arm']} | "
+            f"{row['top1']:.4f} ({min(spread):.3f}-{max(spread):.3f}) | "
             f"{row['right_answer']:.4f} | "
             f"{_fmt(row.get('p_better_than_seed'))} | {versus} | {row.get('intents', '-')} | "
             f"{_fmt(row.get('handed_off'))} | {_fmt(row.get('production_wrong'))} | "
             f"{row.get('shared_with_queue', '-')} |"
         )
-    for n in sorted({row["n"] for row in result["rows"] if row["arm"].startswith("random")}):
-        draws = [row["top1"] for row in result["rows"] if row["n"] == n and row["arm"].startswith("random")]
-        lines.append(f"\nN={n}: random mean top-1 {np.mean(draws):.4f} over {len(draws)} draws")
+    lines += [
+        "",
+        "Across the log samples: top-1 minus the mean of the same sample's random draws.",
+        "",
+        "| N | arm | samples | top-1 (mean) | random (mean) | difference (mean; each sample) | t-test p | "
+        "question sign-test p | samples beating every draw |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in result["across_samples"]:
+        each = " / ".join(f"{d:+.4f}" for d in row["differences"])
+        lines.append(
+            f"| {row['n']} | {row['arm']} | {row['samples']} | {row['top1']:.4f} | {row['random_top1']:.4f} | "
+            f"{np.mean(row['differences']):+.4f} ({each}) | {_fmt(row['t_p'])} | {_fmt(row['question_p'])} | "
+            f"{row['beat_every_draw']} |"
+        )
     for n, met in verdicts(result).items():
-        lines.append(f"\nN={n}: queue better than every random draw (p < 0.05): {'met' if met else '**missed**'}")
+        lines.append(f"\nN={n}: queue better than every random draw (p < 0.05) in every log sample: "
+                     f"{'met' if met else '**missed**'}")  # fmt: skip
+    if result["log_samples"] > 1:
+        for n, met in sample_verdicts(result).items():
+            lines.append(f"\nN={n}: queue's mean difference from random above 0 over the log samples (t-test "
+                         f"p < 0.05): {'met' if met else '**missed**'}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -264,6 +347,8 @@ def main() -> None:
         "--holdout", type=float, default=0.0, help="measure on this share of the training split, kept out of the pool"
     )
     parser.add_argument("--per-intent", type=int, default=10)
+    parser.add_argument("--log-samples", type=int, default=1, help="samples of the pool as the logs, each measured")
+    parser.add_argument("--log-share", type=float, default=1.0, help="share of the pool in each log sample")
     parser.add_argument("--ns", default="100,300")
     parser.add_argument("--model-seeds", type=int, default=3, help="next models trained per arm (mean reported)")
     parser.add_argument("--random-seeds", type=int, default=3)
