@@ -52,6 +52,7 @@ import argparse
 import dataclasses
 import random
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,17 +112,31 @@ def better_p(first: np.ndarray, second: np.ndarray) -> float:
     return one_sided_p(int((diff > 0).sum()), int((diff != 0).sum()))
 
 
-def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
-    seed_rows, pool, held = split_seed(args.data, args.per_intent, args.seed, args.holdout)
-    test = held if args.holdout else load_examples(args.data / args.eval_file)
-    memo: dict[str, Any] = {}
-    started = time.perf_counter()
+def scored_pool(
+    base_model: str, seed_rows: list[Example], pool: list[Example], memo: dict[str, Any]
+) -> tuple[IntentModel, np.ndarray, np.ndarray, list[Signals]]:
+    """Production (the first model, trained on the seed) and what it says of the pool: probabilities, embeddings
+    and each question's signals (handed off when its action is not "answer")."""
     production = train(recipe(base_model, 0), seed_rows, progress=False, memo=memo)
     production.memo = memo
     texts = [ex.text for ex in pool]
     probs, embeddings = production.probabilities(texts, 128)
     signals = [Signals(handed_off=p.action != "answer") for p in production.predict(texts, 128)]
     production.memo = None
+    return production, probs, embeddings, signals
+
+
+def random_draw(seed: int, draw: int, n: int, logs: Sequence[int], tag: str = "") -> list[int]:
+    """Random draw number `draw` of N of the logged questions `logs` (`tag` names the log sample; "" for the pool)."""
+    return random.Random(f"{seed}-{draw}-{n}{tag}").sample(list(logs), n)
+
+
+def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
+    seed_rows, pool, held = split_seed(args.data, args.per_intent, args.seed, args.holdout)
+    test = held if args.holdout else load_examples(args.data / args.eval_file)
+    memo: dict[str, Any] = {}
+    started = time.perf_counter()
+    production, probs, embeddings, signals = scored_pool(base_model, seed_rows, pool, memo)
     labels = production.labels
     wrong = np.array([labels[i] != ex.label for i, ex in zip(probs.argmax(axis=1), pool, strict=True)])
     handed = np.array([s.handed_off for s in signals])
@@ -158,7 +173,7 @@ def run(args: argparse.Namespace, base_model: str) -> dict[str, Any]:
                   for arm, name, config in queues if arm in args.arms}  # fmt: skip
         if "random" in args.arms:
             for s in range(1, args.random_seeds + 1):
-                mapped[f"random {s}"] = random.Random(f"{args.seed}-{s}-{n}{tag}").sample(logs, n)
+                mapped[f"random {s}"] = random_draw(args.seed, s, n, logs, tag)
         if args.rated:  # simulated customers: "not helpful" on a share of wrong answers (a fifth of that on right ones)
             rng = random.Random(f"{args.seed}-rated")
             odds = [args.rated if w else args.rated / 5 for w in wrong]

@@ -20,17 +20,16 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from bench_gate import recipe, run_meta, write_results
-from bench_review import better_p, scored, split_seed
+from bench_review import better_p, random_draw, scored, scored_pool, split_seed
 
 from bot.settings import bundled_base_model
 from training.data import Example, load_examples
-from training.review import Signals, rank
+from training.review import rank
 from training.train import train
 
 SIMILAR = 0.9
@@ -46,11 +45,8 @@ def check(data: Path, seed: int, ns: list[int], draws: int, model_seeds: int, ba
     seed_rows, pool, held = split_seed(data, 10, seed, 0.25)
     test = load_examples(data / "test.csv")
     memo: dict[str, Any] = {}
-    production = train(recipe(base, 0), seed_rows, progress=False, memo=memo)
+    production, probs, pool_vectors, signals = scored_pool(base, seed_rows, pool, memo)
     production.memo = memo
-    texts = [ex.text for ex in pool]
-    probs, pool_vectors = production.probabilities(texts, 128)
-    signals = [Signals(handed_off=p.action != "answer") for p in production.predict(texts, 128)]
     sets = {"held out": held, "test": test}
     vectors = {name: unit(production.probabilities([ex.text for ex in rows], 128)[1]) for name, rows in sets.items()}
     production.memo = None
@@ -75,7 +71,7 @@ def check(data: Path, seed: int, ns: list[int], draws: int, model_seeds: int, ba
     for n in ns:
         picks = {"queue": [r.index for r in rank(probs, pool_vectors, production.labels, signals, limit=n)]}
         for s in range(1, draws + 1):  # the draws of bench_review.py --holdout
-            picks[f"random {s}"] = random.Random(f"{seed}-{s}-{n}").sample(range(len(pool)), n)
+            picks[f"random {s}"] = random_draw(seed, s, n, range(len(pool)))
         fitted = {arm: fit([pool[i] for i in chosen]) for arm, chosen in picks.items()}
         for arm, chosen in picks.items():
             near = {name: float(((vectors[name] @ pool_unit[chosen].T).max(axis=1) >= SIMILAR).mean()) for name in sets}
